@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Install every Debian package hvmm needs to build, test and benchmark.
+#
+# Idempotent and quiet when everything is already present. Run as root (or with
+# sudo available). `--bench` also installs the side-by-side references the
+# benchmarks compare against (QEMU).
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build pkg-config ccache clang-format
+  linux-libc-dev
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  libboost-dev libgtest-dev libgmock-dev libbenchmark-dev
+  libspdlog-dev libfmt-dev libcli11-dev libzstd-dev libseccomp-dev
+  libclang-rt-14-dev
+)
+if [[ "${1:-}" == "--bench" ]]; then
+  packages+=(qemu-system-x86)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+sudo=""
+[[ $(id -u) -ne 0 ]] && sudo="sudo"
+echo "deploy: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
