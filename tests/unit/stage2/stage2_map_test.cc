@@ -1,0 +1,249 @@
+// Stage2Map: the raw table structure after each kind of operation.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "hvmm/stage2/stage2_map.h"
+
+namespace hvmm::stage2 {
+namespace {
+
+constexpr uint64_t kPage = kPageSize;
+constexpr uint64_t k2M = kLargePageSize;
+constexpr uint64_t k1G = kHugePageSize;
+// A 40-bit space: start at ARM level 1 with two concatenated root tables (hvmm level 2).
+constexpr unsigned kIpaBits = 40;
+
+// The table a table descriptor points at.
+const uint64_t* child(uint64_t table_descriptor) {
+  EXPECT_TRUE(Descriptor(table_descriptor).is_table(1)) << std::hex << table_descriptor;
+  return reinterpret_cast<const uint64_t*>(Descriptor(table_descriptor).address());
+}
+
+// Number of non-zero entries in a table of `n` entries.
+int populated(const uint64_t* table, unsigned n = kEntriesPerTable) {
+  int count = 0;
+  for (unsigned i = 0; i < n; ++i)
+    count += table[i] != 0;
+  return count;
+}
+
+class Stage2MapTest : public ::testing::Test {
+ protected:
+  Stage2Map make_map(MapOptions options = {}) {
+    auto map = Stage2Map::create(IpaSpace::create(kIpaBits).value(), tables_, options);
+    EXPECT_TRUE(map.ok());
+    return std::move(map).value();
+  }
+  HeapTableAllocator tables_;
+};
+
+// One 4 KiB page: a level-1 and a level-0 table appear; only the page's leaf is set.
+TEST_F(Stage2MapTest, MapOnePageBuildsTablesDownToTheLeaf) {
+  Stage2Map map = make_map();
+  ASSERT_TRUE(map.map({Ipa(0x4000'3000), kPage}, HostOffset(0x7000), kRamAttributes).ok());
+
+  EXPECT_EQ(populated(map.root(), map.space().root_entries()), 1);
+  const uint64_t* l1 = child(map.root()[1]);
+  EXPECT_EQ(populated(l1), 1);
+  const uint64_t* l0 = child(l1[0]);
+  EXPECT_EQ(populated(l0), 1);
+  EXPECT_EQ(l0[3], Descriptor::leaf(0, HostOffset(0x7000), kRamAttributes, {}, true).raw());
+  EXPECT_EQ(map.table_count(), 2u + 2u);
+  EXPECT_EQ(tables_.tables_in_use(), 2u);
+}
+
+// An aligned 2 MiB range becomes one level-1 block; no page table is allocated.
+TEST_F(Stage2MapTest, AlignedTwoMegabytesIsOneBlock) {
+  Stage2Map map = make_map();
+  ASSERT_TRUE(map.map({Ipa(0x60'0000), k2M}, HostOffset(0x20'0000), kRamAttributes).ok());
+
+  const uint64_t* l1 = child(map.root()[0]);
+  EXPECT_EQ(populated(l1), 1);
+  EXPECT_EQ(l1[3], Descriptor::leaf(1, HostOffset(0x20'0000), kRamAttributes, {}, true).raw());
+  EXPECT_FALSE(Descriptor(l1[3]).is_table(1));
+  EXPECT_EQ(tables_.tables_in_use(), 1u);
+}
+
+// An aligned 1 GiB range becomes one block in the root; no table is allocated at all.
+TEST_F(Stage2MapTest, AlignedGigabyteIsOneRootBlock) {
+  Stage2Map map = make_map();
+  ASSERT_TRUE(map.map({Ipa(3 * k1G), k1G}, HostOffset(k1G), kRamAttributes).ok());
+
+  EXPECT_EQ(populated(map.root(), map.space().root_entries()), 1);
+  EXPECT_EQ(map.root()[3], Descriptor::leaf(2, HostOffset(k1G), kRamAttributes, {}, true).raw());
+  EXPECT_EQ(tables_.tables_in_use(), 0u);
+}
+
+// An output that is only page aligned forces pages even for an aligned 2 MiB IPA range.
+TEST_F(Stage2MapTest, MisalignedOutputFallsBackToPages) {
+  Stage2Map map = make_map();
+  ASSERT_TRUE(map.map({Ipa(0), k2M}, HostOffset(0x1000), kRamAttributes).ok());
+
+  const uint64_t* l0 = child(child(map.root()[0])[0]);
+  EXPECT_EQ(populated(l0), 512);
+  EXPECT_EQ(Descriptor(l0[511]).output(), HostOffset(0x1000 + 511 * kPage));
+}
+
+// max_block_level = 0 maps only pages.
+TEST_F(Stage2MapTest, MaxBlockLevelZeroMapsPagesOnly) {
+  Stage2Map map = make_map(MapOptions{.max_block_level = 0});
+  ASSERT_TRUE(map.map({Ipa(0), 2 * k2M}, HostOffset(0), kRamAttributes).ok());
+  EXPECT_EQ(tables_.tables_in_use(), 3u);  // one level-1 table, two page tables
+}
+
+// Protecting half of a block splits it into pages; restoring the rest coalesces it back.
+TEST_F(Stage2MapTest, PartialProtectSplitsAndRestoreCoalesces) {
+  Stage2Map map = make_map();
+  ASSERT_TRUE(map.map({Ipa(0), k2M}, HostOffset(0), kRamAttributes).ok());
+  ASSERT_TRUE(map.protect({Ipa(0), k2M / 2}, Permissions::kReadOnly, false).ok());
+
+  const uint64_t* l1 = child(map.root()[0]);
+  const uint64_t* l0 = child(l1[0]);
+  EXPECT_EQ(Descriptor(l0[0]).attributes().permissions, Permissions::kReadOnly);
+  EXPECT_FALSE(Descriptor(l0[255]).attributes().executable);
+  EXPECT_EQ(Descriptor(l0[256]).attributes().permissions, Permissions::kReadWrite);
+  EXPECT_EQ(Descriptor(l0[511]).output(), HostOffset(511 * kPage));
+
+  ASSERT_TRUE(map.protect({Ipa(0), k2M / 2}, Permissions::kReadWrite, true).ok());
+  EXPECT_EQ(l1[0], Descriptor::leaf(1, HostOffset(0), kRamAttributes, {}, true).raw());
+  EXPECT_EQ(tables_.tables_in_use(), 1u);
+}
+
+// Unmapping part of a gigabyte block splits it twice; unmapping the rest frees every table.
+TEST_F(Stage2MapTest, UnmapSplitsBlocksAndFreesEmptyTables) {
+  Stage2Map map = make_map();
+  ASSERT_TRUE(map.map({Ipa(0), k1G}, HostOffset(0), kRamAttributes).ok());
+  ASSERT_TRUE(map.unmap({Ipa(k2M + kPage), kPage}).ok());
+
+  const uint64_t* l1 = child(map.root()[0]);
+  EXPECT_EQ(populated(l1), 512);
+  EXPECT_EQ(l1[0], Descriptor::leaf(1, HostOffset(0), kRamAttributes, {}, true).raw());
+  const uint64_t* l0 = child(l1[1]);
+  EXPECT_EQ(populated(l0), 511);
+  EXPECT_EQ(l0[1], 0u);
+  EXPECT_EQ(Descriptor(l0[2]).output(), HostOffset(k2M + 2 * kPage));
+  EXPECT_FALSE(map.translate(Ipa(k2M + kPage)).has_value());
+
+  ASSERT_TRUE(map.unmap({Ipa(0), k1G}).ok());
+  EXPECT_EQ(map.root()[0], 0u);
+  EXPECT_EQ(tables_.tables_in_use(), 0u);
+  EXPECT_EQ(map.table_count(), map.space().root_tables());
+}
+
+// Remapping back the hole of a split block coalesces all the way back to the 1 GiB block.
+TEST_F(Stage2MapTest, RefillingAHoleCoalescesToTheOriginalBlock) {
+  Stage2Map map = make_map();
+  ASSERT_TRUE(map.map({Ipa(0), k1G}, HostOffset(0), kRamAttributes).ok());
+  ASSERT_TRUE(map.unmap({Ipa(5 * kPage), kPage}).ok());
+  ASSERT_TRUE(map.map({Ipa(5 * kPage), kPage}, HostOffset(5 * kPage), kRamAttributes).ok());
+  EXPECT_EQ(map.root()[0], Descriptor::leaf(2, HostOffset(0), kRamAttributes, {}, true).raw());
+  EXPECT_EQ(tables_.tables_in_use(), 0u);
+}
+
+// Ballooning a page leaves an invalid descriptor that keeps the output address and state.
+TEST_F(Stage2MapTest, BalloonedPageIsAnnotatedInvalidLeaf) {
+  Stage2Map map = make_map();
+  ASSERT_TRUE(map.map({Ipa(0), k2M}, HostOffset(0), kRamAttributes).ok());
+  PageStateUpdate balloon{.set_backing = true, .backing = Backing::kBallooned};
+  ASSERT_TRUE(map.set_page_state({Ipa(kPage), kPage}, balloon).ok());
+
+  const uint64_t* l0 = child(child(map.root()[0])[0]);
+  const Descriptor d(l0[1]);
+  EXPECT_FALSE(d.valid());
+  EXPECT_EQ(d.output(), HostOffset(kPage));
+  EXPECT_EQ(d.state().backing, Backing::kBallooned);
+  EXPECT_TRUE(l0[0] & bits::kValid);
+  auto t = map.translate(Ipa(kPage + 0x10));
+  ASSERT_TRUE(t.has_value());
+  EXPECT_EQ(t->state.backing, Backing::kBallooned);
+  EXPECT_EQ(t->output, HostOffset(kPage + 0x10));
+
+  PageStateUpdate deflate{.set_backing = true, .backing = Backing::kResident};
+  ASSERT_TRUE(map.set_page_state({Ipa(kPage), kPage}, deflate).ok());
+  EXPECT_EQ(child(map.root()[0])[0],
+            Descriptor::leaf(1, HostOffset(0), kRamAttributes, {}, true).raw());
+}
+
+// Translation adds the offset inside the leaf and reports the leaf's level.
+TEST_F(Stage2MapTest, TranslateInsideBlocksAndPages) {
+  Stage2Map map = make_map();
+  ASSERT_TRUE(map.map({Ipa(k1G), k1G}, HostOffset(4 * k1G), kRamAttributes).ok());
+  ASSERT_TRUE(map.map({Ipa(0x1000), kPage}, HostOffset(0x9000), kRamAttributes).ok());
+  auto block = map.translate(Ipa(k1G + 0x12345));
+  ASSERT_TRUE(block.has_value());
+  EXPECT_EQ(block->output, HostOffset(4 * k1G + 0x12345));
+  EXPECT_EQ(block->level, 2u);
+  auto page = map.translate(Ipa(0x1fff));
+  ASSERT_TRUE(page.has_value());
+  EXPECT_EQ(page->output, HostOffset(0x9fff));
+  EXPECT_EQ(page->level, 0u);
+  EXPECT_FALSE(map.translate(Ipa(0x2000)).has_value());
+  EXPECT_FALSE(map.translate(Ipa(uint64_t{1} << kIpaBits)).has_value());
+}
+
+// mkold clears AF and reports youth once; mark_young sets it again; blocks age whole.
+TEST_F(Stage2MapTest, AgingClearsAndSetsAccessFlag) {
+  Stage2Map map = make_map();
+  ASSERT_TRUE(map.map({Ipa(0), k2M}, HostOffset(0), kRamAttributes).ok());
+  EXPECT_TRUE(map.test_young({Ipa(0), kPage}));
+  EXPECT_TRUE(map.mkold({Ipa(0), kPage}));
+  EXPECT_FALSE(map.test_young({Ipa(k2M - kPage), kPage}));  // the whole block aged
+  EXPECT_FALSE(map.mkold({Ipa(0), k2M}));
+  EXPECT_EQ(tables_.tables_in_use(), 1u);  // no split
+  EXPECT_TRUE(map.mark_young(Ipa(0x1234)));
+  EXPECT_TRUE(map.test_young({Ipa(0), k2M}));
+  EXPECT_FALSE(map.mark_young(Ipa(k1G)));
+}
+
+// Records the order of hook calls and what translate() said at each point.
+class RecordingHooks : public ChangeHooks {
+ public:
+  explicit RecordingHooks(const Stage2Map& map, Ipa probe) : map_(map), probe_(probe) {}
+  void range_start(const Change& c) override { record("start", c); }
+  void range_updated(const Change& c) override { record("updated", c); }
+  void range_end(const Change& c) override { record("end", c); }
+  std::vector<std::string> events;
+
+ private:
+  void record(const char* what, const Change& c) {
+    events.push_back(fmt::format("{} {} {} {}", what, change_reason_name(c.reason), c.range,
+                                 map_.translate(probe_).has_value() ? "mapped" : "unmapped"));
+  }
+  const Stage2Map& map_;
+  Ipa probe_;
+};
+
+// Break-before-make: start sees the old entry, updated and end see the new one.
+TEST_F(Stage2MapTest, HooksRunStartUpdateEndWithReason) {
+  Stage2Map map = make_map();
+  RecordingHooks hooks(map, Ipa(0x2000));
+  map.add_hooks(hooks);
+  ASSERT_TRUE(map.map({Ipa(0x2000), kPage}, HostOffset(0), kRamAttributes).ok());
+  ASSERT_TRUE(map.unmap({Ipa(0x2000), kPage}, ChangeReason::kBalloon).ok());
+  EXPECT_FALSE(map.unmap({Ipa(0x2001), kPage}).ok());  // rejected: no hook call
+  map.remove_hooks(hooks);
+  const std::vector<std::string> expected = {
+      "start map [0x2000, 0x3000) unmapped",       "updated map [0x2000, 0x3000) mapped",
+      "end map [0x2000, 0x3000) mapped",           "start balloon [0x2000, 0x3000) mapped",
+      "updated balloon [0x2000, 0x3000) unmapped", "end balloon [0x2000, 0x3000) unmapped",
+  };
+  EXPECT_EQ(hooks.events, expected);
+}
+
+// The dump coalesces contiguous leaves with equal attributes into one line each.
+TEST_F(Stage2MapTest, DumpCoalescesRuns) {
+  Stage2Map map = make_map();
+  ASSERT_TRUE(map.map({Ipa(0), k2M + 2 * kPage}, HostOffset(0), kRamAttributes).ok());
+  ASSERT_TRUE(map.protect({Ipa(k2M + kPage), kPage}, Permissions::kReadOnly, false).ok());
+  ASSERT_TRUE(map.set_page_state({Ipa(0), kPage}, {.set_pinned = true, .pinned = true}).ok());
+  EXPECT_EQ(map.dump(),
+            "stage-2 map: 40-bit IPA, start level 1 (2 root tables), 5 tables\n"
+            "  [0x0, 0x1000) -> 0x0 rwx normal-wb inner resident young pinned 4K\n"
+            "  [0x1000, 0x201000) -> 0x1000 rwx normal-wb inner resident young 4K\n"
+            "  [0x201000, 0x202000) -> 0x201000 r-- normal-wb inner resident young 4K\n");
+}
+
+}  // namespace
+}  // namespace hvmm::stage2
