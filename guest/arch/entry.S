@@ -1,0 +1,213 @@
+/* Interrupt, exception and system-call entry points. Every entry builds a TrapFrame
+ * (include/hvmm/guest/arch/trap.h) on the kernel stack and calls a C++ dispatcher. */
+
+#define PERCPU_KERNEL_RSP 8
+#define PERCPU_USER_RSP 16
+#define PERCPU_RETURN_RSP 24
+#define USER_DS (0x18 | 3)
+#define USER_CS (0x20 | 3)
+#define VECTOR_SYSCALL 0x100
+
+.macro SAVE_REGS
+  pushq %rax
+  pushq %rbx
+  pushq %rcx
+  pushq %rdx
+  pushq %rsi
+  pushq %rdi
+  pushq %rbp
+  pushq %r8
+  pushq %r9
+  pushq %r10
+  pushq %r11
+  pushq %r12
+  pushq %r13
+  pushq %r14
+  pushq %r15
+.endm
+
+.macro RESTORE_REGS
+  popq %r15
+  popq %r14
+  popq %r13
+  popq %r12
+  popq %r11
+  popq %r10
+  popq %r9
+  popq %r8
+  popq %rbp
+  popq %rdi
+  popq %rsi
+  popq %rdx
+  popq %rcx
+  popq %rbx
+  popq %rax
+.endm
+
+  .text
+/* 256 stubs, 16 bytes apart: push a zero error code where the CPU pushes none, push the
+ * vector, join the common path. */
+  .balign 16
+  .globl isr_stubs
+isr_stubs:
+  .set vec, 0
+  .rept 256
+  .balign 16
+  .if (vec == 8) || (vec >= 10 && vec <= 14) || (vec == 17) || (vec == 21) || (vec == 29) || (vec == 30)
+  .else
+  pushq $0
+  .endif
+  pushq $vec
+  jmp isr_common
+  .set vec, vec + 1
+  .endr
+
+isr_common:
+  SAVE_REGS
+  cld
+  movq %rsp, %rdi
+  call trap_dispatch
+  RESTORE_REGS
+  addq $16, %rsp
+  iretq
+
+/* `syscall` from ring 3: RCX = user RIP, R11 = user RFLAGS, RSP still the user stack, IF
+ * cleared by FMASK. GS base is the per-CPU block (user code never changes GS). Build an
+ * interrupt-like frame on the kernel stack and return with iretq (sysretq is unusable on
+ * this machine's hypervisor). */
+  .globl syscall_entry
+syscall_entry:
+  movq %rsp, %gs:PERCPU_USER_RSP
+  movq %gs:PERCPU_KERNEL_RSP, %rsp
+  pushq $USER_DS
+  pushq %gs:PERCPU_USER_RSP
+  pushq %r11
+  pushq $USER_CS
+  pushq %rcx
+  pushq $0
+  pushq $VECTOR_SYSCALL
+  SAVE_REGS
+  cld
+  movq %rsp, %rdi
+  call syscall_dispatch
+  RESTORE_REGS
+  addq $16, %rsp
+  iretq
+
+/* uint64_t user_enter(uint64_t rip, uint64_t rsp, uint64_t arg): save the callee-saved
+ * registers, remember this stack as the return point, make it the ring-3 trap stack, and
+ * iretq to ring 3 with `arg` in RDI. Returns when user_return() is called. */
+  .globl user_enter
+user_enter:
+  pushq %rbx
+  pushq %rbp
+  pushq %r12
+  pushq %r13
+  pushq %r14
+  pushq %r15
+  movq %rsp, %gs:PERCPU_RETURN_RSP
+  leaq -64(%rsp), %rax
+  andq $-16, %rax
+  movq %rax, %gs:PERCPU_KERNEL_RSP
+  pushq %rdi
+  pushq %rsi
+  movq %rax, %rdi
+  call user_set_trap_stack
+  popq %rsi
+  popq %rdi
+  pushq $USER_DS
+  pushq %rsi
+  pushq $0x202
+  pushq $USER_CS
+  pushq %rdi
+  movq %rdx, %rdi
+  xorl %eax, %eax
+  xorl %ebx, %ebx
+  xorl %ecx, %ecx
+  xorl %edx, %edx
+  xorl %esi, %esi
+  xorl %ebp, %ebp
+  xorl %r8d, %r8d
+  xorl %r9d, %r9d
+  xorl %r10d, %r10d
+  xorl %r11d, %r11d
+  xorl %r12d, %r12d
+  xorl %r13d, %r13d
+  xorl %r14d, %r14d
+  xorl %r15d, %r15d
+  iretq
+
+/* [[noreturn]] void user_return(uint64_t value): unwind to the user_enter() of this CPU
+ * and make it return `value`. Called from a syscall or fault handler on the trap stack. */
+  .globl user_return
+user_return:
+  movq %gs:PERCPU_RETURN_RSP, %rsp
+  movq %rdi, %rax
+  popq %r15
+  popq %r14
+  popq %r13
+  popq %r12
+  popq %rbp
+  popq %rbx
+  ret
+
+/* The AP trampoline, copied to a page below 1 MiB and entered by SIPI in real mode at
+ * CS = page >> 4, IP = 0. It goes straight from real mode to long mode on the boot page
+ * tables, then jumps to ap_entry64 in the higher half. The BSP patches the fields at the
+ * end (offsets from trampoline_start) before each SIPI. */
+  .section .rodata
+  .balign 16
+  .globl trampoline_start, trampoline_end
+  .globl trampoline_gdtr, trampoline_jump, trampoline_cr3, trampoline_stack
+  .globl trampoline_entry, trampoline_cpu
+  .code16
+trampoline_start:
+  cli
+  cld
+  movw %cs, %ax
+  movw %ax, %ds
+  lgdtl trampoline_gdtr - trampoline_start
+  movl $0x20, %eax
+  movl %eax, %cr4
+  movl trampoline_cr3 - trampoline_start, %eax
+  movl %eax, %cr3
+  movl $0xc0000080, %ecx
+  rdmsr
+  orl $0x901, %eax
+  wrmsr
+  movl $0x80010001, %eax
+  movl %eax, %cr0
+  ljmpl *(trampoline_jump - trampoline_start)
+  .code64
+trampoline_long:
+  movl $0x10, %eax
+  movl %eax, %ds
+  movl %eax, %es
+  movl %eax, %ss
+  movq trampoline_stack(%rip), %rsp
+  movq trampoline_cpu(%rip), %rdi
+  movq trampoline_entry(%rip), %rax
+  jmp *%rax
+  .balign 8
+trampoline_gdt:
+  .quad 0
+  .quad 0x00af9a000000ffff
+  .quad 0x00cf92000000ffff
+trampoline_gdtr:
+  .word 23
+  .long 0           /* patched: physical address of trampoline_gdt */
+  .balign 4
+trampoline_jump:
+  .long 0           /* patched: physical address of trampoline_long */
+  .word 0x08
+  .balign 8
+trampoline_cr3:
+  .quad 0
+trampoline_stack:
+  .quad 0
+trampoline_entry:
+  .quad 0
+trampoline_cpu:
+  .quad 0
+trampoline_end:
+  .globl trampoline_gdt, trampoline_long

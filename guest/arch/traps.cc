@@ -1,0 +1,78 @@
+// The C++ side of every interrupt and exception: route page faults to the fault handler,
+// other exceptions to the user-fault path (ring 3) or to a panic (ring 0), and interrupts to
+// their registered handlers.
+#include "hvmm/guest/arch/cpu.h"
+#include "hvmm/guest/arch/trap.h"
+#include "hvmm/guest/console.h"
+#include "hvmm/guest/fault.h"
+#include "hvmm/guest/panic.h"
+
+namespace hvmm::guest::arch {
+
+InterruptHandler interrupt_handler(uint8_t vector);
+
+namespace {
+
+// Human-readable names of the architectural exceptions.
+const char* const kExceptionNames[32] = {"divide error",
+                                         "debug",
+                                         "NMI",
+                                         "breakpoint",
+                                         "overflow",
+                                         "bound range",
+                                         "invalid opcode",
+                                         "device not available",
+                                         "double fault",
+                                         "coprocessor overrun",
+                                         "invalid TSS",
+                                         "segment not present",
+                                         "stack fault",
+                                         "general protection",
+                                         "page fault",
+                                         "reserved",
+                                         "x87 error",
+                                         "alignment check",
+                                         "machine check",
+                                         "SIMD error",
+                                         "virtualization",
+                                         "control protection",
+                                         "reserved",
+                                         "reserved",
+                                         "reserved",
+                                         "reserved",
+                                         "reserved",
+                                         "reserved",
+                                         "hypervisor injection",
+                                         "VMM communication",
+                                         "security",
+                                         "reserved"};
+
+}  // namespace
+
+// Name of an exception vector (for messages).
+const char* exception_name(uint64_t vector) {
+  return vector < 32 ? kExceptionNames[vector] : "interrupt";
+}
+
+}  // namespace hvmm::guest::arch
+
+// Entry from isr_common (entry.S).
+extern "C" void trap_dispatch(hvmm::guest::TrapFrame* frame) {
+  using namespace hvmm::guest;
+  if (frame->vector == arch::kVectorPageFault) {
+    handle_page_fault(*frame, arch::read_cr2());
+    return;
+  }
+  if (frame->vector < 32) {
+    if (arch::from_user(*frame))
+      kill_user_process(*frame, arch::exception_name(frame->vector));
+    panic_with_frame(kExitKernelFault, *frame, "unhandled exception %lu (%s) in kernel",
+                     frame->vector, arch::exception_name(frame->vector));
+  }
+  arch::InterruptHandler handler = arch::interrupt_handler(static_cast<uint8_t>(frame->vector));
+  if (handler == nullptr) {
+    printk_level(kLogWarn, "unexpected interrupt %lu\n", frame->vector);
+    return;
+  }
+  handler(*frame);
+}
