@@ -29,8 +29,8 @@ Access without_write(Access access) {
 }  // namespace
 
 // Subscribe to the whole IPA space: any invalidation makes in-flight walks uncacheable.
-Result<Translator> Translator::create(const Stage2Map& map, std::shared_mutex& map_lock,
-                                      Stage2Tlb& tlb, NotifierRegistry& notifiers, uint16_t vmid,
+Result<Translator> Translator::create(Stage2Map& map, std::shared_mutex& map_lock, Stage2Tlb& tlb,
+                                      NotifierRegistry& notifiers, uint16_t vmid,
                                       HostBacking backing) {
   if (backing.base == nullptr ||
       !is_aligned(reinterpret_cast<uintptr_t>(backing.base), kPageSize)) {
@@ -43,7 +43,7 @@ Result<Translator> Translator::create(const Stage2Map& map, std::shared_mutex& m
   return Translator(map, map_lock, tlb, std::move(subscription).value(), vmid, backing);
 }
 
-Translator::Translator(const Stage2Map& map, std::shared_mutex& map_lock, Stage2Tlb& tlb,
+Translator::Translator(Stage2Map& map, std::shared_mutex& map_lock, Stage2Tlb& tlb,
                        IntervalSubscription subscription, uint16_t vmid, HostBacking backing)
     : map_(&map),
       map_lock_(&map_lock),
@@ -73,7 +73,9 @@ Result<std::byte*> Translator::translate_slow(Ipa ipa, Access access) {
   return walked->host_page + ipa.page_offset();
 }
 
-// Walk the map under its shared lock and check residency, permissions and bounds.
+// Walk the map under its shared lock, check residency, permissions and bounds, and set the
+// access flag like a hardware walk would (so aging sees VMM accesses; mkold invalidates the
+// TLB, so the next access after aging walks again).
 Result<Translator::Walked> Translator::walk(Ipa ipa, Access access) const {
   std::shared_lock lock(*map_lock_);
   const auto translation = map_->translate(ipa);
@@ -92,6 +94,8 @@ Result<Translator::Walked> Translator::walk(Ipa ipa, Access access) const {
         ipa, vmid(),
         permissions_name(translation->attributes.permissions, translation->attributes.executable));
   }
+  if (!translation->young)
+    map_->mark_young(ipa);  // the access-flag fault; safe under the shared lock
   const HostOffset page = translation->output.align_down(kPageSize);
   if (page.value() >= backing_.size || backing_.size - page.value() < kPageSize) {
     return make_error(ErrorCode::kOutOfRange,

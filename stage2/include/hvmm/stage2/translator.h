@@ -3,10 +3,10 @@
 // Devices, loaders and tools reach guest memory through a Translator: it looks the Stage2Tlb
 // up first and, on a miss, walks the Stage2Map under the map's shared lock, checks that the
 // page is resident, that the access is allowed and that the output lies inside the host
-// backing, and fills the TLB. The fill uses KVM's mmu_invalidate_seq pattern: the notifier
-// sequence is read (read_begin) before the walk and re-checked (read_retry) with the TLB entry
-// locked, so a walk that raced with an invalidation is returned to its caller (it was true
-// when walked) but never cached.
+// backing, sets the access flag, and fills the TLB. The fill uses KVM's mmu_invalidate_seq pattern:
+// the notifier sequence is read (read_begin) before the walk and re-checked (read_retry) with the
+// TLB entry locked, so a walk that raced with an invalidation is returned to its caller (it was
+// true when walked) but never cached.
 //
 // Requirements on the VMM:
 // - Mutations of the map hold the lock exclusively and run with NotifierHooks (on the same
@@ -42,9 +42,8 @@ class Translator {
  public:
   // Make a translator for the VM with `vmid`. `map`, `map_lock`, `tlb`, `notifiers` and the
   // backing must outlive it. Fails when the backing is unaligned or the registry was released.
-  static Result<Translator> create(const Stage2Map& map, std::shared_mutex& map_lock,
-                                   Stage2Tlb& tlb, NotifierRegistry& notifiers, uint16_t vmid,
-                                   HostBacking backing);
+  static Result<Translator> create(Stage2Map& map, std::shared_mutex& map_lock, Stage2Tlb& tlb,
+                                   NotifierRegistry& notifiers, uint16_t vmid, HostBacking backing);
 
   // Return the host address of `ipa` for `access`, or an Error naming the IPA and the reason
   // (not mapped, not resident, permission, outside the backing).
@@ -77,7 +76,7 @@ class Translator {
     Access cacheable;
   };
 
-  Translator(const Stage2Map& map, std::shared_mutex& map_lock, Stage2Tlb& tlb,
+  Translator(Stage2Map& map, std::shared_mutex& map_lock, Stage2Tlb& tlb,
              IntervalSubscription subscription, uint16_t vmid, HostBacking backing);
 
   Result<std::byte*> translate_slow(Ipa ipa, Access access);
@@ -85,7 +84,7 @@ class Translator {
   template <typename Copy>
   Result<void> copy(const char* verb, Ipa ipa, size_t size, Access access, Copy&& copy_chunk);
 
-  const Stage2Map* map_;
+  Stage2Map* map_;
   std::shared_mutex* map_lock_;
   Stage2Tlb* tlb_;
   IntervalSubscription subscription_;  // the whole IPA space, like KVM's mmu_invalidate_seq
