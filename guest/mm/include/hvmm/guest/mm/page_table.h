@@ -15,19 +15,18 @@
 namespace hvmm::guest::mm {
 
 // Entry bits (SDM vol. 3A table 4-19/4-20).
-enum PteBits : uint64_t {
-  kPtePresent = 1ull << 0,
-  kPteWrite = 1ull << 1,
-  kPteUser = 1ull << 2,
-  kPtePwt = 1ull << 3,
-  kPtePcd = 1ull << 4,
-  kPteAccessed = 1ull << 5,
-  kPteDirty = 1ull << 6,
-  kPteHuge = 1ull << 7,  // PS: this entry at level 1 or 2 is a leaf
-  kPteGlobal = 1ull << 8,
-  kPteOwned = 1ull << 9,  // software: the frame belongs to the mapping, freed on unmap
-  kPteNx = 1ull << 63,
-};
+inline constexpr uint64_t kPtePresent = 1ull << 0;
+inline constexpr uint64_t kPteWrite = 1ull << 1;
+inline constexpr uint64_t kPteUser = 1ull << 2;
+inline constexpr uint64_t kPtePwt = 1ull << 3;
+inline constexpr uint64_t kPtePcd = 1ull << 4;
+inline constexpr uint64_t kPteAccessed = 1ull << 5;
+inline constexpr uint64_t kPteDirty = 1ull << 6;
+inline constexpr uint64_t kPteHuge = 1ull << 7;  // PS: this entry at level 1 or 2 is a leaf
+inline constexpr uint64_t kPteGlobal = 1ull << 8;
+inline constexpr uint64_t kPteOwned =
+    1ull << 9;  // software: the frame belongs to the mapping, freed on unmap
+inline constexpr uint64_t kPteNx = 1ull << 63;
 inline constexpr uint64_t kPteAddrMask = 0x000ffffffffff000ull;
 // The attribute bits callers pass to map/protect.
 inline constexpr uint64_t kPteAttrMask =
@@ -92,6 +91,8 @@ class PageTable {
   // the kernel must pre-populate every kernel-half slot it will ever use before this.
   void share_kernel_half(const PageTable& kernel);
   uint64_t root() const { return root_; }
+  // Make sure the PML4 slot of `va` points to a PDPT (so it can be shared before use).
+  bool ensure_top_level(uint64_t va);
 
   // Map [va, va + len) to [pa, pa + len) with `attrs` (kPteAttrMask bits; present is
   // implied), using pages of at most `max_page` bytes where alignment allows. All of va,
@@ -99,7 +100,9 @@ class PageTable {
   // On failure nothing is left mapped.
   PtStatus map(uint64_t va, uint64_t pa, uint64_t len, uint64_t attrs, uint64_t max_page = kSize1G);
   // Remove translations in [va, va + len), splitting large pages at the edges; frames
-  // mapped with kPteOwned and emptied tables are queued on `gather`.
+  // mapped with kPteOwned (4 KiB only) and emptied user-half tables are queued on
+  // `gather`. Kernel-half tables are never freed (as in Linux: they are shared by every
+  // address space through the copied PML4 slots).
   PtStatus unmap(uint64_t va, uint64_t len, MmuGather& gather);
   // Replace the attributes of present translations in [va, va + len).
   PtStatus protect(uint64_t va, uint64_t len, uint64_t attrs, MmuGather& gather);
@@ -124,6 +127,8 @@ class PageTable {
 
   BuddyAllocator* buddy_ = nullptr;
   uint64_t root_ = 0;
+  uint64_t progress_ = 0;      // end of what map() has done so far (for its rollback)
+  bool rolling_back_ = false;  // unmap is undoing a failed map: keep owned frames
   uint64_t table_pages_ = 0;
   Gfp gfp_ = kGfpKernel;
 };

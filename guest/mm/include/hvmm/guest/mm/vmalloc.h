@@ -53,13 +53,15 @@ class Vmalloc {
     Area* next;       // sorted busy list (lazily freed areas stay on it until purged)
     Area* next_lazy;  // purge list
     Page* frames;     // frames, linked by Page::next, until they are freed
+    bool lazy;        // freed by vfree, waiting for the batched flush
   };
 
-  uint64_t find_gap(uint64_t span);
+  uint64_t find_gap(uint64_t span) const;
   void insert_sorted(Area* area);
-  Area* take_busy(uint64_t start);
-  void purge_locked();
+  Area* find_area(uint64_t address, bool live_only) const;
+  void unlink_busy(Area* area);
   bool map_area(Area* area, Gfp gfp);
+  void free_frames(Area* area);
 
   BuddyAllocator* buddy_ = nullptr;
   PageTable* kernel_ = nullptr;
