@@ -47,6 +47,16 @@ struct MapOp {
     return Descriptor::leaf(level, output_at(base), attributes, state, young);
   }
   bool skips(Descriptor) const { return false; }
+  // Write the pages of [start, end) into an empty page table based at `base`: consecutive
+  // outputs differ only in the address field, so each leaf is the previous one plus 4 KiB.
+  void fill_fresh_pages(uint64_t* table, uint64_t base, uint64_t start, uint64_t end) const {
+    const unsigned first = level_index(start - base, kPageLevel);
+    const unsigned count = static_cast<unsigned>((end - start) >> kPageShift);
+    const uint64_t leaf =
+        Descriptor::leaf(kPageLevel, output_at(start), attributes, PageState{}, young).raw();
+    for (unsigned i = 0; i < count; ++i)
+      table[first + i] = leaf + (uint64_t{i} << kPageShift);
+  }
   const char* verb() const { return "map"; }
   Error conflict_error(IpaRange request, IpaRange part, Descriptor entry, uint64_t base) const {
     const HostOffset mapped = entry.output() + (part.start.value() - base);
@@ -67,6 +77,13 @@ struct UnmapOp {
   bool applies_whole(Descriptor, unsigned, uint64_t) const { return true; }
   Descriptor apply(Descriptor, unsigned, uint64_t) const { return Descriptor(); }
   bool skips(Descriptor entry) const { return entry.empty(); }
+  // True when no page in table[first..last] is pinned (one OR over the span).
+  bool pages_allowed(const uint64_t* table, unsigned first, unsigned last) const {
+    uint64_t any = 0;
+    for (unsigned i = first; i <= last; ++i)
+      any |= table[i];
+    return (any & bits::kPinned) == 0;
+  }
   const char* verb() const { return "unmap"; }
   Error conflict_error(IpaRange request, IpaRange part, Descriptor, uint64_t) const {
     return make_error(ErrorCode::kFailedPrecondition, "cannot unmap {}: {} is pinned", request,

@@ -8,12 +8,21 @@
 
 namespace hvmm::stage2 {
 
-HeapTableAllocator::~HeapTableAllocator() = default;
+HeapTableAllocator::~HeapTableAllocator() {
+  for (uint64_t* table : cache_)
+    std::free(table);
+}
 
 uint64_t* HeapTableAllocator::allocate_table() {
   if (in_use_ >= max_tables_)
     return nullptr;
-  void* table = std::aligned_alloc(kPageSize, kPageSize);
+  void* table = nullptr;
+  if (!cache_.empty()) {
+    table = cache_.back();
+    cache_.pop_back();
+  } else {
+    table = std::aligned_alloc(kPageSize, kPageSize);
+  }
   if (table == nullptr)
     return nullptr;
   std::memset(table, 0, kPageSize);
@@ -24,8 +33,12 @@ uint64_t* HeapTableAllocator::allocate_table() {
 }
 
 void HeapTableAllocator::free_table(uint64_t* table) {
-  std::free(table);
   --in_use_;
+  if (cache_.size() < max_cached_) {
+    cache_.push_back(table);
+    return;
+  }
+  std::free(table);
 }
 
 }  // namespace hvmm::stage2

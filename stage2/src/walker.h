@@ -79,6 +79,12 @@ class Preparer {
   bool visit_table(const uint64_t* table, unsigned level, uint64_t base, uint64_t start,
                    uint64_t end) {
     const IndexSpan span = overlapping_entries(level, base, start, end);
+    if constexpr (requires { op_.pages_allowed(table, span.first, span.last); }) {
+      // Page tables never need more tables: only conflicts matter, and when the policy can
+      // rule them out for the whole span at once the entries need no visit.
+      if (level == kPageLevel && op_.pages_allowed(table, span.first, span.last))
+        return true;
+    }
     for (unsigned i = span.first; i <= span.last; ++i) {
       const uint64_t entry_base = base + uint64_t{i} * level_size(level);
       if (!visit_entry(Descriptor(table[i]), level, entry_base, std::max(start, entry_base),
@@ -178,12 +184,28 @@ class Committer {
     if (level == kPageLevel || op_.skips(entry))
       return;
     uint64_t* child = plan_.take();
-    if (!entry.empty())
-      split_into(child, entry, level - 1);
     ++table_count_;
     slot = Descriptor::table(reinterpret_cast<uint64_t>(child)).raw();
-    commit_table(child, level - 1, base, start, end);
+    if (entry.empty()) {
+      commit_fresh_table(child, level - 1, base, start, end);
+    } else {
+      split_into(child, entry, level - 1);
+      commit_table(child, level - 1, base, start, end);
+    }
     collapse(slot, level);
+  }
+
+  // Commit into a table that was empty: a policy that can fill fresh page tables in one
+  // tight loop (mapping 1 GiB of pages writes 262144 of them) does so.
+  void commit_fresh_table(uint64_t* table, unsigned level, uint64_t base, uint64_t start,
+                          uint64_t end) {
+    if constexpr (requires { op_.fill_fresh_pages(table, base, start, end); }) {
+      if (level == kPageLevel) {
+        op_.fill_fresh_pages(table, base, start, end);
+        return;
+      }
+    }
+    commit_table(table, level, base, start, end);
   }
 
   // Fill a fresh table with the leaves that together translate exactly like `leaf`.

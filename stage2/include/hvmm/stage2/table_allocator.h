@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 namespace hvmm::stage2 {
 
@@ -20,12 +21,18 @@ class TableAllocator {
   virtual void free_table(uint64_t* table) = 0;
 };
 
-// HeapTableAllocator takes tables from the C++ heap, up to an optional limit.
+// HeapTableAllocator takes tables from the C++ heap, up to an optional limit, and keeps
+// freed tables in a bounded cache for reuse (like KVM's mmu memory caches): page-table
+// pages churn with every map/unmap, and handing them back to the heap lets it return the
+// memory to the kernel, so the next map pays a page fault per table.
 class HeapTableAllocator final : public TableAllocator {
  public:
   static constexpr size_t kUnlimited = SIZE_MAX;
+  static constexpr size_t kDefaultCachedTables = 1024;  // 4 MiB
 
-  explicit HeapTableAllocator(size_t max_tables = kUnlimited) : max_tables_(max_tables) {}
+  explicit HeapTableAllocator(size_t max_tables = kUnlimited,
+                              size_t cached_tables = kDefaultCachedTables)
+      : max_tables_(max_tables), max_cached_(cached_tables) {}
   ~HeapTableAllocator() override;
   HeapTableAllocator(const HeapTableAllocator&) = delete;
   HeapTableAllocator& operator=(const HeapTableAllocator&) = delete;
@@ -39,6 +46,8 @@ class HeapTableAllocator final : public TableAllocator {
 
  private:
   size_t max_tables_;
+  size_t max_cached_;
+  std::vector<uint64_t*> cache_;
   size_t in_use_ = 0;
   size_t peak_ = 0;
 };
