@@ -1,0 +1,190 @@
+// Tests of the x86-64 page tables, including a randomized run against a std::map.
+#include "hvmm/guest/mm/page_table.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <memory>
+#include <random>
+
+#include "mm_fixture.h"
+
+namespace hvmm::guest::mm {
+namespace {
+
+using testing::FakeMachine;
+
+constexpr uint64_t kBase = uint64_t{1} << 39;  // a PML4-aligned user address
+constexpr uint64_t kAttrs = kPteWrite | kPteUser | kPteNx;
+
+// A machine plus one address space's tables.
+class PageTableTest : public ::testing::Test {
+ protected:
+  PageTableTest() : machine_(96 * testing::kMiB) { EXPECT_TRUE(table_->init(&machine_.buddy())); }
+  FakeMachine machine_;
+  std::unique_ptr<PageTable> table_ = std::make_unique<PageTable>();
+};
+
+// The largest page that alignment allows is used: 1 GiB, then 2 MiB, then 4 KiB.
+TEST_F(PageTableTest, ChoosesLargestAlignedPages) {
+  ASSERT_EQ(table_->map(kBase, 0, kSize1G + kSize2M + kSize4K, kAttrs), PtStatus::kOk);
+  EXPECT_EQ(table_->translate(kBase + 5).page_size, kSize1G);
+  EXPECT_EQ(table_->translate(kBase + 5).pa, 5u);
+  EXPECT_EQ(table_->translate(kBase + kSize1G + 7).page_size, kSize2M);
+  EXPECT_EQ(table_->translate(kBase + kSize1G + kSize2M).page_size, kSize4K);
+  EXPECT_EQ(table_->translate(kBase + kSize1G + kSize2M).pa, kSize1G + kSize2M);
+  EXPECT_FALSE(table_->translate(kBase + kSize1G + kSize2M + kSize4K).present);
+  const Translation t = table_->translate(kBase);
+  EXPECT_EQ(t.flags & (kPteWrite | kPteUser | kPteNx | kPtePresent),
+            kPteWrite | kPteUser | kPteNx | kPtePresent);
+}
+
+// max_page limits the page size; misaligned or overlapping requests are refused unchanged.
+TEST_F(PageTableTest, LimitsAndRefusals) {
+  ASSERT_EQ(table_->map(kBase, kSize2M, kSize2M, kAttrs, kSize4K), PtStatus::kOk);
+  EXPECT_EQ(table_->translate(kBase).page_size, kSize4K);
+  EXPECT_EQ(table_->map(kBase + 1, 0, kSize4K, kAttrs), PtStatus::kInvalid);
+  EXPECT_EQ(table_->map(kBase, 0, 0, kAttrs), PtStatus::kInvalid);
+  EXPECT_EQ(table_->map(kBase, 0, kSize4K, kPteHuge), PtStatus::kInvalid);
+  // Overlap in the middle: the part before it must be rolled back.
+  EXPECT_EQ(table_->map(kBase - kSize2M, 0, kSize2M + kSize4K, kAttrs, kSize4K), PtStatus::kExists);
+  EXPECT_FALSE(table_->translate(kBase - kSize2M).present);
+  EXPECT_TRUE(table_->translate(kBase).present);
+}
+
+// Unmapping part of a 2 MiB page splits it and keeps the rest; emptied tables are freed.
+TEST_F(PageTableTest, PartialUnmapSplitsAndFreesTables) {
+  ASSERT_EQ(table_->map(kBase, 0, kSize2M, kAttrs), PtStatus::kOk);
+  const uint64_t tables = table_->table_pages();
+  MmuGather gather(&machine_.buddy());
+  ASSERT_EQ(table_->unmap(kBase + kSize4K, kSize4K, gather), PtStatus::kOk);
+  EXPECT_EQ(gather.start(), kBase + kSize4K);
+  EXPECT_EQ(gather.end(), kBase + 2 * kSize4K);
+  EXPECT_TRUE(table_->translate(kBase).present);
+  EXPECT_EQ(table_->translate(kBase).page_size, kSize4K);
+  EXPECT_FALSE(table_->translate(kBase + kSize4K).present);
+  EXPECT_EQ(table_->translate(kBase + 2 * kSize4K).pa, 2 * kSize4K);
+  EXPECT_EQ(table_->table_pages(), tables + 1);
+  ASSERT_EQ(table_->unmap(kBase, kSize2M, gather), PtStatus::kOk);
+  EXPECT_TRUE(gather.tables_freed());
+  EXPECT_EQ(table_->table_pages(), 1u);  // only the root is left
+  gather.release();
+}
+
+// Frames mapped with kPteOwned go back to the buddy allocator after release().
+TEST_F(PageTableTest, OwnedFramesFreedAfterRelease) {
+  BuddyAllocator& buddy = machine_.buddy();
+  const uint64_t free_before = buddy.free_pages_total();
+  Page* frame = buddy.alloc_pages(kGfpKernel, 0);
+  ASSERT_EQ(table_->map(kBase, buddy.page_to_phys(frame), kSize4K, kAttrs | kPteOwned),
+            PtStatus::kOk);
+  MmuGather gather(&buddy);
+  ASSERT_EQ(table_->unmap(kBase, kSize4K, gather), PtStatus::kOk);
+  EXPECT_LT(buddy.free_pages_total(), free_before);  // not before the flush
+  gather.release();
+  EXPECT_EQ(buddy.free_pages_total(), free_before);
+}
+
+// protect rewrites attributes, splitting a large page when only part is covered.
+TEST_F(PageTableTest, ProtectSplitsAndRewrites) {
+  ASSERT_EQ(table_->map(kBase, 0, kSize2M, kAttrs), PtStatus::kOk);
+  MmuGather gather(&machine_.buddy());
+  ASSERT_EQ(table_->protect(kBase, kSize4K, kPteUser, gather), PtStatus::kOk);
+  EXPECT_EQ(table_->translate(kBase).flags & kPteWrite, 0u);
+  EXPECT_EQ(table_->translate(kBase).flags & kPteNx, 0u);
+  EXPECT_NE(table_->translate(kBase + kSize4K).flags & kPteWrite, 0u);
+  EXPECT_EQ(table_->translate(kBase + kSize4K).pa, kSize4K);
+}
+
+// The kernel half is shared by copying PML4 slots; destroy frees only the user half.
+TEST_F(PageTableTest, ShareKernelHalfAndDestroy) {
+  auto kernel = std::make_unique<PageTable>();
+  ASSERT_TRUE(kernel->init(&machine_.buddy()));
+  constexpr uint64_t kKernelVa = 0xffff888000000000ull;
+  ASSERT_EQ(kernel->map(kKernelVa, 0, kSize2M, kPteWrite | kPteGlobal), PtStatus::kOk);
+  table_->share_kernel_half(*kernel);
+  EXPECT_TRUE(table_->translate(kKernelVa + 0x1234).present);
+  ASSERT_EQ(table_->map(kBase, 0, kSize4K, kAttrs), PtStatus::kOk);
+  BuddyAllocator& buddy = machine_.buddy();
+  buddy.drain_all();
+  const uint64_t free_before = buddy.free_pages_total();
+  const uint64_t tables = table_->table_pages();
+  MmuGather gather(&buddy);
+  table_->destroy(gather);
+  gather.release();
+  buddy.drain_all();
+  EXPECT_EQ(buddy.free_pages_total(), free_before + tables);
+  EXPECT_TRUE(kernel->translate(kKernelVa).present);
+}
+
+// Random map/unmap/protect in a 64 MiB window with 4 KiB and 2 MiB pages, compared after
+// every step, page by page, with a std::map model; finally everything is unmapped and
+// every table except the root is freed.
+TEST_F(PageTableTest, RandomizedAgainstMap) {
+  constexpr uint64_t kWindowPages = 64 * testing::kMiB / kSize4K;
+  struct Entry {
+    uint64_t pa;
+    uint64_t attrs;
+  };
+  std::map<uint64_t, Entry> model;  // page index -> translation
+  std::mt19937_64 rng(11);
+  const uint64_t attr_choices[] = {kPteUser, kPteUser | kPteWrite, kPteUser | kPteNx,
+                                   kPteWrite | kPteNx};
+  MmuGather gather(&machine_.buddy());
+  for (int step = 0; step < 400; ++step) {
+    const bool big = rng() % 3 == 0;
+    const uint64_t unit = big ? 512 : 1;
+    const uint64_t first = (rng() % (kWindowPages / unit)) * unit;
+    uint64_t count = (1 + rng() % (big ? 3 : 64)) * unit;
+    count = first + count > kWindowPages ? kWindowPages - first : count;
+    const uint64_t va = kBase + first * kSize4K;
+    const uint64_t len = count * kSize4K;
+    const uint64_t attrs = attr_choices[rng() % 4];
+    switch (rng() % 3) {
+      case 0: {
+        const uint64_t pa = (rng() % 1024) * kSize2M + (big ? 0 : (rng() % 512) * kSize4K);
+        bool free_range = true;
+        for (uint64_t p = first; p < first + count; ++p) {
+          free_range = free_range && model.count(p) == 0;
+        }
+        const PtStatus status = table_->map(va, pa, len, attrs, big ? kSize2M : kSize4K);
+        ASSERT_EQ(status, free_range ? PtStatus::kOk : PtStatus::kExists) << "step " << step;
+        if (free_range) {
+          for (uint64_t p = 0; p < count; ++p) {
+            model[first + p] = Entry{pa + p * kSize4K, attrs};
+          }
+        }
+        break;
+      }
+      case 1:
+        ASSERT_EQ(table_->unmap(va, len, gather), PtStatus::kOk);
+        for (uint64_t p = first; p < first + count; ++p) {
+          model.erase(p);
+        }
+        break;
+      default:
+        ASSERT_EQ(table_->protect(va, len, attrs, gather), PtStatus::kOk);
+        for (uint64_t p = first; p < first + count; ++p) {
+          auto it = model.find(p);
+          if (it != model.end()) {
+            it->second.attrs = attrs;
+          }
+        }
+    }
+    for (uint64_t p = 0; p < kWindowPages; ++p) {
+      const Translation t = table_->translate(kBase + p * kSize4K);
+      auto it = model.find(p);
+      ASSERT_EQ(t.present, it != model.end()) << "page " << p << " step " << step;
+      if (t.present) {
+        ASSERT_EQ(t.pa, it->second.pa) << "page " << p << " step " << step;
+        ASSERT_EQ(t.flags & kPteAttrMask, it->second.attrs) << "page " << p << " step " << step;
+      }
+    }
+  }
+  ASSERT_EQ(table_->unmap(kBase, kWindowPages * kSize4K, gather), PtStatus::kOk);
+  EXPECT_EQ(table_->table_pages(), 1u);
+  gather.release();
+}
+
+}  // namespace
+}  // namespace hvmm::guest::mm
