@@ -1,0 +1,375 @@
+// Concurrency of the stage-2 runtime: readers translating through a Translator while a writer
+// maps, unmaps and protects random ranges under the exclusive lock; the TLB's seqlock under
+// concurrent fills and invalidations; notifier subscriptions churning during invalidations.
+// Runs under ThreadSanitizer in CI (label "concurrency"); every loop is bounded in time and
+// iterations.
+#include <gtest/gtest.h>
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <shared_mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "hvmm/stage2/mmu_notifier.h"
+#include "hvmm/stage2/stage2_map.h"
+#include "hvmm/stage2/stage2_tlb.h"
+#include "hvmm/stage2/translator.h"
+
+namespace hvmm::stage2 {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+constexpr uint16_t kVmid = 3;
+constexpr uint64_t kIpaBase = 0x100000;
+constexpr uint64_t kPages = 64;          // IPA pages the writer plays with
+constexpr uint64_t kBackingPages = 256;  // host pages they may map to
+constexpr unsigned kReaders = 2;
+
+// The reference model of one IPA page, as the writer last left it:
+// bit 0 mapped, bits [2:1] Permissions, bits [23:8] output page, bits [63:32] version.
+struct PageModel {
+  bool mapped;
+  Permissions permissions;
+  uint64_t output_page;
+
+  static uint64_t encode(bool mapped, Permissions permissions, uint64_t output_page,
+                         uint64_t version) {
+    return (mapped ? 1 : 0) | (uint64_t{static_cast<uint8_t>(permissions)} << 1) |
+           (output_page << 8) | (version << 32);
+  }
+  static PageModel decode(uint64_t raw) {
+    return PageModel{(raw & 1) != 0, static_cast<Permissions>((raw >> 1) & 3), (raw >> 8) & 0xffff};
+  }
+};
+
+// Frees what std::aligned_alloc returned.
+struct FreeDeleter {
+  void operator()(std::byte* memory) const { std::free(memory); }
+};
+
+// What a run of the harness saw.
+struct HarnessResult {
+  uint64_t checks = 0;      // translations whose model was stable across the call
+  uint64_t violations = 0;  // translations that contradicted a stable model
+  uint64_t writer_ops = 0;
+  std::string first_violation;
+};
+
+// A VM (map, lock, TLB, notifiers, translator) plus the writer/readers harness.
+class StressVm {
+ public:
+  explicit StressVm(bool invalidate_tlb) {
+    backing_.reset(
+        static_cast<std::byte*>(std::aligned_alloc(kPageSize, kBackingPages * kPageSize)));
+    map_.emplace(
+        std::move(Stage2Map::create(*IpaSpace::create(32), tables_, {.max_block_level = 0}))
+            .value());
+    map_->add_hooks(notifier_hooks_);
+    if (invalidate_tlb)
+      map_->add_hooks(tlb_hooks_);
+    translator_.emplace(
+        std::move(Translator::create(*map_, lock_, tlb_, registry_, kVmid,
+                                     HostBacking{backing_.get(), kBackingPages * kPageSize}))
+            .value());
+    for (auto& page : model_)
+      page.store(0);
+  }
+  ~StressVm() {
+    translator_.reset();
+    map_->remove_hooks(notifier_hooks_);
+    map_->remove_hooks(tlb_hooks_);
+  }
+
+  // Run one writer and kReaders readers for up to `duration`; stop early after
+  // `stop_after_violations` violations.
+  HarnessResult run(std::chrono::milliseconds duration, uint64_t stop_after_violations) {
+    const auto deadline = Clock::now() + duration;
+    std::atomic<bool> stop{false};
+    {
+      std::vector<std::jthread> threads;
+      threads.emplace_back([&] { writer(deadline, stop); });
+      for (unsigned i = 0; i < kReaders; ++i)
+        threads.emplace_back([&, i] { reader(i, deadline, stop, stop_after_violations); });
+    }
+    HarnessResult result;
+    result.checks = checks_.load();
+    result.violations = violations_.load();
+    result.writer_ops = writer_ops_.load();
+    std::lock_guard lock(message_mutex_);
+    result.first_violation = first_violation_;
+    return result;
+  }
+
+  const Stage2Tlb& tlb() const { return tlb_; }
+  bool writer_failed() const { return writer_failed_.load(); }
+
+ private:
+  // Random unmap / map / protect of 1..8 pages, each under the exclusive lock, publishing the
+  // model of every page it touched before releasing the lock.
+  void writer(Clock::time_point deadline, std::atomic<bool>& stop) {
+    std::mt19937_64 random(7);
+    for (uint64_t op = 0; op < 200000 && !stop.load() && Clock::now() < deadline; ++op) {
+      const uint64_t first = random() % kPages;
+      const uint64_t count = std::min<uint64_t>(1 + random() % 8, kPages - first);
+      const IpaRange range{Ipa(kIpaBase + first * kPageSize), count * kPageSize};
+      const auto permissions = random() % 2 ? Permissions::kReadWrite : Permissions::kReadOnly;
+      const uint64_t output = random() % (kBackingPages - count);
+      const unsigned kind = static_cast<unsigned>(random() % 3);
+      std::unique_lock lock(lock_);
+      if (kind == 0 || (kind == 1 && any_mapped(first, count))) {
+        check(map_->unmap(range));
+        publish(first, count, false, Permissions::kNone, 0);
+      } else if (kind == 1) {
+        check(map_->map(range, HostOffset(output * kPageSize),
+                        Attributes{.permissions = permissions}));
+        publish(first, count, true, permissions, output);
+      } else if (all_mapped(first, count)) {
+        check(map_->protect(range, permissions, true));
+        for (uint64_t page = first; page < first + count; ++page) {
+          const PageModel old = PageModel::decode(model_[page].load());
+          publish(page, 1, true, permissions, old.output_page);
+        }
+      }
+      lock.unlock();
+      writer_ops_.fetch_add(1);
+      if (op % 4 == 0)
+        std::this_thread::yield();  // let readers take the shared lock
+    }
+  }
+
+  // Translate random pages; whenever the model was the same before and after the call, the
+  // result must match it exactly: unmapped → error, denied → error, else the model's pointer.
+  void reader(unsigned seed, Clock::time_point deadline, std::atomic<bool>& stop,
+              uint64_t stop_after_violations) {
+    std::mt19937_64 random(100 + seed);
+    for (uint64_t i = 0; i < 5000000 && !stop.load() && Clock::now() < deadline; ++i) {
+      const uint64_t page = random() % kPages;
+      const uint64_t offset = random() % kPageSize;
+      const Access access = random() % 2 ? Access::kRead : Access::kWrite;
+      const uint64_t before = model_[page].load(std::memory_order_acquire);
+      auto result = translator_->translate(Ipa(kIpaBase + page * kPageSize + offset), access);
+      const uint64_t after = model_[page].load(std::memory_order_acquire);
+      if (before != after)
+        continue;
+      checks_.fetch_add(1, std::memory_order_relaxed);
+      const PageModel model = PageModel::decode(before);
+      const bool allowed =
+          model.mapped && (access == Access::kRead ? allows_read(model.permissions)
+                                                   : allows_write(model.permissions));
+      std::byte* expected = backing_.get() + model.output_page * kPageSize + offset;
+      if (allowed ? (result.ok() && *result == expected) : !result.ok())
+        continue;
+      report(fmt::format(
+          "page {} ({}, {}, output page {}) {}: got {}", page, model.mapped ? "mapped" : "unmapped",
+          permissions_name(model.permissions, true), model.output_page, access_name(access),
+          result.ok() ? "a translation" : result.error().message));
+      if (violations_.load() >= stop_after_violations)
+        stop.store(true);
+    }
+  }
+
+  bool any_mapped(uint64_t first, uint64_t count) const {
+    for (uint64_t page = first; page < first + count; ++page)
+      if (PageModel::decode(model_[page].load()).mapped)
+        return true;
+    return false;
+  }
+  bool all_mapped(uint64_t first, uint64_t count) const {
+    for (uint64_t page = first; page < first + count; ++page)
+      if (!PageModel::decode(model_[page].load()).mapped)
+        return false;
+    return true;
+  }
+  void publish(uint64_t first, uint64_t count, bool mapped, Permissions permissions,
+               uint64_t output) {
+    for (uint64_t i = 0; i < count; ++i) {
+      const uint64_t version = (model_[first + i].load() >> 32) + 1;
+      model_[first + i].store(
+          PageModel::encode(mapped, permissions, mapped ? output + i : 0, version),
+          std::memory_order_release);
+    }
+  }
+  void check(const Result<void>& result) {
+    if (!result.ok()) {
+      writer_failed_.store(true);
+      report("writer: " + result.error().message);
+    }
+  }
+  void report(std::string message) {
+    violations_.fetch_add(1);
+    std::lock_guard lock(message_mutex_);
+    if (first_violation_.empty())
+      first_violation_ = std::move(message);
+  }
+
+  HeapTableAllocator tables_;
+  std::optional<Stage2Map> map_;
+  std::shared_mutex lock_;
+  Stage2Tlb tlb_{32};  // smaller than kPages: evictions and refills all the time
+  NotifierRegistry registry_;
+  NotifierHooks notifier_hooks_{registry_};
+  TlbInvalidationHooks tlb_hooks_{tlb_, kVmid};
+  std::unique_ptr<std::byte, FreeDeleter> backing_;
+  std::optional<Translator> translator_;
+  std::array<std::atomic<uint64_t>, kPages> model_;
+  std::atomic<uint64_t> checks_{0};
+  std::atomic<uint64_t> violations_{0};
+  std::atomic<uint64_t> writer_ops_{0};
+  std::atomic<bool> writer_failed_{false};
+  std::mutex message_mutex_;
+  std::string first_violation_;
+};
+
+// With the TLB and notifier hooks registered, no reader ever sees a translation that
+// contradicts what the writer had published before the reader started.
+TEST(Stage2ConcurrencyTest, ReadersNeverSeeStaleTranslations) {
+  StressVm vm(/*invalidate_tlb=*/true);
+  const HarnessResult result = vm.run(3000ms, 1);
+  fmt::print("{} stable-model checks, {} writer ops, {} TLB hits, {} refused fills\n",
+             result.checks, result.writer_ops, vm.tlb().stats().hits,
+             vm.tlb().stats().fills_refused);
+  EXPECT_FALSE(vm.writer_failed());
+  EXPECT_EQ(result.violations, 0u) << result.first_violation;
+  EXPECT_GT(result.checks, 1000u);
+  EXPECT_GT(result.writer_ops, 100u);
+  EXPECT_GT(vm.tlb().stats().hits, 100u);
+  EXPECT_GT(vm.tlb().stats().entries_invalidated, 10u);
+}
+
+// The same harness without TLB invalidation must catch stale translations: this shows the
+// check above can fail.
+TEST(Stage2ConcurrencyTest, SkippingTlbInvalidationIsDetected) {
+  StressVm vm(/*invalidate_tlb=*/false);
+  const HarnessResult result = vm.run(5000ms, 1);
+  fmt::print("detected after {} checks: {}\n", result.checks, result.first_violation);
+  EXPECT_FALSE(vm.writer_failed());
+  EXPECT_GT(result.violations, 0u)
+      << "stale translations went unnoticed in " << result.checks << " checks";
+}
+
+// The TLB's seqlock never returns a torn entry: fills of fixed (key → value) pairs race with
+// invalidations and lookups on colliding indexes, and every hit must carry its key's value.
+TEST(Stage2ConcurrencyTest, TlbLookupsNeverTear) {
+  Stage2Tlb tlb(16);
+  const auto host_of = [](uint16_t vmid, uint64_t page) {
+    return reinterpret_cast<std::byte*>((uint64_t{vmid} << 40) | ((page + 1) << kPageShift));
+  };
+  const auto rights_of = [](uint64_t page) {
+    return page % 2 ? Access::kRead : Access::kRead | Access::kWrite;
+  };
+  std::atomic<uint64_t> torn{0}, hits{0};
+  const auto deadline = Clock::now() + 1000ms;
+  {
+    std::vector<std::jthread> threads;
+    threads.emplace_back([&] {  // filler and invalidator
+      std::mt19937_64 random(1);
+      for (int i = 0; i < 2000000 && Clock::now() < deadline; ++i) {
+        const auto vmid = static_cast<uint16_t>(1 + random() % 2);
+        const uint64_t page = random() % 64;
+        if (random() % 8 == 0)
+          tlb.invalidate_range(vmid, IpaRange{Ipa(page << kPageShift), 3 * kPageSize});
+        else
+          tlb.fill(vmid, Ipa(page << kPageShift), host_of(vmid, page), rights_of(page));
+      }
+    });
+    for (unsigned r = 0; r < kReaders; ++r) {
+      threads.emplace_back([&, r] {
+        std::mt19937_64 random(10 + r);
+        for (int i = 0; i < 4000000 && Clock::now() < deadline; ++i) {
+          const auto vmid = static_cast<uint16_t>(1 + random() % 2);
+          const uint64_t page = random() % 64;
+          const Access needed = random() % 2 ? Access::kRead : Access::kWrite;
+          std::byte* hit = tlb.lookup(vmid, Ipa((page << kPageShift) | 0x10), needed);
+          if (hit == nullptr)
+            continue;
+          hits.fetch_add(1, std::memory_order_relaxed);
+          if (hit != host_of(vmid, page) + 0x10 || !access_allows(rights_of(page), needed))
+            torn.fetch_add(1);
+        }
+      });
+    }
+  }
+  EXPECT_EQ(torn.load(), 0u);
+  EXPECT_GT(hits.load(), 1000u);
+}
+
+// Counts callbacks and flags any that arrive after its subscription was dropped.
+class ChurnOps : public IntervalOps {
+ public:
+  bool invalidate_range_start(const Change&) override {
+    if (dead.load())
+      late.fetch_add(1);
+    starts.fetch_add(1);
+    total_starts.fetch_add(1);
+    return true;
+  }
+  void invalidate_range_end(const Change&) override {
+    if (dead.load())
+      late.fetch_add(1);
+  }
+  std::atomic<bool> dead{false};
+  std::atomic<uint64_t> starts{0};
+  static inline std::atomic<uint64_t> late{0};
+  static inline std::atomic<uint64_t> total_starts{0};
+};
+
+// Subscriptions come and go on several threads while another thread invalidates: no callback
+// reaches a subscription after unsubscribe() returned, sequences end even, nothing races.
+TEST(Stage2ConcurrencyTest, SubscriptionChurnDuringInvalidations) {
+  NotifierRegistry registry;
+  ChurnOps::late = 0;
+  std::atomic<uint64_t> invalidations{0}, churns{0};
+  std::atomic<bool> odd_after_quiesce{false};
+  const auto deadline = Clock::now() + 1000ms;
+  {
+    std::vector<std::jthread> threads;
+    threads.emplace_back([&] {
+      std::mt19937_64 random(3);
+      for (int i = 0; i < 200000 && Clock::now() < deadline; ++i) {
+        const Change change{IpaRange{Ipa((random() % 16) << kPageShift), 4 * kPageSize},
+                            ChangeKind::kUnmap, ChangeReason::kReclaim};
+        if (registry.invalidate_range_start(change).ok())
+          registry.invalidate_range_end(change);
+        invalidations.fetch_add(1);
+      }
+    });
+    for (unsigned t = 0; t < kReaders; ++t) {
+      threads.emplace_back([&, t] {
+        std::mt19937_64 random(20 + t);
+        for (int i = 0; i < 100000 && Clock::now() < deadline; ++i) {
+          auto ops = std::make_unique<ChurnOps>();
+          auto sub = registry.subscribe(IpaRange{Ipa((random() % 16) << kPageShift), kPageSize},
+                                        ops.get());
+          ASSERT_TRUE(sub.ok());
+          const uint64_t sequence = sub->read_begin();
+          (void)sub->read_retry(sequence);
+          sub->reset();
+          ops->dead.store(true);  // unsubscribe returned: no callback may follow
+          churns.fetch_add(1);
+        }
+      });
+    }
+  }
+  auto probe = std::move(registry.subscribe(IpaRange{Ipa(0), 64 * kPageSize}, nullptr)).value();
+  odd_after_quiesce = probe.sequence() % 2 != 0;
+  EXPECT_EQ(ChurnOps::late.load(), 0u);
+  EXPECT_FALSE(odd_after_quiesce.load());
+  EXPECT_GT(invalidations.load(), 100u);
+  EXPECT_GT(churns.load(), 100u);
+  EXPECT_GT(ChurnOps::total_starts.load(), 0u) << "no callback reached a churned subscription";
+  EXPECT_EQ(registry.stats().subscriptions, 1u);
+}
+
+}  // namespace
+}  // namespace hvmm::stage2
