@@ -1,0 +1,22 @@
+// The `hvmm` command line: `hvmm run` runs one VM in-process (the gRPC client commands of
+// hvmmd will join it as further subcommands).
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "hvmm/base/result.h"
+#include "hvmm/vmm/run_options.h"
+
+namespace hvmm::cli {
+
+// Parse `args` (argv without the program name) as `hvmm run ...` arguments. Returns the
+// options, or an Error with CLI11's message for unknown options or malformed values.
+Result<vmm::RunOptions> parse_run_arguments(const std::vector<std::string>& args);
+
+// Run the CLI: parse argv, dispatch the subcommand, return the process exit status.
+int run_cli(int argc, char** argv, std::span<const uint8_t> bundled_kernel);
+
+}  // namespace hvmm::cli

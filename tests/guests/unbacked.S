@@ -1,0 +1,46 @@
+/* unbacked: reads and writes IPAs in the MMIO hole that nothing backs. Each access must be
+   answered (reads all-ones, writes dropped) and logged, and the guest keeps running. */
+#include "guest.h"
+
+#define UNBACKED 0xd0000000
+
+PVH_NOTE pvh_start
+
+  .code32
+  .text
+  .globl pvh_start
+pvh_start:
+  mov $stack_top, %esp
+  PRINT "read "
+  mov UNBACKED, %eax
+  call print_hex32
+  movl $0x12345678, UNBACKED + 0x10
+  PRINT "\nafter write "
+  mov UNBACKED + 0x10, %eax
+  call print_hex32
+  PRINT "\nstill running\n"
+  EXIT 0
+
+/* Print eax as 8 hex digits. Clobbers eax, ecx, edx. */
+print_hex32:
+  push %ebx
+  mov %eax, %ebx
+  mov $8, %ecx
+  mov $COM1, %dx
+1:
+  rol $4, %ebx
+  mov %ebx, %eax
+  and $0xf, %eax
+  movb hex_digits(%eax), %al
+  out %al, %dx
+  loop 1b
+  pop %ebx
+  ret
+
+  .section .rodata
+hex_digits: .ascii "0123456789abcdef"
+
+  .section .bss
+  .balign 16
+  .skip 1024
+stack_top:

@@ -1,0 +1,74 @@
+// Machine: one VM, from configuration to exit status.
+//
+// create() builds the guest-physical space (Stage2Map + memfd, realized as memslots), the
+// KVM VM with its in-kernel irqchip, loads the PVH kernel and boot data, and creates the
+// vCPUs (the boot vCPU in the PVH entry state, APs parked until the guest's INIT/SIPI).
+// run() starts one thread per vCPU and returns when the guest writes its status to port
+// 0xf4, a vCPU fails, or SIGINT/SIGTERM arrives. While running, the calling thread serves
+// the console input (stdin, when a terminal) and signals.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "hvmm/base/result.h"
+#include "hvmm/vmm/console.h"
+#include "hvmm/vmm/elf_loader.h"
+#include "hvmm/vmm/fault_log.h"
+#include "hvmm/vmm/guest_physical.h"
+#include "hvmm/vmm/kvm.h"
+#include "hvmm/vmm/machine_config.h"
+#include "hvmm/vmm/uart.h"
+#include "hvmm/vmm/vcpu.h"
+
+namespace hvmm::vmm {
+
+class Machine final : public VcpuHost {
+ public:
+  static Result<std::unique_ptr<Machine>> create(const MachineConfig& config);
+  Machine(const MachineConfig& config, Kvm kvm, KvmVm vm);
+  ~Machine() override;
+
+  // Run the VM to its end and return the exit status (see exit_status.h).
+  int run();
+  // Ask the VM to stop with `status`; the first request wins. Thread-safe.
+  void request_stop(int status);
+
+  GuestPhysical& physical() { return *physical_; }
+  FaultLog& fault_log() { return *fault_log_; }
+
+  void port_io(unsigned vcpu, uint16_t port, bool write, std::span<uint8_t> data) override;
+  void mmio(unsigned vcpu, Ipa ipa, bool write, std::span<uint8_t> data,
+            std::chrono::steady_clock::time_point exit_time) override;
+  void vcpu_failed(unsigned vcpu, int status, const std::string& report) override;
+
+ private:
+  Result<void> build(const MachineConfig& config);
+  Result<Ipa> load(const MachineConfig& config);
+  Result<void> create_vcpus(const MachineConfig& config, Ipa entry, Ipa start_info);
+  void serve_until_stopped();
+  void log_fault(unsigned vcpu, Ipa ipa, bool write, size_t size, const char* kind,
+                 const char* resolution, std::chrono::steady_clock::time_point exit_time);
+
+  std::string name_;
+  uint32_t vmid_;
+  Kvm kvm_;
+  KvmVm vm_;
+  std::unique_ptr<MemslotSink> memslot_sink_;
+  std::unique_ptr<GuestPhysical> physical_;
+  std::unique_ptr<FaultLog> fault_log_;
+  std::unique_ptr<Console> console_;
+  std::unique_ptr<Uart16550> uart_;
+  std::vector<std::unique_ptr<Vcpu>> vcpus_;
+  UniqueFd stop_event_;
+  std::once_flag stop_once_;
+  std::atomic<int> status_{0};
+};
+
+}  // namespace hvmm::vmm

@@ -1,0 +1,42 @@
+// RunOptions: the arguments of `hvmm run`, and their validation into a MachineConfig.
+//
+// Everything that can be checked without creating a VM is checked here, in the order a
+// person would fix it, and each error names the option and the reason: sizes (K/M/G
+// suffixes), vCPU count against KVM's limit, files, the kernel's format and placement, the
+// initrd's placement and the command line's length. No KVM access is needed (the vCPU
+// limit is passed in), so all of it is unit tested.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "hvmm/base/result.h"
+#include "hvmm/vmm/machine_config.h"
+
+namespace hvmm::vmm {
+
+// The most vCPUs hvmm supports regardless of KVM: APIC ids are 8 bits in CPUID leaf 1.
+inline constexpr unsigned kMaxVcpus = 255;
+
+struct RunOptions {
+  std::string kernel;  // empty: the bundled kernel
+  std::string initrd;  // empty: none
+  std::string cmdline;
+  std::string memory = "128M";
+  unsigned vcpus = 1;
+  std::string fault_log;
+  std::string console_log;
+};
+
+// Parse "4096", "64K", "128M", "2G" (binary units, case-insensitive, optional "iB"/"B").
+Result<uint64_t> parse_size(std::string_view text);
+
+// Validate `options` and read the files they name. `bundled_kernel` is used when no
+// --kernel is given; `max_vcpus` is KVM's limit (KVM_CAP_MAX_VCPUS).
+Result<MachineConfig> make_machine_config(const RunOptions& options,
+                                          std::span<const uint8_t> bundled_kernel,
+                                          unsigned max_vcpus);
+
+}  // namespace hvmm::vmm

@@ -1,0 +1,66 @@
+// Vcpu: one KVM vCPU and the host thread that runs it.
+//
+// The thread loops on KVM_RUN and hands port and MMIO exits to a VcpuHost (the Machine).
+// Fatal exits (triple fault, failed entry, KVM internal error) are reported with a
+// register dump. stop() ends the loop without busy waiting: it sets kvm_run.immediate_exit
+// and sends the thread a signal, so a vCPU inside KVM_RUN returns at once and one about to
+// enter does not enter.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <thread>
+
+#include "hvmm/base/address.h"
+#include "hvmm/vmm/kvm.h"
+
+namespace hvmm::vmm {
+
+// VcpuHost is what a vCPU thread calls back into.
+class VcpuHost {
+ public:
+  virtual ~VcpuHost() = default;
+  // A port access: `data` is the value written, or is filled with the value read.
+  virtual void port_io(unsigned vcpu, uint16_t port, bool write, std::span<uint8_t> data) = 0;
+  // An MMIO exit (no memslot at `ipa`); `exit_time` is when KVM_RUN returned.
+  virtual void mmio(unsigned vcpu, Ipa ipa, bool write, std::span<uint8_t> data,
+                    std::chrono::steady_clock::time_point exit_time) = 0;
+  // The vCPU cannot continue: stop the VM with `status`, printing `report`.
+  virtual void vcpu_failed(unsigned vcpu, int status, const std::string& report) = 0;
+};
+
+class Vcpu {
+ public:
+  Vcpu(KvmVcpu vcpu, VcpuHost& host) : vcpu_(std::move(vcpu)), host_(host) {}
+  ~Vcpu();
+  Vcpu(const Vcpu&) = delete;
+  Vcpu& operator=(const Vcpu&) = delete;
+
+  // Install the no-op handler of the kick signal (once per process).
+  static void install_kick_handler();
+
+  KvmVcpu& kvm() { return vcpu_; }
+  // Start the thread.
+  void start();
+  // Make the thread leave KVM_RUN and end; safe to call more than once.
+  void stop();
+  // Wait for the thread to end.
+  void join();
+
+ private:
+  void run_loop();
+  // Handle one exit; false when the vCPU must stop.
+  bool handle_exit(std::chrono::steady_clock::time_point exit_time);
+  void handle_io();
+  void fail(int status, const std::string& what);
+
+  KvmVcpu vcpu_;
+  VcpuHost& host_;
+  std::thread thread_;
+  std::atomic<bool> stopping_{false};
+};
+
+}  // namespace hvmm::vmm

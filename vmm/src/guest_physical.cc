@@ -1,0 +1,98 @@
+// Guest-physical space: stage-2 map, memfd backing and translated guest memory access.
+#include "hvmm/vmm/guest_physical.h"
+
+#include "hvmm/vmm/check.h"
+
+#include <algorithm>
+#include <cstring>
+#include <mutex>
+
+namespace hvmm::vmm {
+
+// Build the backing, the map and map every RAM region into it.
+Result<std::unique_ptr<GuestPhysical>> GuestPhysical::create(uint64_t memory_size,
+                                                             const std::string& name,
+                                                             uint16_t vmid) {
+  auto memory = GuestMemory::create(memory_size, name);
+  HVMM_CHECK(memory);
+  auto physical =
+      std::make_unique<GuestPhysical>(std::move(*memory), ram_layout(memory_size), vmid);
+  HVMM_TRY(physical->map_ram());
+  return physical;
+}
+
+GuestPhysical::GuestPhysical(std::unique_ptr<GuestMemory> memory, std::vector<RamRegion> ram,
+                             uint16_t vmid)
+    : memory_(std::move(memory)), ram_(std::move(ram)), vmid_(vmid) {}
+
+// Detach the hooks before the map and its observers go away.
+GuestPhysical::~GuestPhysical() {
+  if (!map_) {
+    return;
+  }
+  if (memslots_) {
+    map_->remove_hooks(*memslots_);
+  }
+  map_->remove_hooks(tlb_hooks_);
+  map_->remove_hooks(notifier_hooks_);
+}
+
+// Create the map over kIpaBits, map each RAM region resident and read-write-execute, then
+// register the coherence hooks and make the translator over the whole backing.
+Result<void> GuestPhysical::map_ram() {
+  auto space = stage2::IpaSpace::create(kIpaBits);
+  HVMM_CHECK(space);
+  auto map = stage2::Stage2Map::create(*space, tables_);
+  HVMM_CHECK(map);
+  map_.emplace(std::move(*map));
+  for (const RamRegion& region : ram_) {
+    HVMM_TRY(map_->map(region.range, region.offset, stage2::kRamAttributes));
+  }
+  map_->add_hooks(notifier_hooks_);
+  map_->add_hooks(tlb_hooks_);
+  auto base = memory_->host_pointer(HostOffset(0), memory_->size());
+  HVMM_CHECK(base);
+  stage2::HostBacking backing{reinterpret_cast<std::byte*>(*base), memory_->size()};
+  auto translator = stage2::Translator::create(*map_, lock_, tlb_, notifiers_, vmid_, backing);
+  HVMM_CHECK(translator);
+  translator_.emplace(std::move(*translator));
+  return Ok();
+}
+
+// Install the memslots once and register the hook that keeps them in step.
+Result<void> GuestPhysical::attach_memslots(MemslotSink& sink) {
+  std::unique_lock guard(lock_);
+  memslots_ = std::make_unique<MemslotSync>(*map_, *memory_, sink);
+  HVMM_TRY(memslots_->sync());
+  map_->add_hooks(*memslots_);
+  return Ok();
+}
+
+// Copy out through the translator (TLB, then map walk; every page checked first).
+Result<void> GuestPhysical::read(Ipa ipa, std::span<uint8_t> out) {
+  return translator_->read(ipa, std::as_writable_bytes(out));
+}
+
+// Copy in through the translator.
+Result<void> GuestPhysical::write(Ipa ipa, std::span<const uint8_t> data) {
+  return translator_->write(ipa, std::as_bytes(data));
+}
+
+// Unmap under the exclusive lock; the hooks do the rest.
+Result<void> GuestPhysical::unmap_ram(IpaRange range) {
+  std::unique_lock guard(lock_);
+  HVMM_TRY(map_->unmap(range));
+  if (memslots_ && memslots_->hook_error()) {
+    return *memslots_->hook_error();
+  }
+  return Ok();
+}
+
+// Ask the map whether `ipa` is backed by resident RAM.
+bool GuestPhysical::is_ram(Ipa ipa) const {
+  std::shared_lock guard(lock_);
+  auto translation = map_->translate(ipa);
+  return translation && translation->state.backing == stage2::Backing::kResident;
+}
+
+}  // namespace hvmm::vmm

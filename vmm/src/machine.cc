@@ -1,0 +1,267 @@
+// The Machine: building a VM from its configuration and running it to its exit status.
+#include "hvmm/vmm/machine.h"
+
+#include "hvmm/vmm/check.h"
+
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "hvmm/vmm/boot_data.h"
+#include "hvmm/vmm/cpuid.h"
+#include "hvmm/vmm/exit_status.h"
+#include "hvmm/vmm/x86_state.h"
+
+namespace hvmm::vmm {
+namespace {
+
+// KvmMemslots applies MemslotSync's decisions to the KVM VM.
+class KvmMemslots final : public MemslotSink {
+ public:
+  explicit KvmMemslots(KvmVm& vm) : vm_(vm) {}
+  // Install or delete one slot.
+  Result<void> set_memslot(const Memslot& slot, void* host) override {
+    return vm_.set_memslot(slot.slot, slot.range.start, slot.range.size, host,
+                           slot.read_only ? KVM_MEM_READONLY : 0);
+  }
+
+ private:
+  KvmVm& vm_;
+};
+
+// Prefix a setup error with the step that failed.
+Error in_step(const char* step, const Error& error) {
+  return Error{error.code, fmt::format("{}: {}", step, error.message)};
+}
+
+}  // namespace
+
+// Open KVM, make the VM, then build everything inside it.
+Result<std::unique_ptr<Machine>> Machine::create(const MachineConfig& config) {
+  auto kvm = Kvm::open();
+  HVMM_CHECK(kvm);
+  auto vm = KvmVm::create(*kvm);
+  HVMM_CHECK(vm);
+  auto machine = std::make_unique<Machine>(config, std::move(*kvm), std::move(*vm));
+  HVMM_TRY(machine->build(config));
+  return machine;
+}
+
+Machine::Machine(const MachineConfig& config, Kvm kvm, KvmVm vm)
+    : name_(config.name), vmid_(config.vmid), kvm_(std::move(kvm)), vm_(std::move(vm)) {}
+
+// Stop every vCPU thread before the devices they call go away.
+Machine::~Machine() {
+  for (auto& vcpu : vcpus_) {
+    vcpu->stop();
+  }
+  for (auto& vcpu : vcpus_) {
+    vcpu->join();
+  }
+}
+
+// Devices, memory, kernel and vCPUs, in dependency order.
+Result<void> Machine::build(const MachineConfig& config) {
+  stop_event_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!stop_event_.valid()) {
+    return make_error(ErrorCode::kInternal, "eventfd failed: {}", std::strerror(errno));
+  }
+  auto fault_log = FaultLog::open(config.fault_log);
+  HVMM_CHECK(fault_log);
+  fault_log_ = std::move(*fault_log);
+  auto console = Console::open(config.console_log, config.console_input);
+  HVMM_CHECK(console);
+  console_ = std::move(*console);
+  uart_ = std::make_unique<Uart16550>(
+      [this](uint8_t byte) { console_->output(byte); },
+      [this](bool level) { [[maybe_unused]] auto r = vm_.set_irq_line(kCom1Irq, level); });
+  auto physical =
+      GuestPhysical::create(config.memory_size, "hvmm-" + name_, static_cast<uint16_t>(vmid_));
+  HVMM_CHECK(physical);
+  physical_ = std::move(*physical);
+  memslot_sink_ = std::make_unique<KvmMemslots>(vm_);
+  HVMM_TRY(physical_->attach_memslots(*memslot_sink_));
+  auto kernel = parse_pvh_kernel(config.kernel);
+  HVMM_CHECK(kernel);
+  auto start_info = load(config);
+  HVMM_CHECK(start_info);
+  return create_vcpus(config, kernel->entry, *start_info);
+}
+
+// Load the kernel, the initrd (module 0) and the boot data; return the start info address.
+Result<Ipa> Machine::load(const MachineConfig& config) {
+  auto kernel = parse_pvh_kernel(config.kernel);
+  HVMM_CHECK(kernel);
+  HVMM_TRY(check_kernel_placement(*kernel, physical_->ram(), kBootData));
+  HVMM_TRY(load_kernel(*kernel, config.kernel, *physical_));
+  BootInfo info{config.cmdline, physical_->ram(), {}};
+  if (config.initrd) {
+    auto range = place_module(config.initrd->size(), physical_->ram(), *kernel);
+    HVMM_CHECK(range);
+    HVMM_TRY(physical_->write(range->start, *config.initrd));
+    info.modules.push_back(BootModule{*range});
+  }
+  return write_boot_data(*physical_, info);
+}
+
+// Create every vCPU with its CPUID; only the boot vCPU gets the PVH entry state.
+Result<void> Machine::create_vcpus(const MachineConfig& config, Ipa entry, Ipa start_info) {
+  auto supported = kvm_.supported_cpuid();
+  HVMM_CHECK(supported);
+  for (unsigned id = 0; id < config.vcpus; ++id) {
+    auto vcpu = KvmVcpu::create(vm_, id, kvm_.vcpu_mmap_size());
+    if (!vcpu) {
+      return in_step(fmt::format("creating vCPU {}", id).c_str(), vcpu.error());
+    }
+    HVMM_TRY(vcpu->set_cpuid(cpuid_for_vcpu(*supported, id, config.vcpus)));
+    if (id == 0) {
+      auto sregs = vcpu->get_sregs();
+      HVMM_CHECK(sregs);
+      set_pvh_entry_sregs(*sregs);
+      HVMM_TRY(vcpu->set_sregs(*sregs));
+      HVMM_TRY(vcpu->set_regs(pvh_entry_regs(entry, start_info)));
+    }
+    vcpus_.push_back(std::make_unique<Vcpu>(std::move(*vcpu), *this));
+  }
+  return Ok();
+}
+
+// Record the status (first caller wins) and wake the serving thread.
+void Machine::request_stop(int status) {
+  std::call_once(stop_once_, [&] {
+    status_.store(status);
+    uint64_t one = 1;
+    [[maybe_unused]] ssize_t n = ::write(stop_event_.get(), &one, sizeof(one));
+  });
+}
+
+// Start the vCPUs with SIGINT/SIGTERM routed to a signalfd, serve until stopped, join.
+int Machine::run() {
+  Vcpu::install_kick_handler();
+  sigset_t stop_signals;
+  sigset_t saved;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, &saved);
+  for (auto& vcpu : vcpus_) {
+    vcpu->start();
+  }
+  serve_until_stopped();
+  for (auto& vcpu : vcpus_) {
+    vcpu->stop();
+  }
+  for (auto& vcpu : vcpus_) {
+    vcpu->join();
+  }
+  pthread_sigmask(SIG_SETMASK, &saved, nullptr);
+  if (fault_log_->suppressed() > 0) {
+    fmt::print(stderr, "hvmm: {} stage-2 faults, {} not logged (rate limit)\n",
+               fault_log_->recorded(), fault_log_->suppressed());
+  }
+  return status_.load();
+}
+
+// Wait for a stop request, a stop signal or console input, without spinning.
+void Machine::serve_until_stopped() {
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  UniqueFd signals(::signalfd(-1, &stop_signals, SFD_CLOEXEC | SFD_NONBLOCK));
+  while (true) {
+    pollfd fds[3] = {{stop_event_.get(), POLLIN, 0},
+                     {signals.get(), POLLIN, 0},
+                     {console_->input_fd(), POLLIN, 0}};
+    if (::poll(fds, 3, -1) < 0 && errno != EINTR) {
+      request_stop(kExitInternalError);
+      return;
+    }
+    if ((fds[0].revents & POLLIN) != 0) {
+      return;
+    }
+    signalfd_siginfo info{};
+    if ((fds[1].revents & POLLIN) != 0 && ::read(signals.get(), &info, sizeof(info)) > 0) {
+      request_stop(kExitSignalBase + static_cast<int>(info.ssi_signo));
+    }
+    if ((fds[2].revents & (POLLIN | POLLHUP)) != 0) {
+      auto bytes = console_->read_input();
+      uart_->push_input(bytes);
+    }
+  }
+}
+
+// Port I/O: the exit port, COM1, and nothing else (reads all-ones, writes ignored).
+void Machine::port_io(unsigned /*vcpu*/, uint16_t port, bool write, std::span<uint8_t> data) {
+  if (port == kExitPort && write) {
+    request_stop(data[0]);
+    return;
+  }
+  if (port >= kCom1Base && port < kCom1Base + 8) {
+    if (write) {
+      uart_->write(port - kCom1Base, data[0]);
+    } else {
+      data[0] = uart_->read(port - kCom1Base);
+    }
+    return;
+  }
+  if (!write) {
+    std::memset(data.data(), 0xff, data.size());
+  }
+}
+
+// An MMIO exit is a stage-2 fault the memslots did not satisfy: classify, answer, log.
+void Machine::mmio(unsigned vcpu, Ipa ipa, bool write, std::span<uint8_t> data,
+                   std::chrono::steady_clock::time_point exit_time) {
+  if (physical_->is_ram(ipa)) {
+    // RAM in the map but not in a memslot: a memslot update raced with this access, or a
+    // write hit a read-only slot. Serve from memory through the map when it permits.
+    auto served = write ? physical_->write(ipa, data) : physical_->read(ipa, data);
+    if (served) {
+      log_fault(vcpu, ipa, write, data.size(), "memslot-race", "served-from-ram", exit_time);
+      return;
+    }
+    if (write) {
+      log_fault(vcpu, ipa, write, data.size(), "write-protected", "write-dropped", exit_time);
+      return;
+    }
+  }
+  if (!write) {
+    std::memset(data.data(), 0xff, data.size());
+  }
+  log_fault(vcpu, ipa, write, data.size(), "unbacked", write ? "write-dropped" : "read-all-ones",
+            exit_time);
+}
+
+// Emit one fault record with the latency since the exit.
+void Machine::log_fault(unsigned vcpu, Ipa ipa, bool write, size_t size, const char* kind,
+                        const char* resolution, std::chrono::steady_clock::time_point exit_time) {
+  auto latency = std::chrono::steady_clock::now() - exit_time;
+  FaultRecord record;
+  record.time = std::chrono::system_clock::now();
+  record.vm = name_;
+  record.vmid = vmid_;
+  record.vcpu = vcpu;
+  record.ipa = ipa;
+  record.write = write;
+  record.size = static_cast<unsigned>(size);
+  record.kind = kind;
+  record.resolution = resolution;
+  record.latency_ns =
+      static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(latency).count());
+  fault_log_->record(record);
+}
+
+// Print the report and stop the VM with the failure's status.
+void Machine::vcpu_failed(unsigned /*vcpu*/, int status, const std::string& report) {
+  fmt::print(stderr, "hvmm: {}", report);
+  request_stop(status);
+}
+
+}  // namespace hvmm::vmm

@@ -1,0 +1,138 @@
+// vCPU threads: the KVM_RUN loop and exit dispatch.
+#include "hvmm/vmm/vcpu.h"
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "hvmm/vmm/exit_status.h"
+#include "hvmm/vmm/x86_state.h"
+
+namespace hvmm::vmm {
+namespace {
+
+// The signal that kicks a vCPU thread out of KVM_RUN.
+int kick_signal() {
+  return SIGRTMIN;
+}
+
+// Does nothing: its only purpose is to interrupt KVM_RUN with EINTR.
+void on_kick(int) {}
+
+}  // namespace
+
+// Register the kick handler without SA_RESTART so the ioctl returns EINTR.
+void Vcpu::install_kick_handler() {
+  struct sigaction action {};
+  action.sa_handler = on_kick;
+  sigemptyset(&action.sa_mask);
+  sigaction(kick_signal(), &action, nullptr);
+}
+
+Vcpu::~Vcpu() {
+  stop();
+  join();
+}
+
+// Launch the run loop on its own thread.
+void Vcpu::start() {
+  thread_ = std::thread([this] { run_loop(); });
+}
+
+// Flag the loop, block the next entry and interrupt the current one.
+void Vcpu::stop() {
+  stopping_.store(true);
+  std::atomic_ref<uint8_t>(vcpu_.run_area()->immediate_exit).store(1);
+  if (thread_.joinable()) {
+    pthread_kill(thread_.native_handle(), kick_signal());
+  }
+}
+
+void Vcpu::join() {
+  if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) {
+    thread_.join();
+  }
+}
+
+// Run until stopped or until an exit cannot be handled. EAGAIN (an AP right after its
+// SIPI on this host) and EINTR (a kick) just loop back to the stop check.
+void Vcpu::run_loop() {
+  while (!stopping_.load()) {
+    int error = vcpu_.run();
+    auto exit_time = std::chrono::steady_clock::now();
+    if (error == EINTR || error == EAGAIN) {
+      continue;
+    }
+    if (error != 0) {
+      fail(kExitInternalError, fmt::format("KVM_RUN failed: {}", std::strerror(error)));
+      return;
+    }
+    if (!handle_exit(exit_time)) {
+      return;
+    }
+  }
+}
+
+// Dispatch one exit reason.
+bool Vcpu::handle_exit(std::chrono::steady_clock::time_point exit_time) {
+  kvm_run* run = vcpu_.run_area();
+  switch (run->exit_reason) {
+    case KVM_EXIT_IO:
+      handle_io();
+      return true;
+    case KVM_EXIT_MMIO:
+      host_.mmio(vcpu_.id(), Ipa(run->mmio.phys_addr), run->mmio.is_write != 0,
+                 std::span<uint8_t>(run->mmio.data, run->mmio.len), exit_time);
+      return true;
+    case KVM_EXIT_INTR:
+    case KVM_EXIT_HLT:
+      return true;
+    case KVM_EXIT_SHUTDOWN:
+      fail(kExitTripleFault, "triple fault (KVM_EXIT_SHUTDOWN)");
+      return false;
+    case KVM_EXIT_FAIL_ENTRY:
+      fail(kExitInternalError,
+           fmt::format("VM entry failed (KVM_EXIT_FAIL_ENTRY, hardware reason {:#x})",
+                       run->fail_entry.hardware_entry_failure_reason));
+      return false;
+    case KVM_EXIT_INTERNAL_ERROR:
+      fail(kExitInternalError,
+           fmt::format("KVM internal error (suberror {})", run->internal.suberror));
+      return false;
+    case KVM_EXIT_SYSTEM_EVENT:
+      fail(kExitGuestShutdown,
+           fmt::format("guest requested system event {} (shutdown/reset)", run->system_event.type));
+      return false;
+    default:
+      fail(kExitInternalError, fmt::format("unhandled KVM exit reason {}", run->exit_reason));
+      return false;
+  }
+}
+
+// Split a (possibly string) port exit into `count` accesses of `size` bytes.
+void Vcpu::handle_io() {
+  kvm_run* run = vcpu_.run_area();
+  auto* data = reinterpret_cast<uint8_t*>(run) + run->io.data_offset;
+  bool write = run->io.direction == KVM_EXIT_IO_OUT;
+  for (uint32_t i = 0; i < run->io.count; ++i) {
+    host_.port_io(vcpu_.id(), run->io.port, write,
+                  std::span<uint8_t>(data + i * run->io.size, run->io.size));
+  }
+}
+
+// Report a fatal exit with the registers at the time.
+void Vcpu::fail(int status, const std::string& what) {
+  std::string report = fmt::format("vCPU {}: {}\n", vcpu_.id(), what);
+  auto regs = vcpu_.get_regs();
+  auto sregs = vcpu_.get_sregs();
+  if (regs && sregs) {
+    report += format_register_dump(*regs, *sregs);
+  } else {
+    report += "(registers unavailable)\n";
+  }
+  host_.vcpu_failed(vcpu_.id(), status, report);
+}
+
+}  // namespace hvmm::vmm
