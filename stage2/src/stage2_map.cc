@@ -61,11 +61,28 @@ Stage2Map::Stage2Map(Stage2Map&& other) noexcept
       table_count_(std::exchange(other.table_count_, 0)),
       hooks_(std::move(other.hooks_)) {}
 
-// Free every table below the root, then the root.
+namespace {
+
+// Give every table below `table` (at `level`) back to `allocator`, whatever it maps.
+void free_tables_below(TableAllocator& allocator, uint64_t* table, unsigned level,
+                       unsigned entries) {
+  for (unsigned i = 0; i < entries; ++i) {
+    const Descriptor entry(table[i]);
+    if (!entry.is_table(level))
+      continue;
+    uint64_t* child = detail::table_of(entry);
+    free_tables_below(allocator, child, level - 1, kEntriesPerTable);
+    allocator.free_table(child);
+  }
+}
+
+}  // namespace
+
+// The VM is gone: no hooks run (nothing can observe the space any more), pinned pages go too.
 Stage2Map::~Stage2Map() {
   if (root_ == nullptr)
     return;
-  (void)unmap(IpaRange{Ipa(0), space_.size()}, ChangeReason::kUnmap);
+  free_tables_below(*allocator_, root_, space_.root_level(), space_.root_entries());
   std::free(root_);
 }
 
