@@ -23,7 +23,8 @@ const char* access_name(Access access) {
   }
 }
 
-// Threads take counter shards round-robin, so up to kShards threads never share one.
+// Threads take counter shards round-robin, so up to kShards threads never share one
+// (see CounterShard for what happens beyond).
 size_t tlb_counter_shard_index() {
   static std::atomic<size_t> next{0};
   return next.fetch_add(1, std::memory_order_relaxed);
@@ -132,9 +133,9 @@ TlbStats Stage2Tlb::stats() const {
   for (size_t i = 0; i < kShards; ++i) {
     stats.hits += shards_[i].hits.load(std::memory_order_relaxed);
     stats.misses += shards_[i].misses.load(std::memory_order_relaxed);
+    stats.fills += shards_[i].fills.load(std::memory_order_relaxed);
+    stats.fills_refused += shards_[i].fills_refused.load(std::memory_order_relaxed);
   }
-  stats.fills = fills_.load(std::memory_order_relaxed);
-  stats.fills_refused = fills_refused_.load(std::memory_order_relaxed);
   stats.range_invalidations = range_invalidations_.load(std::memory_order_relaxed);
   stats.vmid_invalidations = vmid_invalidations_.load(std::memory_order_relaxed);
   stats.full_invalidations = full_invalidations_.load(std::memory_order_relaxed);
