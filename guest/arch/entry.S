@@ -2,11 +2,9 @@
  * (include/hvmm/guest/arch/trap.h) on the kernel stack and calls a C++ dispatcher. */
 
 #define PERCPU_KERNEL_RSP 8
-#define PERCPU_USER_RSP 16
 #define PERCPU_RETURN_RSP 24
 #define USER_DS (0x18 | 3)
 #define USER_CS (0x20 | 3)
-#define VECTOR_SYSCALL 0x100
 
 .macro SAVE_REGS
   pushq %rax
@@ -71,32 +69,28 @@ isr_common:
   addq $16, %rsp
   iretq
 
-/* `syscall` from ring 3: RCX = user RIP, R11 = user RFLAGS, RSP still the user stack, IF
- * cleared by FMASK. GS base is the per-CPU block (user code never changes GS). Build an
- * interrupt-like frame on the kernel stack and return with iretq (sysretq is unusable on
- * this machine's hypervisor). */
-  .globl syscall_entry
+/* The `syscall` entry (LSTAR), alone in a page that every user address space maps at its
+ * physical address, user-accessible and executable. It only raises #BP: the #BP gate uses
+ * IST2, which always holds this CPU's ring-3 trap stack, and trap_dispatch recognises the
+ * address and turns the frame into a system call. This works both where `syscall` enters
+ * ring 0 as specified (int3 then runs at CPL0 and IST gives it a kernel stack) and on this
+ * machine's PVM hypervisor, which jumps to LSTAR without leaving ring 3 for a guest that is
+ * not PVM-aware (int3 then enters through the DPL-3 gate like any user exception). */
+  .section .text.syscall, "ax"
+  .balign 4096
+  .globl syscall_entry, syscall_entry_page, syscall_entry_int3_next
+syscall_entry_page:
 syscall_entry:
-  movq %rsp, %gs:PERCPU_USER_RSP
-  movq %gs:PERCPU_KERNEL_RSP, %rsp
-  pushq $USER_DS
-  pushq %gs:PERCPU_USER_RSP
-  pushq %r11
-  pushq $USER_CS
-  pushq %rcx
-  pushq $0
-  pushq $VECTOR_SYSCALL
-  SAVE_REGS
-  cld
-  movq %rsp, %rdi
-  call syscall_dispatch
-  RESTORE_REGS
-  addq $16, %rsp
-  iretq
+  int3
+syscall_entry_int3_next:
+  ud2
+  .balign 4096
 
-/* uint64_t user_enter(uint64_t rip, uint64_t rsp, uint64_t arg): save the callee-saved
- * registers, remember this stack as the return point, make it the ring-3 trap stack, and
- * iretq to ring 3 with `arg` in RDI. Returns when user_return() is called. */
+  .text
+/* uint64_t user_enter(uint64_t rip, uint64_t rsp, uint64_t a0, uint64_t a1, uint64_t a2):
+ * save the callee-saved registers, remember this stack as the return point, make the stack
+ * below it the ring-3 trap stack, and iretq to ring 3 with a0..a2 in RDI, RSI, RDX.
+ * Returns the value passed to user_return(). */
   .globl user_enter
 user_enter:
   pushq %rbx
@@ -106,26 +100,29 @@ user_enter:
   pushq %r14
   pushq %r15
   movq %rsp, %gs:PERCPU_RETURN_RSP
+  movq %rdi, %r12
+  movq %rsi, %r13
+  movq %rdx, %r14
+  movq %rcx, %r15
+  movq %r8, %rbx
   leaq -64(%rsp), %rax
   andq $-16, %rax
   movq %rax, %gs:PERCPU_KERNEL_RSP
-  pushq %rdi
-  pushq %rsi
   movq %rax, %rdi
+  subq $8, %rsp
   call user_set_trap_stack
-  popq %rsi
-  popq %rdi
+  addq $8, %rsp
   pushq $USER_DS
-  pushq %rsi
+  pushq %r13
   pushq $0x202
   pushq $USER_CS
-  pushq %rdi
-  movq %rdx, %rdi
+  pushq %r12
+  movq %r14, %rdi
+  movq %r15, %rsi
+  movq %rbx, %rdx
   xorl %eax, %eax
   xorl %ebx, %ebx
   xorl %ecx, %ecx
-  xorl %edx, %edx
-  xorl %esi, %esi
   xorl %ebp, %ebp
   xorl %r8d, %r8d
   xorl %r9d, %r9d
@@ -149,6 +146,19 @@ user_return:
   popq %r12
   popq %rbp
   popq %rbx
+  ret
+
+/* bool probe_read_asm(const void* address): read one byte; a fault there resumes at
+ * probe_fixup_target with RAX = 1 (see kernel/probe.cc). */
+  .text
+  .globl probe_read_asm, probe_read_insn, probe_fixup_target
+probe_read_asm:
+  xorl %eax, %eax
+probe_read_insn:
+  movb (%rdi), %cl
+  ret
+probe_fixup_target:
+  movl $1, %eax
   ret
 
 /* The AP trampoline, copied to a page below 1 MiB and entered by SIPI in real mode at

@@ -42,8 +42,7 @@ void set_gate(unsigned vector, unsigned dpl, unsigned ist) {
 
 }  // namespace
 
-// Fill the gates the kernel uses. #DF (8) and NMI (2) run on IST1; int3 is callable from
-// ring 3 (a DPL-3 gate) so user workloads can trap on purpose.
+// Fill the gates the kernel uses. #DF (8) and NMI (2) run on IST1.
 void idt_init() {
   for (unsigned v = 0; v < 32; ++v)
     set_gate(v, v == 3 ? 3 : 0, (v == 2 || v == 8) ? 1 : 0);

@@ -7,8 +7,11 @@
 #include "hvmm/guest/fault.h"
 #include "hvmm/guest/panic.h"
 
+extern "C" char syscall_entry_int3_next[];
+
 namespace hvmm::guest::arch {
 
+uint64_t syscall_int3_return_address();
 InterruptHandler interrupt_handler(uint8_t vector);
 
 namespace {
@@ -49,6 +52,11 @@ const char* const kExceptionNames[32] = {"divide error",
 
 }  // namespace
 
+// Where the `syscall` entry's int3 returns to: its lower-half alias (see entry.S).
+uint64_t syscall_int3_return_address() {
+  return reinterpret_cast<uint64_t>(syscall_entry_int3_next) - 0xffffffff80000000ull;
+}
+
 // Name of an exception vector (for messages).
 const char* exception_name(uint64_t vector) {
   return vector < 32 ? kExceptionNames[vector] : "interrupt";
@@ -56,11 +64,19 @@ const char* exception_name(uint64_t vector) {
 
 }  // namespace hvmm::guest::arch
 
+namespace hvmm::guest {
+void syscall_from_entry(TrapFrame& frame);
+}
+
 // Entry from isr_common (entry.S).
 extern "C" void trap_dispatch(hvmm::guest::TrapFrame* frame) {
   using namespace hvmm::guest;
   if (frame->vector == arch::kVectorPageFault) {
     handle_page_fault(*frame, arch::read_cr2());
+    return;
+  }
+  if (frame->vector == 3 && frame->rip == arch::syscall_int3_return_address()) {
+    syscall_from_entry(*frame);
     return;
   }
   if (frame->vector < 32) {

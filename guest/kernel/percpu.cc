@@ -28,11 +28,14 @@ void set_cpu_online(unsigned cpu) {
 }
 
 // Load GS base with the CPU's block (the GS selector is null, so only the MSR matters).
+// KERNEL_GS_BASE gets the same value: this machine's hypervisor swaps it in on `syscall`
+// (as SWAPGS would), and with both equal the kernel never needs SWAPGS.
 void percpu_install(unsigned cpu) {
   PerCpu& p = g_percpu[cpu];
   p.self = &p;
   p.cpu = cpu;
   arch::wrmsr(arch::kMsrGsBase, reinterpret_cast<uint64_t>(&p));
+  arch::wrmsr(arch::kMsrKernelGsBase, reinterpret_cast<uint64_t>(&p));
 }
 
 }  // namespace hvmm::guest

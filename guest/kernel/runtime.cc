@@ -1,6 +1,5 @@
-// The freestanding runtime: memcpy/memset as single `rep movsb`/`rep stosb` instructions
-// (one emulated instruction each on the target machine), operator new/delete routed to
-// kmalloc, and the C++ ABI hooks a freestanding program still needs.
+// The freestanding runtime: memcpy/memset as `rep movsq`/`rep stosq` string instructions, operator
+// new/delete routed to kmalloc, and the C++ ABI hooks a freestanding program still needs.
 #include "hvmm/guest/runtime.h"
 
 #include <cstdint>
@@ -11,10 +10,14 @@
 
 extern "C" {
 
-// Copy n bytes with one `rep movsb`.
+// Copy n bytes: `rep movsq` for the bulk, `rep movsb` for the tail (string instructions
+// are emulated per element, so quadwords make bulk copies 8 times cheaper).
 void* memcpy(void* dst, const void* src, size_t n) {
   void* ret = dst;
-  asm volatile("rep movsb" : "+D"(dst), "+S"(src), "+c"(n) : : "memory");
+  size_t quads = n >> 3;
+  size_t tail = n & 7;
+  asm volatile("rep movsq" : "+D"(dst), "+S"(src), "+c"(quads) : : "memory");
+  asm volatile("rep movsb" : "+D"(dst), "+S"(src), "+c"(tail) : : "memory");
   return ret;
 }
 
@@ -31,10 +34,14 @@ void* memmove(void* dst, const void* src, size_t n) {
   return ret;
 }
 
-// Fill n bytes with one `rep stosb`.
+// Fill n bytes: `rep stosq` for the bulk, `rep stosb` for the tail.
 void* memset(void* dst, int value, size_t n) {
   void* ret = dst;
-  asm volatile("rep stosb" : "+D"(dst), "+c"(n) : "a"(value) : "memory");
+  uint64_t pattern = 0x0101010101010101ull * static_cast<uint8_t>(value);
+  size_t quads = n >> 3;
+  size_t tail = n & 7;
+  asm volatile("rep stosq" : "+D"(dst), "+c"(quads) : "a"(pattern) : "memory");
+  asm volatile("rep stosb" : "+D"(dst), "+c"(tail) : "a"(pattern) : "memory");
   return ret;
 }
 

@@ -9,6 +9,7 @@
 namespace hvmm::guest {
 
 struct Process;
+struct UserMm;
 
 // One CPU's private state. The first four fields are used by arch/entry.S at fixed offsets.
 struct PerCpu {
@@ -24,6 +25,8 @@ struct PerCpu {
   uint64_t loaded_cr3;         // the root (with PCID) currently in CR3
   volatile uint32_t lazy_tlb;  // 1 while only kernel mappings are in use here
   uint64_t stack_top;
+  uint64_t ist_top;
+  UserMm* loaded_mm;  // the user address space whose tables are in CR3, or null
 };
 
 inline constexpr unsigned kMaxCpus = arch::kMaxCpus;

@@ -23,7 +23,8 @@ static_assert(sizeof(Tss) == 104);
 // becomes IST1 (used by #DF and NMI).
 void gdt_load(unsigned cpu, uint64_t ist_stack_top);
 
-// Set the stack the CPU switches to when a ring-3 trap arrives on `cpu`.
+// Set the stack the CPU switches to when a ring-3 trap arrives on `cpu` (RSP0, and IST2
+// for the #BP gate that carries system calls).
 void tss_set_kernel_stack(unsigned cpu, uint64_t rsp0);
 
 }  // namespace hvmm::guest::arch

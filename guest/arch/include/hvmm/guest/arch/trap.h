@@ -30,8 +30,6 @@ inline constexpr uint8_t kVectorTimer = 0x20;
 inline constexpr uint8_t kVectorTlbShootdown = 0xf0;
 inline constexpr uint8_t kVectorCallFunction = 0xf1;
 inline constexpr uint8_t kVectorSpurious = 0xff;
-// Pseudo vector stored in TrapFrame::vector by the `syscall` entry.
-inline constexpr uint64_t kVectorSyscall = 0x100;
 
 // Handler of one interrupt vector (called with interrupts disabled).
 using InterruptHandler = void (*)(TrapFrame& frame);

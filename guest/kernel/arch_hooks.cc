@@ -1,0 +1,55 @@
+// The kernel side of guest/mm's arch hooks: CPU ids from the per-CPU block, the direct
+// map, TLB shootdown of kernel ranges, interrupt masking and panics.
+#include "hvmm/guest/mm/arch_hooks.h"
+
+#include "hvmm/guest/arch/cpu.h"
+#include "hvmm/guest/memory.h"
+#include "hvmm/guest/panic.h"
+#include "hvmm/guest/percpu.h"
+#include "hvmm/guest/smp.h"
+#include "hvmm/guest/tlb.h"
+
+namespace hvmm::guest::mm::arch {
+
+// The calling CPU's index.
+unsigned this_cpu() {
+  return hvmm::guest::this_cpu().cpu;
+}
+
+// CPUs that may run guest/mm code (counted before APs start).
+unsigned cpu_count() {
+  return hvmm::guest::possible_cpus();
+}
+
+// The direct-map alias of a physical address.
+void* phys_to_virt(uint64_t pa) {
+  return reinterpret_cast<void*>(pa + kDirectMapBase);
+}
+
+// The physical address behind a direct-map or kernel-image address.
+uint64_t virt_to_phys(const void* va) {
+  uint64_t v = reinterpret_cast<uint64_t>(va);
+  return v >= kKernelVma ? v - kKernelVma : v - kDirectMapBase;
+}
+
+// Flush kernel translations of [start, end) on every CPU and wait.
+void flush_tlb_kernel_range(uint64_t start, uint64_t end) {
+  hvmm::guest::tlb_flush_kernel_range(start, end);
+}
+
+uint64_t irq_save() {
+  return hvmm::guest::arch::irq_save();
+}
+void irq_restore(uint64_t flags) {
+  hvmm::guest::arch::irq_restore(flags);
+}
+void cpu_relax() {
+  hvmm::guest::arch::pause();
+}
+
+// Panic with guest/mm's message.
+void mm_panic(const char* message) {
+  hvmm::guest::panic("mm: %s", message);
+}
+
+}  // namespace hvmm::guest::mm::arch

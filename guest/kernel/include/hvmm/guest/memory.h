@@ -1,0 +1,50 @@
+// The kernel's memory layout and its global memory managers (memblock, buddy, kmalloc,
+// vmalloc, the kernel page table), set up by memory_init().
+#pragma once
+
+#include <cstdint>
+
+#include "hvmm/guest/boot_info.h"
+#include "hvmm/guest/mm/buddy.h"
+#include "hvmm/guest/mm/memblock.h"
+#include "hvmm/guest/mm/page_table.h"
+#include "hvmm/guest/mm/slab.h"
+#include "hvmm/guest/mm/vmalloc.h"
+
+namespace hvmm::guest {
+
+// Virtual layout of the kernel half.
+inline constexpr uint64_t kDirectMapBase = 0xffff888000000000ull;  // PML4 slot 273
+inline constexpr uint64_t kVmallocStart = 0xffffc90000000000ull;   // PML4 slot 402
+inline constexpr uint64_t kVmallocEnd = kVmallocStart + (uint64_t{32} << 30);
+inline constexpr uint64_t kKernelVma = 0xffffffff80000000ull;  // PML4 511, PDPT 510
+
+// The global memory managers.
+struct KernelMemory {
+  mm::Memblock memblock;
+  mm::BuddyAllocator buddy;
+  mm::Kmalloc kmalloc;
+  mm::PageTable kernel_pt;
+  mm::Vmalloc vmalloc;
+  uint64_t ram_end = 0;    // one past the highest RAM byte
+  uint64_t ram_total = 0;  // bytes of RAM reported by the loader
+  bool gbpages = false;    // CPU supports 1 GiB pages
+};
+
+// The kernel's memory managers (valid after memory_init()).
+KernelMemory& kmem();
+
+// Build memblock from the PVH memory map, the early direct map, the buddy allocator, the
+// kmalloc caches, the final kernel page tables (direct map with large pages, W^X image,
+// vmalloc slot), switch to them, and start vmalloc.
+void memory_init(const BootInfo& info);
+
+// The physical address of a kernel-image symbol.
+inline uint64_t kernel_image_phys(const void* va) {
+  return reinterpret_cast<uint64_t>(va) - kKernelVma;
+}
+
+// Print a one-line summary of zones and free memory.
+void memory_print_summary();
+
+}  // namespace hvmm::guest

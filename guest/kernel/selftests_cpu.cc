@@ -1,0 +1,181 @@
+// Selftests of the CPU side: the LAPIC timer, SMP bring-up and cross-CPU work, PCID
+// switches without flushes, and the TLB shootdown (a stale translation on another CPU is
+// detected, so the test fails when the shootdown is skipped with `tlb_skip_shootdown`).
+#include "hvmm/guest/arch/cpu.h"
+#include "hvmm/guest/cmdline.h"
+#include "hvmm/guest/memory.h"
+#include "hvmm/guest/percpu.h"
+#include "hvmm/guest/process.h"
+#include "hvmm/guest/selftest.h"
+#include "hvmm/guest/smp.h"
+#include "hvmm/guest/time.h"
+#include "hvmm/guest/timer.h"
+#include "hvmm/guest/tlb.h"
+
+extern "C" char user_tlb_reader[];
+
+namespace hvmm::guest {
+namespace {
+
+using mm::kPageSize;
+
+// Spin until `*counter` exceeds `target` or `us` microseconds pass; false on timeout.
+bool wait_counter(const volatile uint64_t* counter, uint64_t target, uint64_t us) {
+  uint64_t deadline = arch::rdtsc() + us * (tsc_hz() / 1000000);
+  while (*counter <= target) {
+    if (arch::rdtsc() > deadline)
+      return false;
+    tlb_service_pending();
+    arch::pause();
+  }
+  return true;
+}
+
+// The timer interrupts the boot CPU at least twice within 200 ms.
+bool test_timer(TestResult& r) {
+  uint64_t t0 = timer_ticks();
+  uint64_t deadline = arch::rdtsc() + tsc_hz() / 5;
+  while (timer_ticks() < t0 + 2 && arch::rdtsc() < deadline)
+    asm volatile("sti; hlt");
+  if (timer_ticks() < t0 + 2)
+    return r.fail("%lu ticks in 200 ms", timer_ticks() - t0);
+  return true;
+}
+
+// Work posted to each AP runs there (it sees its own CPU index).
+void record_cpu(void* arg) {
+  *static_cast<volatile unsigned*>(arg) = this_cpu().cpu;
+}
+
+bool test_smp(TestResult& r) {
+  unsigned n = possible_cpus();
+  if (online_cpus() != n)
+    return r.fail("%u of %u CPUs online", online_cpus(), n);
+  for (unsigned cpu = 1; cpu < n; ++cpu) {
+    volatile unsigned seen = ~0u;
+    if (!smp_call_async(cpu, record_cpu, const_cast<unsigned*>(&seen)))
+      return r.fail("cannot post work to CPU %u", cpu);
+    smp_wait(cpu);
+    if (seen != cpu)
+      return r.fail("work for CPU %u ran on CPU %u", cpu, seen);
+  }
+  return r.note("%u CPUs", n);
+}
+
+// Two address spaces switched back and forth keep distinct non-zero PCIDs, and switching
+// back to one already loaded takes the allocator's fast path (no flush).
+bool test_pcid(TestResult& r) {
+  if (!pcid_enabled())
+    return r.note("PCID not offered: CR3 switches flush");
+  UserMm* a = mm_create();
+  UserMm* b = mm_create();
+  if (a == nullptr || b == nullptr)
+    return r.fail("mm_create failed");
+  uint64_t fast0 = asid_allocator().stats().fast_switches;
+  switch_mm(*a);
+  uint64_t pcid_a = arch::read_cr3() & 0xfff;
+  switch_mm(*b);
+  uint64_t pcid_b = arch::read_cr3() & 0xfff;
+  switch_mm(*a);
+  uint64_t pcid_a2 = arch::read_cr3() & 0xfff;
+  uint64_t fast = asid_allocator().stats().fast_switches - fast0;
+  leave_mm();
+  mm_destroy(a);
+  mm_destroy(b);
+  if (pcid_a == 0 || pcid_b == 0 || pcid_a == pcid_b)
+    return r.fail("PCIDs %lu/%lu", pcid_a, pcid_b);
+  if (pcid_a2 != pcid_a)
+    return r.fail("PCID changed from %lu to %lu", pcid_a, pcid_a2);
+  if (fast == 0)
+    return r.fail("no fast switch");
+  return r.note("PCIDs %lu and %lu, %lu fast switches", pcid_a, pcid_b, fast);
+}
+
+// What the reader CPU runs: tlb_reader(data, status, control) in ring 3.
+struct ReaderJob {
+  UserMm* mm;
+  uint64_t data, status, control;
+  UserRun run;
+};
+
+void reader_main(void* arg) {
+  auto* job = static_cast<ReaderJob*>(arg);
+  job->run = run_user(*job->mm, user_tlb_reader, job->data, job->status, job->control);
+}
+
+// A CPU keeps reading a user page in ring 3 while this CPU remaps the page to another
+// frame and shoots the old translation down; the reader must then see the new frame.
+bool tlb_remap_check(TestResult& r, UserMm& m, bool skip_shootdown, uint64_t* seen_out) {
+  mm::AddressSpace& as = m.as;
+  uint64_t data = as.mmap(0, kPageSize, mm::kVmRead | mm::kVmWrite, false).value;
+  uint64_t status = as.mmap(0, kPageSize, mm::kVmRead | mm::kVmWrite, false).value;
+  uint64_t control = as.mmap(0, kPageSize, mm::kVmRead | mm::kVmWrite, false).value;
+  as.handle_fault(data, mm::kFaultWrite);
+  as.handle_fault(status, mm::kFaultWrite);
+  as.handle_fault(control, mm::kFaultWrite);
+  auto* old_page =
+      static_cast<volatile uint64_t*>(mm::arch::phys_to_virt(as.page_table().translate(data).pa));
+  auto* st =
+      static_cast<volatile uint64_t*>(mm::arch::phys_to_virt(as.page_table().translate(status).pa));
+  auto* ctl = static_cast<volatile uint64_t*>(
+      mm::arch::phys_to_virt(as.page_table().translate(control).pa));
+  *old_page = 0xaaaa;
+  uint64_t new_pa = kmem().buddy.alloc_phys(mm::kGfpZero, 0);
+  *static_cast<volatile uint64_t*>(mm::arch::phys_to_virt(new_pa)) = 0xbbbb;
+  ReaderJob job{&m, data, status, control, {}};
+  if (!smp_call_async(1, reader_main, &job))
+    return r.fail("cannot start the reader on CPU 1");
+  bool ok = wait_counter(&st[1], 1000, 2000000);
+  mm::MmuGather gather(&kmem().buddy);
+  as.page_table().unmap(data, kPageSize, gather);
+  as.page_table().map(data, new_pa, kPageSize,
+                      mm::kPteUser | mm::kPteWrite | mm::kPteNx | mm::kPteOwned);
+  tlb_set_skip_remote(skip_shootdown);
+  tlb_flush_mm_range(m, data, data + kPageSize, false);
+  tlb_set_skip_remote(false);
+  uint64_t reads = st[1];
+  ok = ok && wait_counter(&st[1], reads + 100000, 2000000);
+  *seen_out = st[0];
+  *ctl = 1;
+  smp_wait(1);
+  gather.release();  // the old frame was owned by the mapping: freed only now
+  if (!ok)
+    return r.fail("the reader on CPU 1 made no progress");
+  return true;
+}
+
+bool test_tlb_shootdown(TestResult& r) {
+  if (possible_cpus() < 2)
+    return r.note("skipped: needs 2 CPUs");
+  UserMm* m = mm_create();
+  if (m == nullptr)
+    return r.fail("mm_create failed");
+  bool skip = cmdline_has("tlb_skip_shootdown");
+  TlbStats before = tlb_stats();
+  uint64_t seen = 0;
+  bool ok = tlb_remap_check(r, *m, skip, &seen);
+  TlbStats after = tlb_stats();
+  mm_destroy(m);
+  if (!ok)
+    return false;
+  if (seen != 0xbbbb)
+    return r.fail("CPU 1 still reads the old frame (%lx) after the remap%s", seen,
+                  skip ? " (shootdown skipped on purpose)" : "");
+  uint64_t ipis = after.ipis - before.ipis;
+  uint64_t lat = after.shootdowns > before.shootdowns
+                     ? tsc_to_us(after.latency_tsc_total - before.latency_tsc_total) /
+                           (after.shootdowns - before.shootdowns)
+                     : 0;
+  return r.note("%lu IPIs, mean shootdown latency %lu us%s", ipis, lat,
+                skip ? " (shootdown skipped, no stale entry observed)" : "");
+}
+
+}  // namespace
+
+const Selftest kCpuSelftests[] = {
+    {"timer", test_timer}, {"smp", test_smp},
+    {"pcid", test_pcid},   {"tlb_shootdown", test_tlb_shootdown},
+    {nullptr, nullptr},
+};
+
+}  // namespace hvmm::guest

@@ -1,0 +1,77 @@
+// Selftests of ring-3 processes: the built-in workloads run to a clean exit, and faults
+// are reported with their cause (permission fault on a read-only page, segv outside every
+// area) while the kernel survives.
+#include "hvmm/guest/memory.h"
+#include "hvmm/guest/process.h"
+#include "hvmm/guest/runtime.h"
+#include "hvmm/guest/selftest.h"
+
+extern "C" char user_touch_seq[], user_touch_random[], user_churn[], user_brk_grow[];
+extern "C" char user_write_to[], user_read_from[];
+
+namespace hvmm::guest {
+namespace {
+
+// Run `program` in a fresh address space and return how it ended.
+UserRun run_fresh(const char* program, uint64_t a0, uint64_t a1, uint64_t a2,
+                  mm::AddressSpaceStats* stats = nullptr) {
+  UserMm* m = mm_create();
+  if (m == nullptr)
+    return UserRun{-1, true, "no memory", 0, 0, 0};
+  UserRun run = run_user(*m, program, a0, a1, a2);
+  if (stats != nullptr)
+    *stats = m->as.stats();
+  leave_mm();
+  mm_destroy(m);
+  return run;
+}
+
+// The four workloads, small, each must exit 0 after demand paging its memory.
+bool test_user_process(TestResult& r) {
+  mm::BuddyAllocator& buddy = kmem().buddy;
+  buddy.drain_this_cpu();
+  uint64_t free_before = buddy.free_pages_total();
+  mm::AddressSpaceStats st;
+  UserRun run = run_fresh(user_touch_seq, 1 << 20, 0, 0, &st);
+  if (run.killed || run.exit_code != 0)
+    return r.fail("touch_seq exit %ld %s at %lx", run.exit_code, run.cause, run.fault_address);
+  if (st.zero_pages_mapped < 256)
+    return r.fail("touch_seq mapped %lu pages", st.zero_pages_mapped);
+  run = run_fresh(user_touch_random, 256 << 10, 1024, 12345);
+  if (run.killed || run.exit_code != 0 || run.report != 1024)
+    return r.fail("touch_random exit %ld %s, sum %lu", run.exit_code, run.cause, run.report);
+  run = run_fresh(user_churn, 16, 64 << 10, 0);
+  if (run.killed || run.exit_code != 0)
+    return r.fail("churn exit %ld %s", run.exit_code, run.cause);
+  run = run_fresh(user_brk_grow, 256 << 10, 0, 0);
+  if (run.killed || run.exit_code != 0)
+    return r.fail("brk exit %ld %s", run.exit_code, run.cause);
+  buddy.drain_this_cpu();
+  uint64_t leaked = free_before - buddy.free_pages_total();
+  if (static_cast<int64_t>(leaked) > 64)
+    return r.fail("%lu pages not returned", leaked);
+  return r.note("%lu faults in touch_seq", st.faults);
+}
+
+// A write to the read-only code is a permission fault, a read at 4 KiB a segv; both kill
+// only the process.
+bool test_user_faults(TestResult& r) {
+  UserRun run = run_fresh(user_write_to, kUserCodeBase, 0, 0);
+  if (!run.killed || !str_equal(run.cause, "permission"))
+    return r.fail("write to code: killed=%d cause '%s'", run.killed, run.cause);
+  run = run_fresh(user_read_from, 0x1000, 0, 0);
+  if (!run.killed || !str_equal(run.cause, "segv") || run.fault_address != 0x1000)
+    return r.fail("read at 0x1000: killed=%d cause '%s' at %lx", run.killed, run.cause,
+                  run.fault_address);
+  return true;
+}
+
+}  // namespace
+
+const Selftest kUserSelftests[] = {
+    {"user_process", test_user_process},
+    {"user_faults", test_user_faults},
+    {nullptr, nullptr},
+};
+
+}  // namespace hvmm::guest

@@ -1,0 +1,211 @@
+// TLB shootdown. One request is in flight at a time (g_request under g_lock); the initiator
+// marks each target's pending flag, sends it an IPI and spins until every flag is cleared.
+// Every waiter services its own pending flag while spinning, so two CPUs that flush at the
+// same time cannot deadlock even with interrupts off.
+#include "hvmm/guest/tlb.h"
+
+#include "hvmm/guest/arch/apic.h"
+#include "hvmm/guest/arch/cpu.h"
+#include "hvmm/guest/arch/trap.h"
+#include "hvmm/guest/cmdline.h"
+#include "hvmm/guest/memory.h"
+#include "hvmm/guest/percpu.h"
+#include "hvmm/guest/process.h"
+#include "hvmm/guest/smp.h"
+#include "hvmm/guest/spinlock.h"
+
+namespace hvmm::guest {
+namespace {
+
+constexpr uint64_t kCr4Pge = 1u << 7;
+constexpr uint64_t kCr4Pcide = 1u << 17;
+constexpr uint64_t kCr3NoFlush = 1ull << 63;
+
+// What a shootdown asks every target to do.
+struct TlbRequest {
+  enum Kind { kKernelRange, kMmRange, kEverything } kind;
+  UserMm* mm;
+  uint64_t start, end;
+  uint64_t gen;  // mm->tlb_gen this request brings targets up to
+  bool tables_freed;
+};
+
+uint32_t g_lock;  // 0 free, 1 held
+TlbRequest g_request;
+volatile uint32_t g_pending[kMaxCpus];
+bool g_pcid = false;
+bool g_skip_remote = false;
+TlbStats g_stats;
+
+// Count with an atomic add (counters are shared by all CPUs).
+void count(uint64_t& counter, uint64_t n = 1) {
+  __atomic_fetch_add(&counter, n, __ATOMIC_RELAXED);
+}
+
+// Flush everything on this CPU, global entries and all PCIDs included.
+void flush_everything_local() {
+  uint64_t cr4 = arch::read_cr4();
+  arch::write_cr4(cr4 & ~kCr4Pge);
+  arch::write_cr4(cr4);
+  count(g_stats.full_flushes);
+}
+
+// Flush the whole current address space (its PCID) on this CPU.
+void flush_current_pcid() {
+  arch::write_cr3(this_cpu().loaded_cr3 & ~kCr3NoFlush);
+  count(g_stats.full_flushes);
+}
+
+// Flush [start, end) page by page, or fall back to `full` above the ceiling.
+void flush_range_local(uint64_t start, uint64_t end, void (*full)()) {
+  uint64_t pages = (end - start + mm::kPageSize - 1) >> mm::kPageShift;
+  if (pages > kTlbFlushCeiling)
+    return full();
+  for (uint64_t va = start; va < end; va += mm::kPageSize)
+    arch::invlpg(va);
+  count(g_stats.page_flushes, pages);
+}
+
+// Leave a user address space whose tables were freed while this CPU was lazy.
+void leave_lazy_mm() {
+  arch::write_cr3(kmem().kernel_pt.root());
+  this_cpu().loaded_cr3 = kmem().kernel_pt.root();
+  this_cpu().loaded_mm = nullptr;
+  count(g_stats.full_flushes);
+}
+
+// Carry out a request on the calling CPU.
+void do_local(const TlbRequest& req) {
+  PerCpu& me = this_cpu();
+  switch (req.kind) {
+    case TlbRequest::kEverything:
+      return flush_everything_local();
+    case TlbRequest::kKernelRange:
+      return flush_range_local(req.start, req.end, flush_everything_local);
+    case TlbRequest::kMmRange:
+      if (me.loaded_mm != req.mm)
+        return;  // caught up by generation on the next switch
+      if (me.lazy_tlb) {
+        if (req.tables_freed)
+          leave_lazy_mm();
+        return;
+      }
+      flush_range_local(req.start, req.end, flush_current_pcid);
+      req.mm->flushed_gen[me.cpu] = req.gen;
+      return;
+  }
+}
+
+// True if CPU `cpu` must receive `req`.
+bool is_target(unsigned cpu, const TlbRequest& req) {
+  if (req.kind != TlbRequest::kMmRange)
+    return true;
+  PerCpu& c = cpu_data(cpu);
+  if (c.loaded_mm != req.mm)
+    return false;
+  if (c.lazy_tlb && !req.tables_freed) {
+    count(g_stats.lazy_skipped);
+    return false;
+  }
+  return true;
+}
+
+// Take the shootdown lock, serving requests addressed to us while waiting.
+void lock_shootdown() {
+  while (__atomic_exchange_n(&g_lock, 1u, __ATOMIC_ACQUIRE) != 0) {
+    tlb_service_pending();
+    arch::pause();
+  }
+}
+
+// Flush locally, then send `req` to every other target CPU and wait for all of them.
+void shootdown(const TlbRequest& req) {
+  lock_shootdown();
+  g_request = req;
+  unsigned self = this_cpu().cpu;
+  unsigned sent = 0;
+  uint64_t t0 = arch::rdtsc();
+  for (unsigned cpu = 0; cpu < possible_cpus() && !g_skip_remote; ++cpu) {
+    if (cpu == self || !cpu_data(cpu).online || !is_target(cpu, req))
+      continue;
+    __atomic_store_n(&g_pending[cpu], 1u, __ATOMIC_RELEASE);
+    arch::apic_send_ipi(cpu_apic_id(cpu), arch::kVectorTlbShootdown);
+    ++sent;
+  }
+  do_local(req);
+  for (unsigned cpu = 0; cpu < possible_cpus() && sent != 0; ++cpu)
+    while (__atomic_load_n(&g_pending[cpu], __ATOMIC_ACQUIRE) != 0)
+      arch::pause();
+  if (sent != 0) {
+    uint64_t dt = arch::rdtsc() - t0;
+    count(g_stats.shootdowns);
+    count(g_stats.ipis, sent);
+    count(g_stats.latency_tsc_total, dt);
+    if (dt > g_stats.latency_tsc_max)
+      g_stats.latency_tsc_max = dt;
+  }
+  __atomic_store_n(&g_lock, 0u, __ATOMIC_RELEASE);
+}
+
+// The shootdown IPI: serve the request, then EOI.
+void tlb_ipi(TrapFrame&) {
+  tlb_service_pending();
+  arch::apic_eoi();
+}
+
+// The call-function IPI only wakes the idle loop.
+void wake_ipi(TrapFrame&) {
+  arch::apic_eoi();
+}
+
+}  // namespace
+
+// Register IPI handlers and decide on PCIDs (CPUID.1:ECX bit 17; `nopcid` disables).
+void tlb_init() {
+  arch::set_interrupt_handler(arch::kVectorTlbShootdown, tlb_ipi);
+  arch::set_interrupt_handler(arch::kVectorCallFunction, wake_ipi);
+  g_pcid = (arch::cpuid(1).ecx & (1u << 17)) != 0 && !cmdline_has("nopcid");
+}
+
+// Set CR4.PCIDE (CR3's PCID field must be 0 at this point: the kernel uses PCID 0).
+void cpu_enable_pcid() {
+  if (g_pcid)
+    arch::write_cr4(arch::read_cr4() | kCr4Pcide);
+}
+
+bool pcid_enabled() {
+  return g_pcid;
+}
+
+// Serve this CPU's pending request.
+void tlb_service_pending() {
+  unsigned self = this_cpu().cpu;
+  if (__atomic_load_n(&g_pending[self], __ATOMIC_ACQUIRE) == 0)
+    return;
+  do_local(g_request);
+  __atomic_store_n(&g_pending[self], 0u, __ATOMIC_RELEASE);
+}
+
+void tlb_flush_kernel_range(uint64_t start, uint64_t end) {
+  shootdown({TlbRequest::kKernelRange, nullptr, start, end, 0, false});
+}
+
+// Bump the generation first: CPUs not reached catch up when they next load `mm`.
+void tlb_flush_mm_range(UserMm& mm, uint64_t start, uint64_t end, bool tables_freed) {
+  uint64_t gen = __atomic_add_fetch(&mm.tlb_gen, 1, __ATOMIC_SEQ_CST);
+  shootdown({TlbRequest::kMmRange, &mm, start, end, gen, tables_freed});
+}
+
+void tlb_flush_everything() {
+  shootdown({TlbRequest::kEverything, nullptr, 0, 0, 0, false});
+}
+
+void tlb_set_skip_remote(bool skip) {
+  g_skip_remote = skip;
+}
+
+TlbStats tlb_stats() {
+  return g_stats;
+}
+
+}  // namespace hvmm::guest
