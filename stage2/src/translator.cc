@@ -58,7 +58,9 @@ Translator::Translator(Translator&& other) noexcept
       tlb_(other.tlb_),
       subscription_(std::move(other.subscription_)),
       vmid_(other.vmid()),
-      backing_(other.backing_) {}
+      backing_(other.backing_),
+      check_fills_(other.check_fills_),
+      after_walk_hook_(std::move(other.after_walk_hook_)) {}
 
 // read_begin before the walk, read_retry with the entry locked: a refused fill means an
 // invalidation started after read_begin, so the walk is returned (it was true under the
@@ -68,8 +70,10 @@ Result<std::byte*> Translator::translate_slow(Ipa ipa, Access access) {
   auto walked = walk(ipa, access);
   if (!walked.ok())
     return walked.error();
+  if (after_walk_hook_)
+    after_walk_hook_();
   tlb_->fill(vmid(), ipa, walked->host_page, walked->cacheable,
-             [&] { return !subscription_.read_retry(sequence); });
+             [&] { return !check_fills_ || !subscription_.read_retry(sequence); });
   return walked->host_page + ipa.page_offset();
 }
 

@@ -160,6 +160,8 @@ class StressVm {
       const uint64_t before = model_[page].load(std::memory_order_acquire);
       auto result = translator_->translate(Ipa(kIpaBase + page * kPageSize + offset), access);
       const uint64_t after = model_[page].load(std::memory_order_acquire);
+      if (i % 128 == 0)
+        std::this_thread::yield();  // glibc's rwlock prefers readers: let the writer in
       if (before != after)
         continue;
       checks_.fetch_add(1, std::memory_order_relaxed);

@@ -238,6 +238,28 @@ TEST_F(TranslatorTest, FillRacingAnInvalidationIsRefused) {
   EXPECT_EQ(tlb_.stats().fills_refused, 1u);
 }
 
+// A walk overtaken by an unmap (between the walk and the fill) is returned but not cached:
+// the next translate walks again and fails.
+TEST_F(TranslatorTest, WalkOvertakenByUnmapIsNotCached) {
+  map(0xc0000, 0xc000, 1);
+  translator_->set_after_walk_hook_for_testing([&] { unmap(0xc0000, 1); });
+  EXPECT_TRUE(translator_->translate(Ipa(0xc0000), Access::kRead).ok());
+  translator_->set_after_walk_hook_for_testing(nullptr);
+  EXPECT_EQ(tlb_.stats().fills_refused, 1u);
+  EXPECT_FALSE(translator_->translate(Ipa(0xc0000), Access::kRead).ok());
+}
+
+// The same race without the sequence check caches the stale walk, and the unmapped page keeps
+// translating: the check is what prevents it.
+TEST_F(TranslatorTest, WithoutFillCheckAnOvertakenWalkIsCached) {
+  map(0xc0000, 0xc000, 1);
+  translator_->disable_fill_check_for_testing();
+  translator_->set_after_walk_hook_for_testing([&] { unmap(0xc0000, 1); });
+  EXPECT_TRUE(translator_->translate(Ipa(0xc0000), Access::kRead).ok());
+  translator_->set_after_walk_hook_for_testing(nullptr);
+  EXPECT_TRUE(translator_->translate(Ipa(0xc0000), Access::kRead).ok()) << "expected a stale hit";
+}
+
 // create() rejects an unaligned backing.
 TEST_F(TranslatorTest, CreateRejectsUnalignedBacking) {
   auto bad = Translator::create(*map_, lock_, tlb_, registry_, kVmid,

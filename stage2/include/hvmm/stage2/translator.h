@@ -21,6 +21,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <shared_mutex>
 #include <span>
 
@@ -59,6 +60,14 @@ class Translator {
   // Copy `in` into guest memory at [ipa, ipa + in.size()), with the same checks.
   Result<void> write(Ipa ipa, std::span<const std::byte> in);
 
+  // Test seams, never used by the VMM: run `hook` between the walk (lock released) and the
+  // TLB fill, and fill without the notifier sequence check. Together they show the race the
+  // check closes: a walk overtaken by an invalidation would otherwise be cached.
+  void set_after_walk_hook_for_testing(std::function<void()> hook) {
+    after_walk_hook_ = std::move(hook);
+  }
+  void disable_fill_check_for_testing() { check_fills_ = false; }
+
   uint16_t vmid() const { return vmid_.load(std::memory_order_relaxed); }
   // Follow the VM to a new VMID (after a VMID rollover gave it another one).
   void set_vmid(uint16_t vmid) { vmid_.store(vmid, std::memory_order_relaxed); }
@@ -90,6 +99,8 @@ class Translator {
   IntervalSubscription subscription_;  // the whole IPA space, like KVM's mmu_invalidate_seq
   std::atomic<uint16_t> vmid_;
   HostBacking backing_;
+  bool check_fills_ = true;
+  std::function<void()> after_walk_hook_;
 };
 
 }  // namespace hvmm::stage2
