@@ -89,7 +89,7 @@ void Kmalloc::free(const void* object) {
     page = page->head;
   }
   if ((page->flags & kPageSlab) != 0) {
-    page->slab.cache->free(const_cast<void*>(object));
+    page->slab.cache->free_in_slab(page, const_cast<void*>(object));
     return;
   }
   if ((page->flags & kPageLargeKmalloc) == 0) {

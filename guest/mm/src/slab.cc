@@ -233,12 +233,16 @@ void KmemCache::remove_partial(Page* page) {
   }
 }
 
-// Fast path: push on this CPU's freelist when the object is in its current slab.
+// Look up the object's slab and free it there.
 void KmemCache::free(void* object) {
   if (object == nullptr) {
     return;
   }
-  Page* page = slab_of(object);
+  free_in_slab(slab_of(object), object);
+}
+
+// Push on this CPU's freelist when the object is in its current slab, else the slow path.
+void KmemCache::free_in_slab(Page* page, void* object) {
   if (page->slab.cache != this) {
     arch::mm_panic("slab: object freed to the wrong cache");
   }

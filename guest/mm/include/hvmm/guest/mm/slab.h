@@ -55,6 +55,8 @@ class KmemCache {
   void* alloc(Gfp gfp);
   // Free an object of this cache.
   void free(void* object);
+  // Free an object whose slab head page the caller already looked up (kfree does).
+  void free_in_slab(Page* slab, void* object);
   // Give this CPU's slab back and free empty slabs (memory pressure, tests).
   void shrink();
   // Free every slab. All objects must have been freed; return false (and leak) otherwise.
