@@ -16,24 +16,11 @@
 #include "hvmm/vmm/boot_data.h"
 #include "hvmm/vmm/cpuid.h"
 #include "hvmm/vmm/exit_status.h"
+#include "hvmm/vmm/kvm_memslots.h"
 #include "hvmm/vmm/x86_state.h"
 
 namespace hvmm::vmm {
 namespace {
-
-// KvmMemslots applies MemslotSync's decisions to the KVM VM.
-class KvmMemslots final : public MemslotSink {
- public:
-  explicit KvmMemslots(KvmVm& vm) : vm_(vm) {}
-  // Install or delete one slot.
-  Result<void> set_memslot(const Memslot& slot, void* host) override {
-    return vm_.set_memslot(slot.slot, slot.range.start, slot.range.size, host,
-                           slot.read_only ? KVM_MEM_READONLY : 0);
-  }
-
- private:
-  KvmVm& vm_;
-};
 
 // Prefix a setup error with the step that failed.
 Error in_step(const char* step, const Error& error) {

@@ -1,0 +1,81 @@
+// Integration tests of guest faults under real KVM: accesses to unbacked IPAs are answered
+// and logged while the guest keeps running; a triple fault stops the VM with a dump.
+#include <gtest/gtest.h>
+
+#include <regex>
+
+#include "hvmm/vmm/exit_status.h"
+#include "run_hvmm.h"
+
+namespace hvmm::vmm {
+namespace {
+
+using testing::guest;
+using testing::run_hvmm;
+using testing::RunResult;
+using testing::slurp;
+using testing::TempPath;
+
+// Split text into lines.
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> lines;
+  std::stringstream stream(text);
+  std::string line;
+  while (std::getline(stream, line)) {
+    lines.push_back(line);
+  }
+  return lines;
+}
+
+// A read of an unbacked IPA returns all-ones, a write is dropped, the guest continues, and
+// each access is one JSON fault record with the IPA, access and size.
+TEST(Faults, UnbackedIpaIsAnsweredAndLogged) {
+  HVMM_SKIP_WITHOUT_KVM();
+  TempPath log("faults");
+  RunResult run = run_hvmm({"run", "--kernel", guest("unbacked"), "--fault-log", log.path});
+  EXPECT_EQ(run.out, "read ffffffff\nafter write ffffffff\nstill running\n");
+  EXPECT_EQ(run.status, 0) << run.err;
+  auto records = lines_of(slurp(log.path));
+  ASSERT_EQ(records.size(), 3u) << slurp(log.path);
+  const char* expected[3][3] = {{"0xd0000000", "read", "read-all-ones"},
+                                {"0xd0000010", "write", "write-dropped"},
+                                {"0xd0000010", "read", "read-all-ones"}};
+  std::regex shape(
+      R"re(\{"time":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z","vm":"run","vmid":1,"vcpu":0,)re"
+      R"re("ipa":"(0x[0-9a-f]+)","access":"(\w+)","size":4,"kind":"unbacked",)re"
+      R"re("resolution":"([\w-]+)","latency_ns":\d+\})re");
+  for (size_t i = 0; i < 3; ++i) {
+    std::smatch match;
+    ASSERT_TRUE(std::regex_match(records[i], match, shape)) << records[i];
+    EXPECT_EQ(match[1], expected[i][0]);
+    EXPECT_EQ(match[2], expected[i][1]);
+    EXPECT_EQ(match[3], expected[i][2]);
+  }
+}
+
+// Without --fault-log the records go to stderr.
+TEST(Faults, FaultLogDefaultsToStderr) {
+  HVMM_SKIP_WITHOUT_KVM();
+  RunResult run = run_hvmm({"run", "--kernel", guest("unbacked")});
+  EXPECT_EQ(run.status, 0);
+  EXPECT_EQ(lines_of(run.err).size(), 3u) << run.err;
+  EXPECT_NE(run.err.find("\"ipa\":\"0xd0000000\""), std::string::npos);
+}
+
+// A triple fault ends the VM with status 122 and a register dump showing the guest's
+// marker values and the faulting state.
+TEST(Faults, TripleFaultDumpsRegisters) {
+  HVMM_SKIP_WITHOUT_KVM();
+  RunResult run = run_hvmm({"run", "--kernel", guest("triple_fault")});
+  EXPECT_EQ(run.out, "about to triple fault\n");
+  EXPECT_EQ(run.status, kExitTripleFault);
+  EXPECT_NE(run.err.find("vCPU 0: triple fault (KVM_EXIT_SHUTDOWN)"), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find("rax=0x00000000deadbeef"), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find("rcx=0x00000000c0ffee00"), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find("rdi=0x000000000badf00d"), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find("idt=0x0/0x0"), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find("cr0=0x11"), std::string::npos) << run.err;
+}
+
+}  // namespace
+}  // namespace hvmm::vmm
