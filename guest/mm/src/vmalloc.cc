@@ -163,7 +163,8 @@ void Vmalloc::free(const void* address) {
 }
 
 // Detach the lazy list, flush its whole span once (lock dropped: the flush waits for other
-// CPUs, which may be spinning on this lock), then release frames and ranges.
+// CPUs, which may be spinning on this lock), then release frames, ranges and empty area
+// slabs of this CPU.
 void Vmalloc::purge() {
   Area* list;
   uint64_t lo = ~uint64_t{0};
@@ -179,6 +180,7 @@ void Vmalloc::purge() {
     }
   }
   if (list == nullptr) {
+    area_cache_.shrink();
     return;
   }
   arch::flush_tlb_kernel_range(lo, hi);
@@ -192,6 +194,7 @@ void Vmalloc::purge() {
     unlink_busy(area);
     area_cache_.free(area);
   }
+  area_cache_.shrink();  // purges are rare: give this CPU's empty area slabs back too
 }
 
 // The live area's size.
