@@ -162,24 +162,37 @@ probe_fixup_target:
   ret
 
 /* The AP trampoline, copied to a page below 1 MiB and entered by SIPI in real mode at
- * CS = page >> 4, IP = 0. It goes straight from real mode to long mode on the boot page
- * tables, then jumps to ap_entry64 in the higher half. The BSP patches the fields at the
- * end (offsets from trampoline_start) before each SIPI. */
+ * CS = page >> 4, IP = 0: real mode → 32-bit protected mode → long mode on the boot page
+ * tables (which identity-map the first GiB), then a jump to ap_main in the higher half.
+ * The BSP patches the fields at the end (offsets from trampoline_start) before each SIPI. */
   .section .rodata
   .balign 16
-  .globl trampoline_start, trampoline_end
-  .globl trampoline_gdtr, trampoline_jump, trampoline_cr3, trampoline_stack
-  .globl trampoline_entry, trampoline_cpu
+  .globl trampoline_start, trampoline_end, trampoline_prot, trampoline_long
+  .globl trampoline_gdt, trampoline_gdtr, trampoline_jump32, trampoline_jump64
+  .globl trampoline_cr3, trampoline_stack, trampoline_entry, trampoline_cpu
   .code16
 trampoline_start:
   cli
   cld
   movw %cs, %ax
   movw %ax, %ds
+  xorl %ebx, %ebx
+  movw %ax, %bx
+  shll $4, %ebx
   lgdtl trampoline_gdtr - trampoline_start
+  movl %cr0, %eax
+  orl $1, %eax
+  movl %eax, %cr0
+  ljmpl *(trampoline_jump32 - trampoline_start)
+  .code32
+trampoline_prot:
+  movl $0x10, %eax
+  movl %eax, %ds
+  movl %eax, %es
+  movl %eax, %ss
   movl $0x20, %eax
   movl %eax, %cr4
-  movl trampoline_cr3 - trampoline_start, %eax
+  movl (trampoline_cr3 - trampoline_start)(%ebx), %eax
   movl %eax, %cr3
   movl $0xc0000080, %ecx
   rdmsr
@@ -187,7 +200,7 @@ trampoline_start:
   wrmsr
   movl $0x80010001, %eax
   movl %eax, %cr0
-  ljmpl *(trampoline_jump - trampoline_start)
+  ljmpl *(trampoline_jump64 - trampoline_start)(%ebx)
   .code64
 trampoline_long:
   movl $0x10, %eax
@@ -201,13 +214,18 @@ trampoline_long:
   .balign 8
 trampoline_gdt:
   .quad 0
-  .quad 0x00af9a000000ffff
-  .quad 0x00cf92000000ffff
+  .quad 0x00af9a000000ffff  /* 0x08: 64-bit code */
+  .quad 0x00cf92000000ffff  /* 0x10: data */
+  .quad 0x00cf9a000000ffff  /* 0x18: 32-bit code */
 trampoline_gdtr:
-  .word 23
+  .word 31
   .long 0           /* patched: physical address of trampoline_gdt */
   .balign 4
-trampoline_jump:
+trampoline_jump32:
+  .long 0           /* patched: physical address of trampoline_prot */
+  .word 0x18
+  .balign 4
+trampoline_jump64:
   .long 0           /* patched: physical address of trampoline_long */
   .word 0x08
   .balign 8
@@ -220,4 +238,3 @@ trampoline_entry:
 trampoline_cpu:
   .quad 0
 trampoline_end:
-  .globl trampoline_gdt, trampoline_long

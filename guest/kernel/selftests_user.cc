@@ -32,18 +32,18 @@ bool test_user_process(TestResult& r) {
   buddy.drain_this_cpu();
   uint64_t free_before = buddy.free_pages_total();
   mm::AddressSpaceStats st;
-  UserRun run = run_fresh(user_touch_seq, 1 << 20, 0, 0, &st);
+  UserRun run = run_fresh(user_touch_seq, 256 << 10, 0, 0, &st);
   if (run.killed || run.exit_code != 0)
     return r.fail("touch_seq exit %ld %s at %lx", run.exit_code, run.cause, run.fault_address);
-  if (st.zero_pages_mapped < 256)
+  if (st.zero_pages_mapped < 64)
     return r.fail("touch_seq mapped %lu pages", st.zero_pages_mapped);
-  run = run_fresh(user_touch_random, 256 << 10, 1024, 12345);
+  run = run_fresh(user_touch_random, 64 << 10, 1024, 12345);
   if (run.killed || run.exit_code != 0 || run.report != 1024)
     return r.fail("touch_random exit %ld %s, sum %lu", run.exit_code, run.cause, run.report);
-  run = run_fresh(user_churn, 16, 64 << 10, 0);
+  run = run_fresh(user_churn, 8, 64 << 10, 0);
   if (run.killed || run.exit_code != 0)
     return r.fail("churn exit %ld %s", run.exit_code, run.cause);
-  run = run_fresh(user_brk_grow, 256 << 10, 0, 0);
+  run = run_fresh(user_brk_grow, 64 << 10, 0, 0);
   if (run.killed || run.exit_code != 0)
     return r.fail("brk exit %ld %s", run.exit_code, run.cause);
   buddy.drain_this_cpu();

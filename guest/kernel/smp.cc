@@ -18,8 +18,9 @@
 #include "hvmm/guest/time.h"
 #include "hvmm/guest/tlb.h"
 
-extern "C" char trampoline_start[], trampoline_end[], trampoline_gdt[], trampoline_long[];
-extern "C" char trampoline_gdtr[], trampoline_jump[], trampoline_cr3[], trampoline_stack[];
+extern "C" char trampoline_start[], trampoline_end[], trampoline_gdt[], trampoline_prot[];
+extern "C" char trampoline_long[], trampoline_gdtr[], trampoline_jump32[], trampoline_jump64[];
+extern "C" char trampoline_cr3[], trampoline_stack[];
 extern "C" char trampoline_entry[], trampoline_cpu[];
 extern "C" uint64_t boot_pml4[512];
 extern "C" [[noreturn]] void ap_main(uint64_t cpu);
@@ -124,9 +125,12 @@ char* install_trampoline() {
   memcpy(copy, trampoline_start, trampoline_end - trampoline_start);
   patch<uint32_t>(copy, trampoline_gdtr + 2,
                   static_cast<uint32_t>(kTrampolinePage + (trampoline_gdt - trampoline_start)));
-  patch<uint32_t>(copy, trampoline_jump,
+  patch<uint32_t>(copy, trampoline_jump32,
+                  static_cast<uint32_t>(kTrampolinePage + (trampoline_prot - trampoline_start)));
+  patch<uint32_t>(copy, trampoline_jump64,
                   static_cast<uint32_t>(kTrampolinePage + (trampoline_long - trampoline_start)));
-  patch<uint64_t>(copy, trampoline_cr3, kernel_image_phys(boot_pml4));
+  // boot_pml4 lives in the identity-mapped boot section: its address is physical.
+  patch<uint64_t>(copy, trampoline_cr3, reinterpret_cast<uint64_t>(boot_pml4));
   patch<uint64_t>(copy, trampoline_entry, reinterpret_cast<uint64_t>(&ap_main));
   return copy;
 }

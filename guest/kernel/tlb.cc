@@ -92,6 +92,7 @@ void do_local(const TlbRequest& req) {
       }
       flush_range_local(req.start, req.end, flush_current_pcid);
       req.mm->flushed_gen[me.cpu] = req.gen;
+      ++me.tlb_remote_flushes;
       return;
   }
 }

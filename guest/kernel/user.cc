@@ -42,10 +42,15 @@ void flush_and_release(mm::MmuGather& gather) {
   gather.release();
 }
 
-// munmap(address, length).
+// munmap(address, length). The TLB flush happens after the lock is dropped: a CPU spinning
+// on the lock with interrupts off could not acknowledge the shootdown.
 int64_t sys_munmap(uint64_t addr, uint64_t len) {
   mm::MmuGather gather(&kmem().buddy);
-  mm::MmResult r = current().mm->as.munmap(addr, len, gather);
+  mm::MmResult r;
+  {
+    IrqSpinGuard guard(current().mm->lock);
+    r = current().mm->as.munmap(addr, len, gather);
+  }
   flush_and_release(gather);
   return r.ok ? 0 : -22;
 }
@@ -53,13 +58,18 @@ int64_t sys_munmap(uint64_t addr, uint64_t len) {
 // brk(new_break).
 int64_t sys_brk(uint64_t new_brk) {
   mm::MmuGather gather(&kmem().buddy);
-  mm::MmResult r = current().mm->as.brk(new_brk, gather);
+  mm::MmResult r;
+  {
+    IrqSpinGuard guard(current().mm->lock);
+    r = current().mm->as.brk(new_brk, gather);
+  }
   flush_and_release(gather);
   return r.ok ? static_cast<int64_t>(r.value) : -12;
 }
 
 // mmap(length, prot): anonymous, placed by the kernel.
 int64_t sys_mmap(uint64_t len, uint64_t prot) {
+  IrqSpinGuard guard(current().mm->lock);
   mm::MmResult r = current().mm->as.mmap(0, len, static_cast<uint32_t>(prot), false);
   return r.ok ? static_cast<int64_t>(r.value) : -12;
 }
@@ -146,7 +156,11 @@ void handle_page_fault(TrapFrame& frame, uint64_t address) {
                      (frame.error_code & kErrPresent) ? ", protection" : ", not present");
   Process& p = current();
   p.run.fault_address = address;
-  mm::FaultDecision d = p.mm->as.handle_fault(address, fault_access(frame.error_code));
+  mm::FaultDecision d;
+  {
+    IrqSpinGuard guard(p.mm->lock);
+    d = p.mm->as.handle_fault(address, fault_access(frame.error_code));
+  }
   if (d == mm::FaultDecision::kMapZeroPage || d == mm::FaultDecision::kSpurious)
     return;
   kill_user_process(frame, mm::fault_decision_name(d));

@@ -26,7 +26,9 @@ struct PerCpu {
   volatile uint32_t lazy_tlb;  // 1 while only kernel mappings are in use here
   uint64_t stack_top;
   uint64_t ist_top;
-  UserMm* loaded_mm;  // the user address space whose tables are in CR3, or null
+  UserMm* loaded_mm;
+  uint64_t tlb_remote_flushes;  // user-range invalidations done for other CPUs' requests  // the
+                                // user address space whose tables are in CR3, or null
 };
 
 inline constexpr unsigned kMaxCpus = arch::kMaxCpus;
