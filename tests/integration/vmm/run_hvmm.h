@@ -3,6 +3,7 @@
 #pragma once
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -69,45 +70,85 @@ struct RunResult {
   bool timed_out = false;
 };
 
+// HvmmProcess is one running `hvmm` with stdout and stderr captured to files.
+class HvmmProcess {
+ public:
+  // Start `hvmm args...` with stdin from /dev/null.
+  explicit HvmmProcess(const std::vector<std::string>& args) : out_("stdout"), err_("stderr") {
+    std::vector<std::string> storage{HVMM_BINARY};
+    storage.insert(storage.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (std::string& arg : storage) {
+      argv.push_back(arg.data());
+    }
+    argv.push_back(nullptr);
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      int in = ::open("/dev/null", O_RDONLY);
+      int o = ::open(out_.path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      int e = ::open(err_.path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      ::dup2(in, 0);
+      ::dup2(o, 1);
+      ::dup2(e, 2);
+      ::execv(argv[0], argv.data());
+      ::_exit(127);
+    }
+  }
+  ~HvmmProcess() {
+    if (pid_ > 0 && !reaped_) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+
+  pid_t pid() const { return pid_; }
+  std::string stdout_so_far() const { return slurp(out_.path); }
+
+  // Wait up to `timeout` for stdout to contain `text`.
+  bool wait_for_output(const std::string& text, std::chrono::seconds timeout) const {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (stdout_so_far().find(text) != std::string::npos) {
+        return true;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return false;
+  }
+
+  // Wait up to `timeout` for the exit (killing it after), and collect the outcome.
+  RunResult wait(std::chrono::seconds timeout = std::chrono::seconds(60)) {
+    RunResult result;
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    int wstatus = 0;
+    while (::waitpid(pid_, &wstatus, WNOHANG) == 0) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        result.timed_out = true;
+        ::kill(pid_, SIGKILL);
+        ::waitpid(pid_, &wstatus, 0);
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    reaped_ = true;
+    result.status = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
+    result.out = slurp(out_.path);
+    result.err = slurp(err_.path);
+    return result;
+  }
+
+ private:
+  TempPath out_;
+  TempPath err_;
+  pid_t pid_ = -1;
+  bool reaped_ = false;
+};
+
 // Run `hvmm args...` with stdin from /dev/null, wait up to `timeout`, capture everything.
 inline RunResult run_hvmm(const std::vector<std::string>& args,
                           std::chrono::seconds timeout = std::chrono::seconds(60)) {
-  TempPath out("stdout");
-  TempPath err("stderr");
-  std::vector<std::string> argv_storage{HVMM_BINARY};
-  argv_storage.insert(argv_storage.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (std::string& arg : argv_storage) {
-    argv.push_back(arg.data());
-  }
-  argv.push_back(nullptr);
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    int in = ::open("/dev/null", O_RDONLY);
-    int o = ::open(out.path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    int e = ::open(err.path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    ::dup2(in, 0);
-    ::dup2(o, 1);
-    ::dup2(e, 2);
-    ::execv(argv[0], argv.data());
-    ::_exit(127);
-  }
-  RunResult result;
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  int wstatus = 0;
-  while (::waitpid(pid, &wstatus, WNOHANG) == 0) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      result.timed_out = true;
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, &wstatus, 0);
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  result.status = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
-  result.out = slurp(out.path);
-  result.err = slurp(err.path);
-  return result;
+  HvmmProcess process(args);
+  return process.wait(timeout);
 }
 
 }  // namespace hvmm::vmm::testing
