@@ -30,8 +30,12 @@ using State = IntervalSubscription::State;
 // not wait for that callback to return.
 thread_local std::vector<const State*> t_dispatching;
 
+// Half-open ranges overlap; an end that would overflow counts as the top of the space.
+uint64_t saturated_end(IpaRange range) {
+  return range.overflows() ? UINT64_MAX : range.end().value();
+}
 bool overlaps(IpaRange a, IpaRange b) {
-  return a.start.value() < b.start.value() + b.size && b.start.value() < a.start.value() + a.size;
+  return a.start.value() < saturated_end(b) && b.start.value() < saturated_end(a);
 }
 
 // Run `call(ops)` unless the subscription was removed. The in-flight count goes up before the
@@ -64,6 +68,7 @@ IntervalSubscription::~IntervalSubscription() {
   reset();
 }
 
+// Moving transfers the subscription; the source is left unsubscribed.
 IntervalSubscription::IntervalSubscription(IntervalSubscription&& other) noexcept
     : state_(std::move(other.state_)) {}
 
@@ -86,18 +91,22 @@ uint64_t IntervalSubscription::read_begin() const {
   return sequence;
 }
 
+// seq_cst: ordered against the TLB entry lock taken around the check (see Stage2Tlb::fill).
 bool IntervalSubscription::read_retry(uint64_t sequence) const {
   return state_->sequence.load(std::memory_order_seq_cst) != sequence;
 }
 
+// The raw sequence, for tests and diagnostics.
 uint64_t IntervalSubscription::sequence() const {
   return state_->sequence.load(std::memory_order_seq_cst);
 }
 
+// The watched interval.
 IpaRange IntervalSubscription::range() const {
   return state_->range;
 }
 
+// Unsubscribe unless the registry is gone; idempotent.
 void IntervalSubscription::reset() {
   if (state_ == nullptr)
     return;
@@ -230,6 +239,7 @@ Result<void> NotifierRegistry::invalidate_range_start(const Change& change) {
                     change_reason_name(change.reason));
 }
 
+// Finish an invalidation begun with invalidate_range_start(change).
 void NotifierRegistry::invalidate_range_end(const Change& change) {
   finish_invalidation(change, nullptr);
 }
@@ -305,6 +315,7 @@ void NotifierRegistry::release() {
   end_iteration();
 }
 
+// A consistent snapshot of the counters, taken under the lock.
 NotifierStats NotifierRegistry::stats() const {
   std::lock_guard lock(mutex_);
   return NotifierStats{

@@ -6,6 +6,7 @@
 
 namespace hvmm::stage2 {
 
+// Name the rights for error messages ("read+write").
 const char* access_name(Access access) {
   switch (static_cast<uint8_t>(access)) {
     case 0:
@@ -114,6 +115,7 @@ void Stage2Tlb::invalidate_range(uint16_t vmid, IpaRange range) {
   entries_invalidated_.fetch_add(removed, std::memory_order_relaxed);
 }
 
+// One scan: a VM can have entries anywhere in the array.
 void Stage2Tlb::invalidate_vmid(uint16_t vmid) {
   vmid_invalidations_.fetch_add(1, std::memory_order_relaxed);
   const uint64_t removed =
@@ -121,6 +123,7 @@ void Stage2Tlb::invalidate_vmid(uint16_t vmid) {
   entries_invalidated_.fetch_add(removed, std::memory_order_relaxed);
 }
 
+// One scan that empties every entry (used by VMID rollover).
 void Stage2Tlb::invalidate_all() {
   full_invalidations_.fetch_add(1, std::memory_order_relaxed);
   const uint64_t removed = scan_invalidate([](uint64_t tag) { return tag != 0; });
@@ -144,6 +147,7 @@ TlbStats Stage2Tlb::stats() const {
   return stats;
 }
 
+// Descriptors changed: drop whatever the TLB cached for the range, whatever the change kind.
 void TlbInvalidationHooks::range_updated(const Change& change) {
   tlb_.invalidate_range(vmid_.load(std::memory_order_relaxed), change.range);
 }

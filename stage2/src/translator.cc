@@ -43,6 +43,7 @@ Result<Translator> Translator::create(Stage2Map& map, std::shared_mutex& map_loc
   return Translator(map, map_lock, tlb, std::move(subscription).value(), vmid, backing);
 }
 
+// Store the collaborators; create() has validated them.
 Translator::Translator(Stage2Map& map, std::shared_mutex& map_lock, Stage2Tlb& tlb,
                        IntervalSubscription subscription, uint16_t vmid, HostBacking backing)
     : map_(&map),
@@ -52,6 +53,7 @@ Translator::Translator(Stage2Map& map, std::shared_mutex& map_lock, Stage2Tlb& t
       vmid_(vmid),
       backing_(backing) {}
 
+// Moving keeps the notifier subscription (it is a move-only handle).
 Translator::Translator(Translator&& other) noexcept
     : map_(other.map_),
       map_lock_(other.map_lock_),
@@ -141,6 +143,7 @@ Result<void> Translator::copy(const char* verb, Ipa ipa, size_t size, Access acc
   return Ok();
 }
 
+// Guest → VMM copy, page by page.
 Result<void> Translator::read(Ipa ipa, std::span<std::byte> out) {
   return copy("read", ipa, out.size(), Access::kRead,
               [&](std::byte* host, uint64_t done, uint64_t chunk) {
@@ -148,6 +151,7 @@ Result<void> Translator::read(Ipa ipa, std::span<std::byte> out) {
               });
 }
 
+// VMM → guest copy, page by page (requires write permission on every page).
 Result<void> Translator::write(Ipa ipa, std::span<const std::byte> in) {
   return copy("write", ipa, in.size(), Access::kWrite,
               [&](std::byte* host, uint64_t done, uint64_t chunk) {

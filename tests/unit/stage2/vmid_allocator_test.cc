@@ -13,6 +13,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "hvmm/stage2/stage2_tlb.h"
+
 namespace hvmm::stage2 {
 namespace {
 
@@ -164,6 +166,29 @@ TEST(VmidAllocatorTest, ExhaustionNamesTheVmidSpace) {
   auto retried = f.allocator->activate(extra, 7);
   ASSERT_TRUE(retried.ok()) << retried.error().message;
   EXPECT_EQ(*retried, f.allocator->vmid_of(vms[3]->raw()));
+}
+
+// Wired to a Stage2Tlb as the daemon does, a rollover empties the TLB exactly once, so no
+// entry tagged with a recycled VMID survives.
+TEST(VmidAllocatorTest, RolloverFlushesTheStage2Tlb) {
+  Stage2Tlb tlb(64);
+  auto allocator =
+      std::move(VmidAllocator::create({.vmid_bits = kSmallBits, .running_slots = 1}, [&tlb] {
+        tlb.invalidate_all();
+      })).value();
+  alignas(kPageSize) static std::byte page[kPageSize];
+  std::vector<std::unique_ptr<VmVmid>> vms;
+  for (unsigned i = 0; i < 7; ++i) {
+    vms.push_back(std::make_unique<VmVmid>());
+    const uint16_t vmid = *allocator->activate(*vms.back(), 0);
+    ASSERT_TRUE(tlb.fill(vmid, Ipa(0x1000), page, Access::kRead));
+  }
+  EXPECT_EQ(tlb.stats().full_invalidations, 0u);
+  VmVmid recycled;
+  const uint16_t vmid = *allocator->activate(recycled, 0);
+  EXPECT_EQ(tlb.stats().full_invalidations, 1u);
+  EXPECT_EQ(tlb.lookup(vmid, Ipa(0x1000), Access::kRead), nullptr)
+      << "an entry of the VMID's previous owner survived the rollover";
 }
 
 // An out-of-range slot is an error, not a crash.
