@@ -1,0 +1,203 @@
+// Boot the guest kernel with `selftest=all` under `hvmm run` and under QEMU's microvm PVH
+// loader, and check one "selftest <name>: ok" line per selftest, the summary and the exit
+// status. Skips (with the reason) when /dev/kvm, the hvmm binary or QEMU is missing.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+namespace {
+
+// Every selftest the kernel runs for `selftest=all`, in order.
+const std::vector<std::string> kSelftests = {
+    "memblock", "buddy", "slab", "kmalloc",       "vmalloc",      "page_table", "demand_paging",
+    "timer",    "smp",   "pcid", "tlb_shootdown", "user_process", "user_faults"};
+
+// Why KVM tests cannot run here, or "" when /dev/kvm opens.
+std::string kvm_unavailable_reason() {
+  int fd = ::open("/dev/kvm", O_RDWR | O_CLOEXEC);
+  if (fd < 0)
+    return std::string("/dev/kvm cannot be opened: ") + std::strerror(errno);
+  ::close(fd);
+  return "";
+}
+
+// The outcome of one VM run.
+struct RunResult {
+  int status = -1;  // exit status, or 128 + signal
+  std::string out;
+  bool timed_out = false;
+};
+
+// Run argv with stdout+stderr captured to a file and stdin from /dev/null; kill after
+// `timeout`.
+RunResult run(const std::vector<std::string>& args, std::chrono::seconds timeout) {
+  std::string path = "/tmp/hvmm-guest-it-" + std::to_string(::getpid()) + ".out";
+  RunResult result;
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    int in = ::open("/dev/null", O_RDONLY);
+    int out = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    ::dup2(in, 0);
+    ::dup2(out, 1);
+    ::dup2(out, 2);
+    std::vector<char*> argv;
+    for (const std::string& a : args)
+      argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  int wstatus = 0;
+  while (::waitpid(pid, &wstatus, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &wstatus, 0);
+      result.timed_out = true;
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  result.status = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
+  std::ifstream file(path);
+  std::stringstream contents;
+  contents << file.rdbuf();
+  result.out = contents.str();
+  std::remove(path.c_str());
+  return result;
+}
+
+// Run the kernel under `hvmm run`.
+RunResult run_hvmm(unsigned vcpus, const std::string& cmdline) {
+  return run({HVMM_BINARY, "run", "--kernel", HVMM_GUEST_KERNEL_ELF, "--memory", "256M", "--vcpus",
+              std::to_string(vcpus), "--cmdline", cmdline},
+             std::chrono::seconds(120));
+}
+
+// Run the kernel under QEMU microvm (PVH loader, isa-debug-exit at 0xf4).
+RunResult run_qemu(unsigned vcpus, const std::string& cmdline) {
+  return run({HVMM_QEMU,
+              "-M",
+              "microvm",
+              "-cpu",
+              "host,-arch-capabilities",
+              "-enable-kvm",
+              "-m",
+              "256M",
+              "-smp",
+              std::to_string(vcpus),
+              "-nodefaults",
+              "-no-user-config",
+              "-nographic",
+              "-serial",
+              "stdio",
+              "-device",
+              "isa-debug-exit,iobase=0xf4,iosize=1",
+              "-no-reboot",
+              "-kernel",
+              HVMM_GUEST_KERNEL_ELF,
+              "-append",
+              cmdline},
+             std::chrono::seconds(120));
+}
+
+// Skip unless KVM and the hvmm binary are available.
+#define SKIP_WITHOUT_HVMM()                                           \
+  do {                                                                \
+    std::string reason = kvm_unavailable_reason();                    \
+    if (!reason.empty())                                              \
+      GTEST_SKIP() << reason;                                         \
+    if (std::string(HVMM_BINARY).empty())                             \
+      GTEST_SKIP() << "the hvmm target does not exist in this build"; \
+  } while (false)
+
+// Skip unless KVM and QEMU are available.
+#define SKIP_WITHOUT_QEMU()                                  \
+  do {                                                       \
+    std::string reason = kvm_unavailable_reason();           \
+    if (!reason.empty())                                     \
+      GTEST_SKIP() << reason;                                \
+    if (std::string(HVMM_QEMU).empty())                      \
+      GTEST_SKIP() << "qemu-system-x86_64 is not installed"; \
+  } while (false)
+
+// Assert one ok line per selftest and an all-passed summary.
+void expect_all_selftests_ok(const RunResult& r) {
+  ASSERT_FALSE(r.timed_out) << r.out;
+  for (const std::string& name : kSelftests)
+    EXPECT_NE(r.out.find("selftest " + name + ": ok"), std::string::npos)
+        << "no ok line for " << name << "\n"
+        << r.out;
+  std::string summary = "selftests: " + std::to_string(kSelftests.size()) + " run, " +
+                        std::to_string(kSelftests.size()) + " passed, 0 failed";
+  EXPECT_NE(r.out.find(summary), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("boot: "), std::string::npos) << "no boot time line\n" << r.out;
+}
+
+// All selftests pass under hvmm with one vCPU and the VM exits with status 0.
+TEST(GuestKernelHvmm, SelftestsPassWithOneVcpu) {
+  SKIP_WITHOUT_HVMM();
+  RunResult r = run_hvmm(1, "selftest=all");
+  expect_all_selftests_ok(r);
+  EXPECT_EQ(r.status, 0) << r.out;
+}
+
+// All selftests pass under hvmm with two vCPUs, including the cross-CPU TLB shootdown.
+TEST(GuestKernelHvmm, SelftestsPassWithTwoVcpus) {
+  SKIP_WITHOUT_HVMM();
+  RunResult r = run_hvmm(2, "selftest=all");
+  expect_all_selftests_ok(r);
+  EXPECT_NE(r.out.find("selftest smp: ok - 2 CPUs"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("CPU 1 saw the new frame"), std::string::npos) << r.out;
+  EXPECT_EQ(r.status, 0) << r.out;
+}
+
+// Skipping the shootdown IPIs makes the TLB selftest fail and the VM exit with status 1.
+TEST(GuestKernelHvmm, SkippedShootdownIsCaught) {
+  SKIP_WITHOUT_HVMM();
+  RunResult r = run_hvmm(2, "selftest=tlb_shootdown tlb_skip_shootdown");
+  ASSERT_FALSE(r.timed_out) << r.out;
+  EXPECT_NE(r.out.find("selftest tlb_shootdown: FAILED"), std::string::npos) << r.out;
+  EXPECT_EQ(r.status, 1) << r.out;
+}
+
+// A ring-3 workload runs to a clean exit (demand paging of 4 MiB).
+TEST(GuestKernelHvmm, WorkloadTouchSeqRuns) {
+  SKIP_WITHOUT_HVMM();
+  RunResult r = run_hvmm(1, "workload=touch_seq:4M");
+  ASSERT_FALSE(r.timed_out) << r.out;
+  EXPECT_NE(r.out.find("workload touch_seq: ok exit 0"), std::string::npos) << r.out;
+  EXPECT_EQ(r.status, 0) << r.out;
+}
+
+// All selftests pass under QEMU microvm's PVH loader with one vCPU (QEMU exits 0<<1|1).
+TEST(GuestKernelQemu, SelftestsPassWithOneVcpu) {
+  SKIP_WITHOUT_QEMU();
+  RunResult r = run_qemu(1, "selftest=all");
+  expect_all_selftests_ok(r);
+  EXPECT_EQ(r.status, 1) << r.out;
+}
+
+// All selftests pass under QEMU microvm with two vCPUs.
+TEST(GuestKernelQemu, SelftestsPassWithTwoVcpus) {
+  SKIP_WITHOUT_QEMU();
+  RunResult r = run_qemu(2, "selftest=all");
+  expect_all_selftests_ok(r);
+  EXPECT_NE(r.out.find("selftest smp: ok - 2 CPUs"), std::string::npos) << r.out;
+  EXPECT_EQ(r.status, 1) << r.out;
+}
+
+}  // namespace
