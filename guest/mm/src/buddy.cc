@@ -44,8 +44,10 @@ void PageList::remove(Page* page) {
   --count;
 }
 
-// Allocate the Page array, zero it in one go, split RAM into zones, free the free ranges.
-bool BuddyAllocator::init(Memblock& memblock) {
+// Allocate the Page array, zero it in one go (unless RAM is known to be zero), split RAM
+// into zones, free the free ranges.
+bool BuddyAllocator::init(Memblock& memblock, bool memory_is_zero) {
+  memory_is_zero_ = memory_is_zero;
   start_pfn_ = memblock.start_pfn();
   end_pfn_ = memblock.end_pfn();
   const uint64_t bytes =
@@ -55,7 +57,9 @@ bool BuddyAllocator::init(Memblock& memblock) {
     return false;
   }
   pages_ = static_cast<Page*>(arch::phys_to_virt(pa));
-  __builtin_memset(static_cast<void*>(pages_), 0, bytes);
+  if (!memory_is_zero) {
+    __builtin_memset(static_cast<void*>(pages_), 0, bytes);
+  }
   zones_[kZoneDma32].start_pfn = start_pfn_;
   zones_[kZoneDma32].end_pfn = min_pfn(end_pfn_, kDma32EndPfn);
   zones_[kZoneNormal].start_pfn = max_pfn(start_pfn_, kDma32EndPfn);
@@ -186,9 +190,28 @@ Page* BuddyAllocator::alloc_pages(Gfp gfp, unsigned order) {
     page = order == 0 ? alloc_pcp(zone, gfp) : alloc_from_zone(zone, gfp, order);
   }
   if (page != nullptr && (gfp & kGfpZero) != 0) {
-    __builtin_memset(page_address(page), 0, kPageSize << order);
+    zero_block(page, order);
   }
   return page;
+}
+
+// Clear a block for kGfpZero: all of it, or with zero RAM only frames used before.
+void BuddyAllocator::zero_block(Page* page, unsigned order) {
+  ZoneStats& stats = zone_of(page).stats;
+  if (!memory_is_zero_) {
+    __builtin_memset(page_address(page), 0, kPageSize << order);
+    __atomic_add_fetch(&stats.pages_zeroed, uint64_t{1} << order, __ATOMIC_RELAXED);
+    return;
+  }
+  uint64_t zeroed = 0;
+  for (uint64_t i = 0; i < (uint64_t{1} << order); ++i) {
+    if (page[i].dirty != 0) {
+      __builtin_memset(page_address(page + i), 0, kPageSize);
+      ++zeroed;
+    }
+  }
+  __atomic_add_fetch(&stats.pages_zeroed, zeroed, __ATOMIC_RELAXED);
+  __atomic_add_fetch(&stats.zeroing_skipped, (uint64_t{1} << order) - zeroed, __ATOMIC_RELAXED);
 }
 
 // Serve order > 0 from the zone's lists under its lock, honouring the watermarks.
@@ -237,13 +260,17 @@ Page* BuddyAllocator::alloc_pcp(Zone& zone, Gfp gfp) {
   return page;
 }
 
-// Give frames back: order 0 to this CPU's list, larger blocks to the zone.
+// Mark the frames used, then give them back: order 0 to this CPU's list, larger blocks to
+// the zone.
 void BuddyAllocator::free_pages(Page* page, unsigned order) {
   if (page == nullptr) {
     return;
   }
   if ((page->flags & (kPageBuddy | kPagePcp)) != 0) {
     arch::mm_panic("buddy: double free of a page");
+  }
+  for (uint64_t i = 0; i < (uint64_t{1} << order); ++i) {
+    page[i].dirty = 1;  // the owner may have written anything
   }
   Zone& zone = zone_of(page);
   if (order == 0) {

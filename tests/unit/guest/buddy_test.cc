@@ -5,6 +5,7 @@
 
 #include <cstring>
 #include <map>
+#include <memory>
 #include <random>
 #include <vector>
 
@@ -76,6 +77,35 @@ TEST(Buddy, GfpZeroClears) {
   for (uint64_t i = 0; i < 2 * kPageSize; ++i) {
     ASSERT_EQ(bytes[i], 0u) << "byte " << i;
   }
+}
+
+// With RAM known to be zero, kGfpZero skips never-used frames but clears reused ones.
+TEST(Buddy, ZeroMemorySkipsClearingFreshFrames) {
+  host::PhysArena arena(16 * kMiB);
+  auto memblock = std::make_unique<Memblock>();
+  auto buddy = std::make_unique<BuddyAllocator>();
+  host::set_this_cpu(0);
+  memblock->add(0, arena.size());
+  memblock->reserve(0, kMiB);
+  ASSERT_TRUE(buddy->init(*memblock, true));
+  Page* fresh = buddy->alloc_pages(kGfpZero, 2);
+  ASSERT_NE(fresh, nullptr);
+  EXPECT_EQ(buddy->zone_stats(kZoneDma32).zeroing_skipped, 4u);
+  EXPECT_EQ(buddy->zone_stats(kZoneDma32).pages_zeroed, 0u);
+  std::memset(buddy->page_address(fresh), 0xcd, 4 * kPageSize);
+  buddy->free_pages(fresh, 2);
+  Page* again = buddy->alloc_pages(kGfpZero, 3);  // the dirty block merged into this one
+  ASSERT_NE(again, nullptr);
+  const auto* bytes = static_cast<const uint8_t*>(buddy->page_address(again));
+  for (uint64_t i = 0; i < 8 * kPageSize; ++i) {
+    ASSERT_EQ(bytes[i], 0u) << "byte " << i;
+  }
+  const ZoneStats stats = buddy->zone_stats(kZoneDma32);
+  EXPECT_EQ(stats.pages_zeroed + stats.zeroing_skipped, 12u);
+  EXPECT_EQ(buddy->page_to_pfn(again) <= buddy->page_to_pfn(fresh) &&
+                buddy->page_to_pfn(fresh) < buddy->page_to_pfn(again) + 8,
+            stats.pages_zeroed == 4u);
+  buddy->free_pages(again, 3);
 }
 
 // Order-0 frees go to the per-CPU list and are reused by the same CPU without the zone.

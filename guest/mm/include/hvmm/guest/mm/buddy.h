@@ -60,13 +60,15 @@ struct ZoneStats {
   uint64_t watermark_high = 0;
   uint64_t alloc_count[kNrOrders] = {};  // successful allocations per order
   uint64_t free_count[kNrOrders] = {};
-  uint64_t splits = 0;       // blocks split to serve a smaller order
-  uint64_t merges = 0;       // buddy merges on free
-  uint64_t pcp_hits = 0;     // order-0 allocations served from a per-CPU list
-  uint64_t pcp_refills = 0;  // batches moved buddy -> per-CPU list
-  uint64_t pcp_drains = 0;   // batches moved per-CPU list -> buddy
-  uint64_t below_low = 0;    // allocations that found the zone below low (kswapd would wake)
-  uint64_t failures = 0;     // allocations refused by this zone
+  uint64_t splits = 0;           // blocks split to serve a smaller order
+  uint64_t merges = 0;           // buddy merges on free
+  uint64_t pcp_hits = 0;         // order-0 allocations served from a per-CPU list
+  uint64_t pcp_refills = 0;      // batches moved buddy -> per-CPU list
+  uint64_t pcp_drains = 0;       // batches moved per-CPU list -> buddy
+  uint64_t below_low = 0;        // allocations that found the zone below low (kswapd would wake)
+  uint64_t failures = 0;         // allocations refused by this zone
+  uint64_t pages_zeroed = 0;     // frames cleared for kGfpZero
+  uint64_t zeroing_skipped = 0;  // kGfpZero frames known to be zero already (never used)
 };
 
 // The page allocator. Constant-initialised (usable as a global); call init() once.
@@ -78,7 +80,10 @@ class BuddyAllocator {
   // Build from memblock: allocate and zero the Page array from memblock (one memset), then
   // hand every free range to the zones as maximal aligned blocks. Memblock must not be used
   // for allocation afterwards. Return false if the Page array does not fit.
-  bool init(Memblock& memblock);
+  // `memory_is_zero`: every byte of RAM not reserved in memblock is still zero (fresh VMM
+  // memory). Then the Page array memset is skipped and kGfpZero skips frames that were
+  // never handed out (Page::dirty == 0), which matters where stores are expensive.
+  bool init(Memblock& memblock, bool memory_is_zero = false);
 
   // Allocate 2^order contiguous frames. Return nullptr if none (watermarks included).
   Page* alloc_pages(Gfp gfp, unsigned order);
@@ -139,10 +144,12 @@ class BuddyAllocator {
   void setup_watermarks(Zone& zone);
   void drain_list(Zone& zone, PerCpuList& pcp, uint64_t keep);
   Zone& zone_of(const Page* page) { return zones_[page->zone]; }
+  void zero_block(Page* page, unsigned order);
 
   Page* pages_ = nullptr;
   uint64_t start_pfn_ = 0;
   uint64_t end_pfn_ = 0;
+  bool memory_is_zero_ = false;
   Zone zones_[kNrZones];
 };
 

@@ -2,8 +2,9 @@
 //
 // One Page per 4 KiB frame, in one array (a "flat memmap") allocated from memblock. All
 // fields are zero in the initial state, so the array is initialised by one bulk memset
-// (a single rep stosb in the kernel) and nothing else: a zero Page means "not free, not
-// slab, refcount 0", which is exactly right for reserved frames. Only the head page of
+// (a single rep stosb in the kernel; skipped entirely when the kernel knows RAM is still
+// zero) and nothing else: a zero Page means "not free, not slab, refcount 0, never handed
+// out", which is exactly right for reserved frames. Only the head page of
 // each free block is written when the buddy allocator is filled. See guest/mm/DESIGN.md.
 #pragma once
 
@@ -40,8 +41,10 @@ struct Page {
   uint16_t flags;
   uint8_t order;      // block order: free head (kPageBuddy) or compound head (kPageHead)
   uint8_t zone;       // ZoneId, set for every frame the buddy manages
-  uint32_t refcount;  // users of a frame mapped into address spaces
-  Page* next;         // list link: buddy/pcp free lists, slab partial list, gathers
+  uint16_t refcount;  // users of a frame mapped into address spaces
+  uint8_t dirty;      // 1 once the frame was handed out: it may hold non-zero bytes
+  uint8_t unused;
+  Page* next;  // list link: buddy/pcp free lists, slab partial list, gathers
   Page* prev;
   union {
     SlabState slab;         // kPageSlab
