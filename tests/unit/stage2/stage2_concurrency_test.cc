@@ -31,11 +31,17 @@ using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
 constexpr uint16_t kVmid = 3;
-constexpr uint64_t kIpaBase = 0x100000;
-constexpr uint64_t kPages = 64;          // IPA pages the writer plays with
-constexpr uint64_t kBackingPages = 256;  // host pages they may map to
+constexpr uint64_t kIpaBase = 0x40000000;  // 1 GiB aligned: 2 MiB blocks can form
+constexpr uint64_t kBlockPages = 512;      // pages in a 2 MiB block
 constexpr unsigned kReaders = 2;
 
+// The shape of a stress run.
+struct StressOptions {
+  bool invalidate_tlb = true;  // register TlbInvalidationHooks
+  bool blocks = false;         // allow 2 MiB blocks (1024 IPA pages, whole-block operations)
+  uint64_t pages() const { return blocks ? 2 * kBlockPages : 64; }
+  uint64_t backing_pages() const { return blocks ? 4 * kBlockPages : 256; }
+};
 // The reference model of one IPA page, as the writer last left it:
 // bit 0 mapped, bits [2:1] Permissions, bits [23:8] output page, bits [63:32] version.
 struct PageModel {
@@ -69,18 +75,19 @@ struct HarnessResult {
 // A VM (map, lock, TLB, notifiers, translator) plus the writer/readers harness.
 class StressVm {
  public:
-  explicit StressVm(bool invalidate_tlb) {
-    backing_.reset(
-        static_cast<std::byte*>(std::aligned_alloc(kPageSize, kBackingPages * kPageSize)));
-    map_.emplace(
-        std::move(Stage2Map::create(*IpaSpace::create(32), tables_, {.max_block_level = 0}))
-            .value());
+  explicit StressVm(StressOptions options) : options_(options), model_(options.pages()) {
+    backing_.reset(static_cast<std::byte*>(
+        std::aligned_alloc(kPageSize, options.backing_pages() * kPageSize)));
+    map_.emplace(std::move(Stage2Map::create(*IpaSpace::create(32), tables_,
+                                             {.max_block_level = options.blocks ? 1u : 0u}))
+                     .value());
     map_->add_hooks(notifier_hooks_);
-    if (invalidate_tlb)
+    if (options.invalidate_tlb)
       map_->add_hooks(tlb_hooks_);
     translator_.emplace(
-        std::move(Translator::create(*map_, lock_, tlb_, registry_, kVmid,
-                                     HostBacking{backing_.get(), kBackingPages * kPageSize}))
+        std::move(
+            Translator::create(*map_, lock_, tlb_, registry_, kVmid,
+                               HostBacking{backing_.get(), options.backing_pages() * kPageSize}))
             .value());
     for (auto& page : model_)
       page.store(0);
@@ -113,6 +120,7 @@ class StressVm {
 
   const Stage2Tlb& tlb() const { return tlb_; }
   bool writer_failed() const { return writer_failed_.load(); }
+  uint64_t blocks_mapped() const { return blocks_mapped_.load(); }
 
  private:
   // Random unmap / map / protect of 1..8 pages, each under the exclusive lock, publishing the
@@ -120,11 +128,15 @@ class StressVm {
   void writer(Clock::time_point deadline, std::atomic<bool>& stop) {
     std::mt19937_64 random(7);
     for (uint64_t op = 0; op < 200000 && !stop.load() && Clock::now() < deadline; ++op) {
-      const uint64_t first = random() % kPages;
-      const uint64_t count = std::min<uint64_t>(1 + random() % 8, kPages - first);
+      const bool whole_block = options_.blocks && random() % 4 == 0;
+      const uint64_t first = whole_block ? kBlockPages * (random() % 2) : random() % pages();
+      const uint64_t count =
+          whole_block ? kBlockPages : std::min<uint64_t>(1 + random() % 8, pages() - first);
       const IpaRange range{Ipa(kIpaBase + first * kPageSize), count * kPageSize};
       const auto permissions = random() % 2 ? Permissions::kReadWrite : Permissions::kReadOnly;
-      const uint64_t output = random() % (kBackingPages - count);
+      const uint64_t output =
+          whole_block ? kBlockPages * (random() % (options_.backing_pages() / kBlockPages))
+                      : random() % (options_.backing_pages() - count);
       const unsigned kind = static_cast<unsigned>(random() % 3);
       std::unique_lock lock(lock_);
       if (kind == 0 || (kind == 1 && any_mapped(first, count))) {
@@ -134,6 +146,8 @@ class StressVm {
         check(map_->map(range, HostOffset(output * kPageSize),
                         Attributes{.permissions = permissions}));
         publish(first, count, true, permissions, output);
+        if (whole_block && map_->translate(range.start)->level == 1)
+          blocks_mapped_.fetch_add(1);
       } else if (all_mapped(first, count)) {
         check(map_->protect(range, permissions, true));
         for (uint64_t page = first; page < first + count; ++page) {
@@ -154,7 +168,7 @@ class StressVm {
               uint64_t stop_after_violations) {
     std::mt19937_64 random(100 + seed);
     for (uint64_t i = 0; i < 5000000 && !stop.load() && Clock::now() < deadline; ++i) {
-      const uint64_t page = random() % kPages;
+      const uint64_t page = random() % pages();
       const uint64_t offset = random() % kPageSize;
       const Access access = random() % 2 ? Access::kRead : Access::kWrite;
       const uint64_t before = model_[page].load(std::memory_order_acquire);
@@ -218,16 +232,20 @@ class StressVm {
   HeapTableAllocator tables_;
   std::optional<Stage2Map> map_;
   std::shared_mutex lock_;
-  Stage2Tlb tlb_{32};  // smaller than kPages: evictions and refills all the time
+  uint64_t pages() const { return options_.pages(); }
+
+  StressOptions options_;
+  Stage2Tlb tlb_{32};  // smaller than the page count: evictions and refills all the time
   NotifierRegistry registry_;
   NotifierHooks notifier_hooks_{registry_};
   TlbInvalidationHooks tlb_hooks_{tlb_, kVmid};
   std::unique_ptr<std::byte, FreeDeleter> backing_;
   std::optional<Translator> translator_;
-  std::array<std::atomic<uint64_t>, kPages> model_;
+  std::vector<std::atomic<uint64_t>> model_;
   std::atomic<uint64_t> checks_{0};
   std::atomic<uint64_t> violations_{0};
   std::atomic<uint64_t> writer_ops_{0};
+  std::atomic<uint64_t> blocks_mapped_{0};  // whole-block maps that produced a 2 MiB leaf
   std::atomic<bool> writer_failed_{false};
   std::mutex message_mutex_;
   std::string first_violation_;
@@ -236,7 +254,7 @@ class StressVm {
 // With the TLB and notifier hooks registered, no reader ever sees a translation that
 // contradicts what the writer had published before the reader started.
 TEST(Stage2ConcurrencyTest, ReadersNeverSeeStaleTranslations) {
-  StressVm vm(/*invalidate_tlb=*/true);
+  StressVm vm({.invalidate_tlb = true});
   const HarnessResult result = vm.run(3000ms, 1);
   fmt::print("{} stable-model checks, {} writer ops, {} TLB hits, {} refused fills\n",
              result.checks, result.writer_ops, vm.tlb().stats().hits,
@@ -249,10 +267,24 @@ TEST(Stage2ConcurrencyTest, ReadersNeverSeeStaleTranslations) {
   EXPECT_GT(vm.tlb().stats().entries_invalidated, 10u);
 }
 
+// The same with 2 MiB blocks: whole-block maps, unmaps and protects, and small changes that
+// split blocks; every 4 KiB page of a block must translate to its own host page.
+TEST(Stage2ConcurrencyTest, ReadersNeverSeeStaleTranslationsWithBlocks) {
+  StressVm vm({.invalidate_tlb = true, .blocks = true});
+  const HarnessResult result = vm.run(3000ms, 1);
+  fmt::print("{} stable-model checks, {} writer ops ({} 2 MiB blocks mapped), {} TLB hits\n",
+             result.checks, result.writer_ops, vm.blocks_mapped(), vm.tlb().stats().hits);
+  EXPECT_FALSE(vm.writer_failed());
+  EXPECT_EQ(result.violations, 0u) << result.first_violation;
+  EXPECT_GT(result.checks, 1000u);
+  EXPECT_GT(result.writer_ops, 100u);
+  EXPECT_GT(vm.blocks_mapped(), 0u);
+}
+
 // The same harness without TLB invalidation must catch stale translations: this shows the
 // check above can fail.
 TEST(Stage2ConcurrencyTest, SkippingTlbInvalidationIsDetected) {
-  StressVm vm(/*invalidate_tlb=*/false);
+  StressVm vm({.invalidate_tlb = false});
   const HarnessResult result = vm.run(5000ms, 1);
   fmt::print("detected after {} checks: {}\n", result.checks, result.first_violation);
   EXPECT_FALSE(vm.writer_failed());
