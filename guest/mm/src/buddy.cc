@@ -132,14 +132,14 @@ Page* BuddyAllocator::remove_block(Zone& zone, unsigned order) {
     while (o > order) {
       --o;
       Page* half = page + (uint64_t{1} << o);
-      half->flags = kPageBuddy;
+      set_page_flags(half, kPageBuddy);
       half->order = static_cast<uint8_t>(o);
       half->zone = page->zone;
       zone.free_area[o].push(half);
       zone.stats.free_pages += uint64_t{1} << o;
       ++zone.stats.splits;
     }
-    page->flags = 0;
+    set_page_flags(page, 0);
     page->order = 0;
     return page;
   }
@@ -156,11 +156,11 @@ void BuddyAllocator::free_block(Zone& zone, Page* page, unsigned order) {
       break;
     }
     Page* buddy = pfn_to_page(buddy_pfn);
-    if ((buddy->flags & kPageBuddy) == 0 || buddy->order != order) {
+    if ((page_flags(buddy) & kPageBuddy) == 0 || buddy->order != order) {
       break;
     }
     zone.free_area[order].remove(buddy);
-    buddy->flags = 0;
+    set_page_flags(buddy, 0);
     buddy->order = 0;
     zone.stats.free_pages -= uint64_t{1} << order;
     ++zone.stats.merges;
@@ -168,7 +168,7 @@ void BuddyAllocator::free_block(Zone& zone, Page* page, unsigned order) {
     ++order;
   }
   Page* head = pfn_to_page(pfn);
-  head->flags = kPageBuddy;
+  set_page_flags(head, kPageBuddy);
   head->order = static_cast<uint8_t>(order);
   head->zone = zone_id;
   zone.free_area[order].push(head);
@@ -243,7 +243,7 @@ Page* BuddyAllocator::alloc_pcp(Zone& zone, Gfp gfp) {
       if (page == nullptr) {
         break;
       }
-      page->flags = kPagePcp;
+      set_page_flags(page, kPagePcp);
       pcp.list.push(page);
     }
     ++zone.stats.pcp_refills;
@@ -255,7 +255,7 @@ Page* BuddyAllocator::alloc_pcp(Zone& zone, Gfp gfp) {
     ++pcp.hits;
   }
   Page* page = pcp.list.pop();
-  page->flags = 0;
+  set_page_flags(page, 0);
   ++pcp.allocs;
   return page;
 }
@@ -266,7 +266,7 @@ void BuddyAllocator::free_pages(Page* page, unsigned order) {
   if (page == nullptr) {
     return;
   }
-  if ((page->flags & (kPageBuddy | kPagePcp)) != 0) {
+  if ((page_flags(page) & (kPageBuddy | kPagePcp)) != 0) {
     arch::mm_panic("buddy: double free of a page");
   }
   for (uint64_t i = 0; i < (uint64_t{1} << order); ++i) {
@@ -286,7 +286,7 @@ void BuddyAllocator::free_pages(Page* page, unsigned order) {
 void BuddyAllocator::free_pcp(Zone& zone, Page* page) {
   IrqGuard irq;
   PerCpuList& pcp = zone.pcp[arch::this_cpu()];
-  page->flags = kPagePcp;
+  set_page_flags(page, kPagePcp);
   page->order = 0;
   pcp.list.push(page);
   ++pcp.frees;
@@ -300,7 +300,7 @@ void BuddyAllocator::drain_list(Zone& zone, PerCpuList& pcp, uint64_t keep) {
   SpinGuard guard(zone.lock);
   while (pcp.list.count > keep) {
     Page* page = pcp.list.pop();
-    page->flags = 0;
+    set_page_flags(page, 0);
     free_block(zone, page, 0);
   }
   ++zone.stats.pcp_drains;

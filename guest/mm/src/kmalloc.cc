@@ -74,7 +74,7 @@ void* Kmalloc::alloc(size_t size, Gfp gfp) {
   if (page == nullptr) {
     return nullptr;
   }
-  page->flags = static_cast<uint16_t>(kPageLargeKmalloc | kPageHead);
+  set_page_flags(page, static_cast<uint16_t>(kPageLargeKmalloc | kPageHead));
   page->order = static_cast<uint8_t>(order);
   return buddy_->page_address(page);
 }
@@ -85,18 +85,18 @@ void Kmalloc::free(const void* object) {
     return;
   }
   Page* page = buddy_->virt_to_page(object);
-  if ((page->flags & kPageTail) != 0) {
+  if ((page_flags(page) & kPageTail) != 0) {
     page = page->head;
   }
-  if ((page->flags & kPageSlab) != 0) {
+  if ((page_flags(page) & kPageSlab) != 0) {
     page->slab.cache->free_in_slab(page, const_cast<void*>(object));
     return;
   }
-  if ((page->flags & kPageLargeKmalloc) == 0) {
+  if ((page_flags(page) & kPageLargeKmalloc) == 0) {
     arch::mm_panic("kfree: pointer not from kmalloc");
   }
   const unsigned order = page->order;
-  page->flags = 0;
+  set_page_flags(page, 0);
   page->order = 0;
   buddy_->free_pages(page, order);
 }
@@ -104,10 +104,10 @@ void Kmalloc::free(const void* object) {
 // The object size of the owning cache, or the whole block.
 size_t Kmalloc::usable_size(const void* object) const {
   Page* page = buddy_->virt_to_page(object);
-  if ((page->flags & kPageTail) != 0) {
+  if ((page_flags(page) & kPageTail) != 0) {
     page = page->head;
   }
-  if ((page->flags & kPageSlab) != 0) {
+  if ((page_flags(page) & kPageSlab) != 0) {
     return page->slab.cache->object_size();
   }
   return kPageSize << page->order;

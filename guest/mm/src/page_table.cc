@@ -64,7 +64,7 @@ void MmuGather::defer_free(Page* page, bool is_table) {
 // Free every queued frame and reset the range.
 void MmuGather::release() {
   while (Page* page = freed_.pop()) {
-    page->flags = 0;
+    set_page_flags(page, 0);
     buddy_->free_pages(page, 0);
   }
   start_ = ~uint64_t{0};
@@ -81,7 +81,7 @@ bool PageTable::init(BuddyAllocator* buddy, Gfp gfp) {
   if (pa == kNoPhys) {
     return false;
   }
-  buddy->phys_to_page(pa)->flags = kPageTable;
+  set_page_flags(buddy->phys_to_page(pa), kPageTable);
   root_ = pa;
   table_pages_ = 1;
   return true;
@@ -107,7 +107,7 @@ uint64_t* PageTable::alloc_table(uint64_t* entry) {
   if (pa == kNoPhys) {
     return nullptr;
   }
-  buddy_->phys_to_page(pa)->flags = kPageTable;
+  set_page_flags(buddy_->phys_to_page(pa), kPageTable);
   ++table_pages_;
   *entry = pa | kTableAttrs;
   return table_at(pa);

@@ -75,10 +75,10 @@ bool KmemCache::init(BuddyAllocator* buddy, const char* name, uint32_t size, uin
 // Map an object to the head page of its slab; anything else is a caller bug.
 Page* KmemCache::slab_of(const void* object) const {
   Page* page = buddy_->virt_to_page(object);
-  if ((page->flags & kPageTail) != 0) {
+  if ((page_flags(page) & kPageTail) != 0) {
     page = page->head;
   }
-  if ((page->flags & kPageSlab) == 0) {
+  if ((page_flags(page) & kPageSlab) == 0) {
     arch::mm_panic("slab: freeing a pointer that is not a slab object");
   }
   return page;
@@ -180,10 +180,10 @@ Page* KmemCache::new_slab(Gfp gfp) {
   if (page == nullptr) {
     return nullptr;
   }
-  page->flags = static_cast<uint16_t>(kPageSlab | (order_ > 0 ? kPageHead : 0));
+  set_page_flags(page, static_cast<uint16_t>(kPageSlab | (order_ > 0 ? kPageHead : 0)));
   page->order = order_;
   for (unsigned i = 1; i < (1u << order_); ++i) {
-    page[i].flags = kPageTail;
+    set_page_flags(&page[i], kPageTail);
     page[i].head = page;
   }
   auto* base = static_cast<uint8_t*>(buddy_->page_address(page));
@@ -209,10 +209,10 @@ Page* KmemCache::new_slab(Gfp gfp) {
 // Return an empty slab's frames to the buddy allocator (cache lock held).
 void KmemCache::discard_slab(Page* page) {
   for (unsigned i = 1; i < (1u << order_); ++i) {
-    page[i].flags = 0;
+    set_page_flags(&page[i], 0);
     page[i].head = nullptr;
   }
-  page->flags = 0;
+  set_page_flags(page, 0);
   page->slab = SlabState{};
   buddy_->free_pages(page, order_);
   --slabs_;

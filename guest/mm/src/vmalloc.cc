@@ -82,7 +82,7 @@ bool Vmalloc::map_area(Area* area, Gfp gfp) {
       free_frames(area);
       return false;
     }
-    page->flags = kPageVmalloc;
+    set_page_flags(page, kPageVmalloc);
     page->next = area->frames;
     area->frames = page;
   }
@@ -94,7 +94,7 @@ void Vmalloc::free_frames(Area* area) {
   while (Page* page = area->frames) {
     area->frames = page->next;
     page->next = nullptr;
-    page->flags = 0;
+    set_page_flags(page, 0);
     buddy_->free_pages(page, 0);
   }
 }

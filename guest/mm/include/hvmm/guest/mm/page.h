@@ -54,4 +54,15 @@ struct Page {
 };
 static_assert(sizeof(Page) == 48, "Page layout changed: update DESIGN.md");
 
+// Read and write Page::flags. A buddy merge inspects the flags of a neighbouring frame that
+// another CPU may own and be relabelling (slab, page table) without the zone lock; the
+// owner never sets kPageBuddy, so the answer is right either way, but both sides must be
+// atomic accesses for that to be defined. Relaxed 16-bit loads and stores are plain movs.
+inline uint16_t page_flags(const Page* page) {
+  return __atomic_load_n(&page->flags, __ATOMIC_RELAXED);
+}
+inline void set_page_flags(Page* page, uint16_t flags) {
+  __atomic_store_n(&page->flags, flags, __ATOMIC_RELAXED);
+}
+
 }  // namespace hvmm::guest::mm
