@@ -61,9 +61,10 @@ void gdt_load(unsigned cpu, uint64_t ist_stack_top) {
   asm volatile("ltr %0" : : "r"(tr));
 }
 
-// Point TSS.RSP0 of `cpu` at a kernel stack.
+// Point TSS.RSP0 and IST2 (the system-call #BP gate) of `cpu` at the ring-3 trap stack.
 void tss_set_kernel_stack(unsigned cpu, uint64_t rsp0) {
   g_tss[cpu].rsp[0] = rsp0;
+  g_tss[cpu].ist[1] = rsp0;
 }
 
 }  // namespace hvmm::guest::arch

@@ -45,7 +45,8 @@ void set_gate(unsigned vector, unsigned dpl, unsigned ist) {
 // Fill the gates the kernel uses. #DF (8) and NMI (2) run on IST1.
 void idt_init() {
   for (unsigned v = 0; v < 32; ++v)
-    set_gate(v, v == 3 ? 3 : 0, (v == 2 || v == 8) ? 1 : 0);
+    set_gate(v, 0, (v == 2 || v == 8) ? 1 : 0);
+  set_gate(3, 3, 2);  // int3: callable from ring 3, on IST2 (it carries system calls, entry.S)
   set_gate(kVectorTimer, 0, 0);
   for (unsigned v = kVectorTlbShootdown; v < 256; ++v)
     set_gate(v, 0, 0);

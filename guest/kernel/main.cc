@@ -1,5 +1,6 @@
 // kernel_main: the boot sequence of the boot CPU, from the first C++ instruction to the
 // selftests or workloads, and the final exit through port 0xf4.
+#include "hvmm/guest/arch/apic.h"
 #include "hvmm/guest/arch/cpu.h"
 #include "hvmm/guest/arch/gdt.h"
 #include "hvmm/guest/arch/trap.h"
@@ -115,7 +116,8 @@ extern "C" [[noreturn]] void kernel_main(uint64_t start_info_paddr) {
   process_init();
   phase("processes ready");
   smp_init(g_boot_info);
-  printk("cpus: %u online, x2APIC, PCID %s\n", online_cpus(), pcid_enabled() ? "on" : "off");
+  printk("cpus: %u online, %s, PCID %s\n", online_cpus(),
+         arch::x2apic_supported() ? "x2APIC" : "no x2APIC", pcid_enabled() ? "on" : "off");
   print_boot_time();
   vm_exit(run_requested_work());
 }

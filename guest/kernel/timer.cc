@@ -11,6 +11,7 @@ namespace hvmm::guest {
 namespace {
 
 volatile uint64_t g_ticks;
+bool g_running = false;
 
 // One tick: count and acknowledge.
 void timer_interrupt(TrapFrame&) {
@@ -37,7 +38,12 @@ bool timer_init() {
   arch::set_interrupt_handler(arch::kVectorTimer, timer_interrupt);
   arch::apic_timer_start_periodic(arch::kVectorTimer,
                                   static_cast<uint32_t>(apic_timer_hz() / kTimerHz));
+  g_running = true;
   return true;
+}
+
+bool timer_running() {
+  return g_running;
 }
 
 uint64_t timer_ticks() {

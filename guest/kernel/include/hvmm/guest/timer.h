@@ -11,6 +11,9 @@ inline constexpr uint32_t kTimerHz = 100;
 // idle in hlt and need no tick). Returns false without x2APIC.
 bool timer_init();
 
+// True once timer_init() started the timer.
+bool timer_running();
+
 // Ticks seen on the boot CPU.
 uint64_t timer_ticks();
 
