@@ -13,7 +13,9 @@
 // - fill() takes a predicate evaluated while the entry is locked (e.g. "no MMU notifier
 //   invalidation since read_begin()"): an invalidation that started after the predicate was
 //   checked must lock the entry after the fill released it, so it removes what was filled.
-//   This is KVM's mmu_invalidate_retry under mmu_lock, at the granularity of one entry.
+//   This is KVM's mmu_invalidate_retry under mmu_lock, at the granularity of one entry. It
+//   holds for invalidations that follow the notifier's sequence bump, as break-before-make
+//   orders them (range_start, then range_updated); all these steps are seq_cst.
 // - A range larger than the array is invalidated by one scan of the array, never page by page.
 #pragma once
 

@@ -14,6 +14,9 @@
 //   first.
 // - A thread inside a map change (between range_start and range_end) must not translate an
 //   address the change covers: read_begin() would wait for the change it is part of.
+// - The VMID must stay the VM's while it translates: the VM is active on a VmidAllocator slot
+//   (so a rollover keeps its VMID), and set_vmid() follows any change activate() reports.
+//   Otherwise the VMID could be recycled to another VM and the two would share TLB entries.
 // - A returned pointer is valid for one page (or up to the end of the page); like a TLB
 //   entry, it may go stale as soon as the map changes.
 #pragma once
