@@ -157,10 +157,12 @@ void handle_page_fault(TrapFrame& frame, uint64_t address) {
   Process& p = current();
   p.run.fault_address = address;
   mm::FaultDecision d;
+  uint64_t t0 = arch::rdtsc();
   {
     IrqSpinGuard guard(p.mm->lock);
     d = p.mm->as.handle_fault(address, fault_access(frame.error_code));
   }
+  p.run.fault_tsc += arch::rdtsc() - t0;
   if (d == mm::FaultDecision::kMapZeroPage || d == mm::FaultDecision::kSpurious)
     return;
   kill_user_process(frame, mm::fault_decision_name(d));

@@ -32,6 +32,7 @@ struct UserRun {
   uint64_t fault_address = 0;
   uint64_t syscalls = 0;
   uint64_t report = 0;  // last value passed to the report syscall
+  uint64_t fault_tsc = 0;  // TSC ticks spent in guest/mm fault handling
 };
 
 // Kill codes (UserRun::exit_code when killed).
