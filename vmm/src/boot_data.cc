@@ -70,7 +70,9 @@ Result<void> write_tables(GuestAccess& memory, const BootInfo& info) {
     modules.u64(0);  // no per-module command line
     modules.u64(0);
   }
-  HVMM_TRY(memory.write(kModlistAddress, modules.bytes()));
+  if (!info.modules.empty()) {
+    HVMM_TRY(memory.write(kModlistAddress, modules.bytes()));
+  }
   LeWriter memmap;
   for (const RamRegion& region : info.ram) {
     memmap.u64(region.range.start.value());

@@ -20,14 +20,18 @@ class FakeGuestMemory final : public GuestAccess {
     if (!fits(ipa, out.size())) {
       return make_error(ErrorCode::kNotFound, "fake read at {} out of range", ipa);
     }
-    std::memcpy(out.data(), bytes.data() + ipa.value(), out.size());
+    if (!out.empty()) {
+      std::memcpy(out.data(), bytes.data() + ipa.value(), out.size());
+    }
     return Ok();
   }
   Result<void> write(Ipa ipa, std::span<const uint8_t> data) override {
     if (!fits(ipa, data.size())) {
       return make_error(ErrorCode::kNotFound, "fake write at {} out of range", ipa);
     }
-    std::memcpy(bytes.data() + ipa.value(), data.data(), data.size());
+    if (!data.empty()) {
+      std::memcpy(bytes.data() + ipa.value(), data.data(), data.size());
+    }
     return Ok();
   }
   // Little-endian load of a T at `address`.
