@@ -28,7 +28,7 @@ bool TestResult::note(const char* fmt, ...) {
 
 // Run the selected tests of every area in a fixed order.
 unsigned selftest_run(const char* list) {
-  const Selftest* const areas[] = {kMmSelftests, kCpuSelftests, kUserSelftests};
+  const Selftest* const areas[] = {kMmSelftests, kCpuSelftests, kTlbSelftests, kUserSelftests};
   unsigned run = 0, failed = 0;
   uint64_t t0 = arch::rdtsc();
   for (const Selftest* area : areas) {

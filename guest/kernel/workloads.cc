@@ -60,11 +60,12 @@ bool run_workload(const char* name, uint64_t bytes) {
     mm_destroy(m);
     bool ok = !run.killed && run.exit_code == 0;
     uint64_t fault_us = tsc_to_us(run.fault_tsc);
-    printk("workload %s: %s exit %ld%s%s, %lu KiB, %lu faults (%lu us each, %lu in mm), "
-           "%lu syscalls, %lu us\n",
-           name, ok ? "ok" : "FAILED", run.exit_code, run.killed ? " killed: " : "", run.cause,
-           bytes >> 10, st.faults, st.faults ? us / st.faults : 0,
-           st.faults ? fault_us / st.faults : 0, run.syscalls, us);
+    printk(
+        "workload %s: %s exit %ld%s%s, %lu KiB, %lu faults (%lu us each, %lu in mm), "
+        "%lu syscalls, %lu us\n",
+        name, ok ? "ok" : "FAILED", run.exit_code, run.killed ? " killed: " : "", run.cause,
+        bytes >> 10, st.faults, st.faults ? us / st.faults : 0,
+        st.faults ? fault_us / st.faults : 0, run.syscalls, us);
     return ok;
   }
   printk("workload %s: FAILED unknown workload\n", name);

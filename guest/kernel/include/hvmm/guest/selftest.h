@@ -25,6 +25,7 @@ struct Selftest {
 // The tests of each area (selftests_*.cc), each ending with a {nullptr, nullptr} entry.
 extern const Selftest kMmSelftests[];
 extern const Selftest kCpuSelftests[];
+extern const Selftest kTlbSelftests[];
 extern const Selftest kUserSelftests[];
 
 // Run the tests whose names are in `list`; returns the number of failures.
