@@ -76,20 +76,18 @@ Result<void> Machine::build(const MachineConfig& config) {
   HVMM_TRY(physical_->attach_memslots(*memslot_sink_));
   auto kernel = parse_pvh_kernel(config.kernel);
   HVMM_CHECK(kernel);
-  auto start_info = load(config);
+  auto start_info = load(config, *kernel);
   HVMM_CHECK(start_info);
   return create_vcpus(config, kernel->entry, *start_info);
 }
 
 // Load the kernel, the initrd (module 0) and the boot data; return the start info address.
-Result<Ipa> Machine::load(const MachineConfig& config) {
-  auto kernel = parse_pvh_kernel(config.kernel);
-  HVMM_CHECK(kernel);
-  HVMM_TRY(check_kernel_placement(*kernel, physical_->ram(), kBootData));
-  HVMM_TRY(load_kernel(*kernel, config.kernel, *physical_));
+Result<Ipa> Machine::load(const MachineConfig& config, const PvhKernel& kernel) {
+  HVMM_TRY(check_kernel_placement(kernel, physical_->ram(), kBootData));
+  HVMM_TRY(load_kernel(kernel, config.kernel, *physical_));
   BootInfo info{config.cmdline, physical_->ram(), {}};
   if (config.initrd) {
-    auto range = place_module(config.initrd->size(), physical_->ram(), *kernel);
+    auto range = place_module(config.initrd->size(), physical_->ram(), kernel);
     HVMM_CHECK(range);
     HVMM_TRY(physical_->write(range->start, *config.initrd));
     info.modules.push_back(BootModule{*range});
