@@ -110,6 +110,31 @@ TEST_F(MemslotFixture, ReadWriteRoundTrip) {
   EXPECT_FALSE(physical->read(Ipa(kRam - 4), beyond).ok());
 }
 
+// A read-only range becomes its own KVM_MEM_READONLY slot; making it writable again merges
+// the slots back into one.
+TEST(MemslotSync, ReadOnlyRangeGetsReadOnlySlot) {
+  auto memory = GuestMemory::create(kRam, "memslot-ro");
+  ASSERT_TRUE(memory.ok());
+  stage2::HeapTableAllocator tables;
+  auto map = stage2::Stage2Map::create(*stage2::IpaSpace::create(kIpaBits), tables);
+  ASSERT_TRUE(map.ok());
+  ASSERT_TRUE(map->map(IpaRange{Ipa(0), kRam}, HostOffset(0), kRamAttributes).ok());
+  RecordingSink sink;
+  MemslotSync sync(*map, **memory, sink);
+  ASSERT_TRUE(sync.sync().ok());
+  map->add_hooks(sync);
+  IpaRange rom{Ipa(0x100000), 0x10000};
+  ASSERT_TRUE(map->protect(rom, stage2::Permissions::kReadOnly, true).ok());
+  ASSERT_EQ(sync.slots().size(), 3u);
+  EXPECT_EQ(sync.slots()[1].range, rom);
+  EXPECT_TRUE(sync.slots()[1].read_only);
+  EXPECT_FALSE(sync.slots()[0].read_only);
+  ASSERT_TRUE(map->protect(rom, stage2::Permissions::kReadWrite, true).ok());
+  ASSERT_EQ(sync.slots().size(), 1u);
+  EXPECT_EQ(sync.slots()[0].range, (IpaRange{Ipa(0), kRam}));
+  map->remove_hooks(sync);
+}
+
 // Random map/unmap sequences against a page-set model: after every change the slots cover
 // exactly the mapped pages, each at its own host offset, with no overlaps.
 TEST(MemslotSync, RandomChangesMatchModel) {
