@@ -1,6 +1,7 @@
 // Stage2Tlb: entry locking, invalidations and counters (fast paths are inline in the header).
 #include "hvmm/stage2/stage2_tlb.h"
 
+#include <algorithm>
 #include <bit>
 #include <cassert>
 
@@ -97,9 +98,14 @@ void Stage2Tlb::invalidate_range(uint16_t vmid, IpaRange range) {
   range_invalidations_.fetch_add(1, std::memory_order_relaxed);
   if (range.empty())
     return;
+  // Pages at or above 2^48 are never cached, so the range is clipped to that.
+  const uint64_t top_page = (uint64_t{1} << (kMaxIpaBits - kPageShift)) - 1;
   const uint64_t first = range.start.page_number();
+  if (first > top_page)
+    return;
   const uint64_t last =
-      range.overflows() ? UINT64_MAX >> kPageShift : (range.end().value() - 1) >> kPageShift;
+      std::min(top_page, range.overflows() ? UINT64_MAX >> kPageShift
+                                           : (range.end().value() - 1) >> kPageShift);
   uint64_t removed = 0;
   if (last - first >= capacity()) {
     removed = scan_invalidate([&](uint64_t tag) {

@@ -56,6 +56,19 @@ TEST(Stage2TlbTest, PermissionsAreChecked) {
   EXPECT_EQ(tlb.lookup(kVmid, page_ipa(3), kRw), nullptr);
 }
 
+// An IPA at or above 2^48 never aliases another VMID's entry, and is never cached. Without
+// the check, IPA bit 52 would spill into bit 4 of the tag's VMID field, so VMID 1 would read
+// VMID 17's entry; with 16 entries both also share an index (VMIDs equal modulo 16).
+TEST(Stage2TlbTest, HugeIpasNeverAliasOtherVmids) {
+  Stage2Tlb tlb(16);
+  ASSERT_TRUE(tlb.fill(17, page_ipa(7), fake_host(17, 7), kRw));
+  const Ipa alias((uint64_t{1} << 52) | (7 << kPageShift));
+  EXPECT_EQ(tlb.lookup(1, alias, Access::kRead), nullptr);
+  EXPECT_FALSE(tlb.fill(1, alias, fake_host(1, 7), kRw));
+  tlb.invalidate_range(1, IpaRange{alias, kPageSize});
+  EXPECT_NE(tlb.lookup(17, page_ipa(7), Access::kRead), nullptr);
+}
+
 // A fill whose predicate fails installs nothing and is counted as refused.
 TEST(Stage2TlbTest, RefusedFillInstallsNothing) {
   Stage2Tlb tlb(64);

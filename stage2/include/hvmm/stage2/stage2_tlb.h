@@ -77,6 +77,7 @@ class Stage2Tlb {
 
   // Install (vmid, page of ipa) → host_page (4 KiB aligned) with `granted` rights, if
   // `still_valid()` returns true while the entry is locked. Returns whether it was installed.
+  // IPAs of 2^48 and above are never cached.
   template <typename Predicate>
   bool fill(uint16_t vmid, Ipa ipa, std::byte* host_page, Access granted, Predicate&& still_valid);
   // Install unconditionally (for callers that hold the map's lock across walk and fill).
@@ -119,6 +120,9 @@ class Stage2Tlb {
   static constexpr unsigned kVmidShift = 36;  // page numbers of 48-bit IPAs fit below
   static constexpr uint64_t kAccessMask = 0x7;
 
+  // Only IPAs below 2^48 have a tag: a larger page number would spill into the VMID bits
+  // and alias another VM's entry (an untrusted guest address must never do that).
+  static constexpr bool cacheable(Ipa ipa) { return (ipa.value() >> kMaxIpaBits) == 0; }
   static constexpr uint64_t make_tag(uint16_t vmid, uint64_t page) {
     return kValidTag | (uint64_t{vmid} << kVmidShift) | page;
   }
@@ -189,7 +193,7 @@ inline std::byte* Stage2Tlb::lookup(uint16_t vmid, Ipa ipa, Access needed) {
   const uint64_t after = entry.sequence.load(std::memory_order_acquire);
   const auto granted = static_cast<Access>(value & kAccessMask);
   if (before != after || (before & 1) != 0 || tag != make_tag(vmid, page) ||
-      !access_allows(granted, needed)) {
+      !access_allows(granted, needed) || !cacheable(ipa)) {
     bump(shard().misses);
     return nullptr;
   }
@@ -202,6 +206,8 @@ inline std::byte* Stage2Tlb::lookup(uint16_t vmid, Ipa ipa, Access needed) {
 template <typename Predicate>
 bool Stage2Tlb::fill(uint16_t vmid, Ipa ipa, std::byte* host_page, Access granted,
                      Predicate&& still_valid) {
+  if (!cacheable(ipa))
+    return false;
   const uint64_t page = ipa.page_number();
   Entry& entry = entries_[index_of(vmid, page)];
   const uint64_t locked = lock_entry(entry);
