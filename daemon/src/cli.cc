@@ -23,18 +23,25 @@ constexpr const char* kExitStatusHelp =
 // Declare every `run` option on `run`, storing into `options`.
 void add_run_options(CLI::App& run, vmm::RunOptions& options) {
   run.add_option("--kernel", options.kernel,
-                 "PVH ELF kernel to boot (default: the bundled guest kernel)");
-  run.add_option("--initrd", options.initrd, "Initial ramdisk, passed as PVH module 0");
-  run.add_option("--cmdline", options.cmdline, "Kernel command line (at most 4095 bytes)");
+                 "PVH ELF kernel to boot (default: the bundled guest kernel)")
+      ->type_name("ELF");
+  run.add_option("--initrd", options.initrd, "Initial ramdisk, passed as PVH module 0")
+      ->type_name("FILE");
+  run.add_option("--cmdline", options.cmdline, "Kernel command line (at most 4095 bytes)")
+      ->type_name("STR");
   run.add_option("--memory", options.memory,
                  "Guest RAM size, with an optional K, M or G suffix (2M to 256G)")
+      ->type_name("SIZE")
       ->capture_default_str();
   run.add_option("--vcpus", options.vcpus, "Number of vCPUs (1 to KVM's limit)")
+      ->type_name("N")
       ->capture_default_str();
   run.add_option("--fault-log", options.fault_log,
-                 "Append stage-2 fault records (JSON lines) to this file (default: stderr)");
+                 "Append stage-2 fault records (JSON lines) to this file (default: stderr)")
+      ->type_name("FILE");
   run.add_option("--console-log", options.console_log,
-                 "Also write the guest's serial console output to this file");
+                 "Also write the guest's serial console output to this file")
+      ->type_name("FILE");
 }
 
 // Validate, create the VM and run it; map each failure to its documented status.
