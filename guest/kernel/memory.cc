@@ -69,6 +69,8 @@ void fill_memblock(const BootInfo& info, KernelMemory& km) {
   km.memblock.reserve(0, kLowReserved);
   uint64_t image_end = kernel_image_phys(__kernel_end);
   km.memblock.reserve(kLowReserved, image_end - kLowReserved);
+  for (unsigned i = 0; i < info.reserved_count; ++i)
+    km.memblock.reserve(info.reserved_base[i], info.reserved_size[i]);
   for (unsigned i = 0; i < info.nr_modules; ++i)
     km.memblock.reserve(info.modules[i].paddr & ~(mm::kPageSize - 1),
                         info.modules[i].size + mm::kPageSize);
@@ -118,7 +120,10 @@ void memory_init(const BootInfo& info) {
   fill_memblock(info, km);
   early_direct_map(km.ram_end, km.gbpages);
   uint64_t t0 = arch::rdtsc();
-  if (!km.buddy.init(km.memblock))
+  // Fresh VM memory is zero: everything the loader or this kernel wrote so far is reserved
+  // (low memory, the image, boot data, modules), so guest/mm may skip zeroing the Page array
+  // and never-used frames. `nozeroram` turns this off for loaders that leave garbage.
+  if (!km.buddy.init(km.memblock, !cmdline_has("nozeroram")))
     panic("buddy: cannot allocate the Page array");
   uint64_t t1 = arch::rdtsc();
   if (!km.kmalloc.init(&km.buddy, cmdline_has("slub_debug")))

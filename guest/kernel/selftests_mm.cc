@@ -167,13 +167,17 @@ bool test_page_table(TestResult& r) {
   uint64_t pa = kmem().buddy.alloc_phys(mm::kGfpKernel, 10);
   if (pa == mm::kNoPhys)
     return r.fail("no 4 MiB block");
-  if (scratch.map(kVa + kPageSize, pa + kPageSize, 2 * mm::kSize2M - kPageSize, mm::kPteWrite) !=
+  // Two 4 KiB pages below a 2 MiB boundary, then one 2 MiB page above it.
+  constexpr uint64_t kOff = mm::kSize2M - 2 * kPageSize;
+  if (scratch.map(kVa + kOff, pa + kOff, 2 * mm::kSize2M - kOff, mm::kPteWrite) !=
       mm::PtStatus::kOk)
     return r.fail("scratch map failed");
   mm::Translation t = scratch.translate(kVa + mm::kSize2M + 0x123);
-  if (!t.present || t.pa != pa + mm::kSize2M + 0x123)
-    return r.fail("wrong translation");
-  if (scratch.translate(kVa).present)
+  if (!t.present || t.pa != pa + mm::kSize2M + 0x123 || t.page_size != mm::kSize2M)
+    return r.fail("wrong translation above the boundary");
+  if (scratch.translate(kVa + kOff).page_size != kPageSize)
+    return r.fail("no 4 KiB page below the boundary");
+  if (scratch.translate(kVa + kOff - kPageSize).present)
     return r.fail("page before the range is mapped");
   mm::MmuGather gather(&kmem().buddy);
   scratch.unmap(kVa, 2 * mm::kSize2M, gather);

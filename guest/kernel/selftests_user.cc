@@ -32,10 +32,10 @@ bool test_user_process(TestResult& r) {
   buddy.drain_this_cpu();
   uint64_t free_before = buddy.free_pages_total();
   mm::AddressSpaceStats st;
-  UserRun run = run_fresh(user_touch_seq, 256 << 10, 0, 0, &st);
+  UserRun run = run_fresh(user_touch_seq, 128 << 10, 0, 0, &st);
   if (run.killed || run.exit_code != 0)
     return r.fail("touch_seq exit %ld %s at %lx", run.exit_code, run.cause, run.fault_address);
-  if (st.zero_pages_mapped < 64)
+  if (st.zero_pages_mapped < 32)
     return r.fail("touch_seq mapped %lu pages", st.zero_pages_mapped);
   run = run_fresh(user_touch_random, 64 << 10, 1024, 12345);
   if (run.killed || run.exit_code != 0 || run.report != 1024)
