@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
+#include <csignal>
 #include <memory>
 
 #include "hvmm/vmm/exit_status.h"
@@ -57,6 +58,8 @@ int run_vm(const vmm::RunOptions& options, std::span<const uint8_t> bundled_kern
     fmt::print(stderr, "hvmm run: {}\n", kvm.error().message);
     return vmm::kExitSetupFailed;
   }
+  // Guest output to a closed pipe (`hvmm run | head -1`) must not kill the VM.
+  std::signal(SIGPIPE, SIG_IGN);
   auto machine = vmm::Machine::create(*config);
   if (!machine) {
     fmt::print(stderr, "hvmm run: cannot create the VM: {}\n", machine.error().message);
