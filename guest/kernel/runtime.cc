@@ -95,7 +95,6 @@ bool str_starts_with(const char* s, const char* prefix) {
 
 }  // namespace hvmm::guest
 
-#if HVMM_GUEST_WITH_MM
 // operator new: kmalloc with GFP_KERNEL; running out of memory in the kernel is fatal.
 void* operator new(size_t size) {
   void* p = hvmm::guest::mm::kmalloc(size, hvmm::guest::mm::kGfpKernel);
@@ -118,4 +117,3 @@ void operator delete(void* p, size_t) noexcept {
 void operator delete[](void* p, size_t) noexcept {
   hvmm::guest::mm::kfree(p);
 }
-#endif
