@@ -10,7 +10,7 @@
 #define X2APIC_ICR 0x830
 #define ICR_INIT 0x4500
 #define ICR_STARTUP (0x4600 | (TRAMPOLINE >> 12))
-#define WAIT_SPINS 2000000
+#define WAIT_SPINS 300000
 
 PVH_NOTE pvh_start
 
