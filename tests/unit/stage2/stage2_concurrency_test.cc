@@ -381,16 +381,34 @@ TEST(Stage2ConcurrencyTest, SubscriptionChurnDuringInvalidations) {
     for (unsigned t = 0; t < kReaders; ++t) {
       threads.emplace_back([&, t] {
         std::mt19937_64 random(20 + t);
+        // A few live subscriptions, replaced one at a time, so each lives across many
+        // invalidations; dropped ops objects stay allocated so a late callback is detectable.
+        std::array<std::optional<IntervalSubscription>, 4> live;
+        std::array<ChurnOps*, 4> live_ops{};
+        std::vector<std::unique_ptr<ChurnOps>> all_ops;
         for (int i = 0; i < 100000 && Clock::now() < deadline; ++i) {
-          auto ops = std::make_unique<ChurnOps>();
+          const size_t slot = random() % live.size();
+          if (live[slot]) {
+            live[slot]->reset();
+            live_ops[slot]->dead.store(true);  // unsubscribe returned: no callback may follow
+          }
+          all_ops.push_back(std::make_unique<ChurnOps>());
           auto sub = registry.subscribe(IpaRange{Ipa((random() % 16) << kPageShift), kPageSize},
-                                        ops.get());
+                                        all_ops.back().get());
           ASSERT_TRUE(sub.ok());
           const uint64_t sequence = sub->read_begin();
           (void)sub->read_retry(sequence);
-          sub->reset();
-          ops->dead.store(true);  // unsubscribe returned: no callback may follow
+          live[slot] = std::move(sub).value();
+          live_ops[slot] = all_ops.back().get();
           churns.fetch_add(1);
+          if (i % 8 == 0)
+            std::this_thread::yield();  // let invalidations run against the live set
+        }
+        for (size_t slot = 0; slot < live.size(); ++slot) {
+          if (live[slot]) {
+            live[slot]->reset();
+            live_ops[slot]->dead.store(true);
+          }
         }
       });
     }
