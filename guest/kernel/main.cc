@@ -11,6 +11,7 @@
 #include "hvmm/guest/panic.h"
 #include "hvmm/guest/percpu.h"
 #include "hvmm/guest/process.h"
+#include "hvmm/guest/runtime.h"
 #include "hvmm/guest/selftest.h"
 #include "hvmm/guest/smp.h"
 #include "hvmm/guest/syscall.h"
@@ -59,6 +60,21 @@ void print_boot_time() {
       "TSC %lu kHz%s)\n",
       tsc_to_us(now - boot_entry_tsc()), tsc_to_us(boot_entry_tsc()), tsc_hz() / 1000,
       tsc_hz_known() ? "" : " assumed");
+}
+
+// `crash=pagefault|panic`: fail on purpose, to show (and test) the panic path.
+void crash_if_requested() {
+  char how[16];
+  if (!cmdline_get("crash", how, sizeof(how)))
+    return;
+  if (str_equal(how, "panic"))
+    panic("requested on the command line (crash=panic)");
+  if (str_equal(how, "pagefault")) {
+    // Nothing is mapped below the kernel half once the boot tables are gone.
+    uint64_t address = cmdline_get_number("crash_address", 0x10);
+    printk("crash: reading %lx\n", address);
+    (void)*reinterpret_cast<volatile uint64_t*>(address);
+  }
 }
 
 // Run selftests and workloads as the command line asks; returns the exit status.
@@ -119,5 +135,6 @@ extern "C" [[noreturn]] void kernel_main(uint64_t start_info_paddr) {
   printk("cpus: %u online, %s, PCID %s\n", online_cpus(),
          arch::x2apic_supported() ? "x2APIC" : "no x2APIC", pcid_enabled() ? "on" : "off");
   print_boot_time();
+  crash_if_requested();
   vm_exit(run_requested_work());
 }

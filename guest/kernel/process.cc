@@ -104,7 +104,10 @@ void switch_mm(UserMm& m) {
   if (pcid_enabled()) {
     mm::AsidSwitch sw = g_asids.switch_to(m.as.asid_context(), me.cpu);
     cr3 |= sw.asid;
-    if (!sw.need_flush && !stale)
+    // After a generation rollover ASIDs are reused: drop every PCID's entries once.
+    if (sw.need_flush)
+      tlb_flush_all_local();
+    if (!stale)
       cr3 |= kCr3NoFlush;
   }
   m.flushed_gen[me.cpu] = gen;

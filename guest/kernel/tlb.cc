@@ -197,6 +197,10 @@ void tlb_flush_mm_range(UserMm& mm, uint64_t start, uint64_t end, bool tables_fr
   shootdown({TlbRequest::kMmRange, &mm, start, end, gen, tables_freed});
 }
 
+void tlb_flush_all_local() {
+  flush_everything_local();
+}
+
 void tlb_flush_everything() {
   shootdown({TlbRequest::kEverything, nullptr, 0, 0, 0, false});
 }

@@ -184,6 +184,22 @@ TEST(GuestKernelHvmm, WorkloadTouchSeqRuns) {
   EXPECT_EQ(r.status, 0) << r.out;
 }
 
+// A kernel page fault panics with its cause, the faulting address and a register dump, and
+// the VM exits with the kernel-fault status 3 (a plain panic exits with 2).
+TEST(GuestKernelHvmm, KernelFaultPanicsWithRegisterDump) {
+  SKIP_WITHOUT_HVMM();
+  RunResult r = run_hvmm(1, "crash=pagefault crash_address=0x10");
+  ASSERT_FALSE(r.timed_out) << r.out;
+  EXPECT_NE(r.out.find("PANIC: kernel page fault at 10 (read, not present)"), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("cr2 0000000000000010"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("rip ffffffff8"), std::string::npos) << r.out;
+  EXPECT_EQ(r.status, 3) << r.out;
+  RunResult p = run_hvmm(1, "crash=panic");
+  EXPECT_NE(p.out.find("PANIC: requested on the command line"), std::string::npos) << p.out;
+  EXPECT_EQ(p.status, 2) << p.out;
+}
+
 // All selftests pass under QEMU microvm's PVH loader with one vCPU (QEMU exits 0<<1|1).
 TEST(GuestKernelQemu, SelftestsPassWithOneVcpu) {
   SKIP_WITHOUT_QEMU();

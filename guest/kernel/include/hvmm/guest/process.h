@@ -31,7 +31,7 @@ struct UserRun {
   const char* cause = "";  // why it was killed
   uint64_t fault_address = 0;
   uint64_t syscalls = 0;
-  uint64_t report = 0;  // last value passed to the report syscall
+  uint64_t report = 0;     // last value passed to the report syscall
   uint64_t fault_tsc = 0;  // TSC ticks spent in guest/mm fault handling
 };
 

@@ -41,6 +41,9 @@ void tlb_flush_kernel_range(uint64_t start, uint64_t end);
 // change and before freeing the frames (MmuGather::release).
 void tlb_flush_mm_range(UserMm& mm, uint64_t start, uint64_t end, bool tables_freed);
 
+// Invalidate everything (global entries and all PCIDs) on the calling CPU only.
+void tlb_flush_all_local();
+
 // Invalidate everything (global entries and all PCIDs) on every CPU.
 void tlb_flush_everything();
 
