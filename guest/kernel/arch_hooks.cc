@@ -37,13 +37,19 @@ void flush_tlb_kernel_range(uint64_t start, uint64_t end) {
   hvmm::guest::tlb_flush_kernel_range(start, end);
 }
 
+// Interrupt masking for guest/mm's irq-saving locks.
 uint64_t irq_save() {
   return hvmm::guest::arch::irq_save();
 }
 void irq_restore(uint64_t flags) {
   hvmm::guest::arch::irq_restore(flags);
 }
+
+// Spin hint; also answers TLB shootdowns, because guest/mm spins with interrupts off (its
+// locks are irq-saving) and a shootdown issued under one of its locks (vmalloc's purge)
+// would otherwise wait forever for a CPU spinning on that lock.
 void cpu_relax() {
+  hvmm::guest::tlb_service_pending();
   hvmm::guest::arch::pause();
 }
 

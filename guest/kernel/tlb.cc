@@ -35,6 +35,7 @@ TlbRequest g_request;
 volatile uint32_t g_pending[kMaxCpus];
 bool g_pcid = false;
 bool g_skip_remote = false;
+bool g_ready = false;
 TlbStats g_stats;
 
 // Count with an atomic add (counters are shared by all CPUs).
@@ -166,6 +167,7 @@ void tlb_init() {
   arch::set_interrupt_handler(arch::kVectorTlbShootdown, tlb_ipi);
   arch::set_interrupt_handler(arch::kVectorCallFunction, wake_ipi);
   g_pcid = (arch::cpuid(1).ecx & (1u << 17)) != 0 && !cmdline_has("nopcid");
+  __atomic_store_n(&g_ready, true, __ATOMIC_RELEASE);
 }
 
 // Set CR4.PCIDE (CR3's PCID field must be 0 at this point: the kernel uses PCID 0).
@@ -178,13 +180,19 @@ bool pcid_enabled() {
   return g_pcid;
 }
 
-// Serve this CPU's pending request.
+// Serve this CPU's pending request (nothing before tlb_init(): GS may not be set yet).
 void tlb_service_pending() {
-  unsigned self = this_cpu().cpu;
-  if (__atomic_load_n(&g_pending[self], __ATOMIC_ACQUIRE) == 0)
+  if (!__atomic_load_n(&g_ready, __ATOMIC_ACQUIRE))
     return;
-  do_local(g_request);
-  __atomic_store_n(&g_pending[self], 0u, __ATOMIC_RELEASE);
+  // Interrupts off: the IPI handler must not serve and acknowledge the request under us,
+  // or our late acknowledgement could swallow the next request.
+  uint64_t flags = arch::irq_save();
+  unsigned self = this_cpu().cpu;
+  if (__atomic_load_n(&g_pending[self], __ATOMIC_ACQUIRE) != 0) {
+    do_local(g_request);
+    __atomic_store_n(&g_pending[self], 0u, __ATOMIC_RELEASE);
+  }
+  arch::irq_restore(flags);
 }
 
 void tlb_flush_kernel_range(uint64_t start, uint64_t end) {

@@ -7,14 +7,19 @@
 
 namespace hvmm::guest {
 
+// Answer a TLB shootdown addressed to this CPU (tlb.h); spinning code calls it.
+void tlb_service_pending();
+
 // A spinlock word: 0 free, 1 held.
 class Spinlock {
  public:
   // Spin until the lock is taken.
   void lock() {
     while (__atomic_exchange_n(&word_, 1u, __ATOMIC_ACQUIRE) != 0) {
-      while (__atomic_load_n(&word_, __ATOMIC_RELAXED) != 0)
+      while (__atomic_load_n(&word_, __ATOMIC_RELAXED) != 0) {
+        tlb_service_pending();  // interrupts may be off: keep answering shootdowns
         arch::pause();
+      }
     }
   }
   // Release the lock.
