@@ -5,6 +5,7 @@
 #include "hvmm/guest/process.h"
 #include "hvmm/guest/runtime.h"
 #include "hvmm/guest/selftest.h"
+#include "hvmm/guest/smp.h"
 
 extern "C" char user_touch_seq[], user_touch_random[], user_churn[], user_brk_grow[];
 extern "C" char user_write_to[], user_read_from[];
@@ -66,11 +67,45 @@ bool test_user_faults(TestResult& r) {
   return true;
 }
 
+// What CPU 1 runs in parallel with CPU 0 in test_user_parallel.
+struct ParallelJob {
+  UserRun run;
+};
+
+void run_churn_job(void* arg) {
+  static_cast<ParallelJob*>(arg)->run = run_fresh(user_churn, 6, 32 << 10, 0);
+}
+
+// Two CPUs run ring-3 churn (mmap, demand faults, munmap) in separate address spaces at the
+// same time: both exit 0 and every frame returns to the allocator.
+bool test_user_parallel(TestResult& r) {
+  if (possible_cpus() < 2)
+    return r.note("skipped: needs 2 CPUs");
+  mm::BuddyAllocator& buddy = kmem().buddy;
+  buddy.drain_all();
+  uint64_t free_before = buddy.free_pages_total();
+  ParallelJob job;
+  if (!smp_call_async(1, run_churn_job, &job))
+    return r.fail("cannot post work to CPU 1");
+  UserRun mine = run_fresh(user_churn, 6, 32 << 10, 0);
+  smp_wait(1);
+  if (mine.killed || mine.exit_code != 0)
+    return r.fail("CPU 0: exit %ld %s", mine.exit_code, mine.cause);
+  if (job.run.killed || job.run.exit_code != 0)
+    return r.fail("CPU 1: exit %ld %s", job.run.exit_code, job.run.cause);
+  buddy.drain_all();
+  int64_t leaked = static_cast<int64_t>(free_before - buddy.free_pages_total());
+  if (leaked > 64)
+    return r.fail("%ld pages not returned", leaked);
+  return r.note("%lu + %lu syscalls", mine.syscalls, job.run.syscalls);
+}
+
 }  // namespace
 
 const Selftest kUserSelftests[] = {
     {"user_process", test_user_process},
     {"user_faults", test_user_faults},
+    {"user_parallel", test_user_parallel},
     {nullptr, nullptr},
 };
 
