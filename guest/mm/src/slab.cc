@@ -17,9 +17,19 @@ uint32_t round_up(uint32_t value, uint32_t align) {
   return (value + align - 1) & ~(align - 1);
 }
 
-// Report whether [p, p + len) holds only `byte`.
+// Report whether [p, p + len) holds only `byte`, eight bytes per step (ring-0 code is
+// emulated per instruction in the guest, so a byte loop would cost eight times more).
 bool all_bytes(const uint8_t* p, uint32_t len, uint8_t byte) {
-  for (uint32_t i = 0; i < len; ++i) {
+  const uint64_t pattern = uint64_t{byte} * 0x0101010101010101ull;
+  uint32_t i = 0;
+  for (; i + 8 <= len; i += 8) {
+    uint64_t word;
+    __builtin_memcpy(&word, p + i, sizeof(word));
+    if (word != pattern) {
+      return false;
+    }
+  }
+  for (; i < len; ++i) {
     if (p[i] != byte) {
       return false;
     }
@@ -131,50 +141,86 @@ void* KmemCache::alloc(Gfp gfp) {
   return object;
 }
 
-// Refill the CPU freelist: remote frees on the current slab, then a partial slab, then a
-// new slab from the buddy allocator. Interrupts are off.
-void* KmemCache::alloc_slow(CpuSlab& cpu, Gfp gfp) {
-  {
-    SpinGuard guard(lock_);
-    if (cpu.page != nullptr && cpu.page->slab.freelist != nullptr) {
-      cpu.freelist = cpu.page->slab.freelist;
-      cpu.page->slab.freelist = nullptr;
-      cpu.page->slab.inuse = objects_;
-    } else {
-      if (cpu.page != nullptr) {
-        cpu.page->slab.frozen = 0;  // full: on no list until an object comes back
-        cpu.page = nullptr;
-      }
-      if (!partial_.empty()) {
-        Page* page = partial_.head.next;
-        remove_partial(page);
-        page->slab.frozen = 1;
-        cpu.freelist = page->slab.freelist;
-        page->slab.freelist = nullptr;
-        page->slab.inuse = objects_;
-        cpu.page = page;
-      }
-    }
+// Make `page` this CPU's frozen slab: the CPU takes its freelist and owns its untouched
+// objects, so it counts every object as in use (cache lock held).
+void KmemCache::freeze(CpuSlab& cpu, Page* page) {
+  page->slab.frozen = 1;
+  cpu.freelist = page->slab.freelist;
+  page->slab.freelist = nullptr;
+  page->slab.inuse = objects_;
+  cpu.page = page;
+}
+
+// Move up to kCarveBatch untouched objects of this CPU's slab onto its freelist (no lock:
+// the untouched objects of a frozen slab belong to its CPU). Return false if none are left.
+bool KmemCache::carve(CpuSlab& cpu) {
+  Page* page = cpu.page;
+  const unsigned first = page->slab.carved;
+  unsigned last = first + kCarveBatch;
+  last = last > objects_ ? objects_ : last;
+  if (first == last) {
+    return false;
   }
-  if (cpu.freelist == nullptr) {
-    Page* page = new_slab(gfp);
-    SpinGuard guard(lock_);
-    if (page == nullptr) {
-      ++failures_;
-      return nullptr;
+  auto* base = static_cast<uint8_t*>(buddy_->page_address(page));
+  void* next = cpu.freelist;
+  for (unsigned i = last; i-- > first;) {
+    void* object = object_of_slot(base + uint64_t{i} * slot_size_);
+    set_free(object, next);
+    next = object;
+  }
+  cpu.freelist = next;
+  page->slab.carved = static_cast<uint16_t>(last);
+  return true;
+}
+
+// Refill under the lock: remote frees on the current slab, else a partial slab (the full
+// current slab is dropped: it is on no list until an object comes back).
+void KmemCache::refill_locked(CpuSlab& cpu) {
+  if (cpu.page != nullptr && cpu.page->slab.freelist != nullptr) {
+    cpu.freelist = cpu.page->slab.freelist;
+    cpu.page->slab.freelist = nullptr;
+    cpu.page->slab.inuse = objects_;
+    return;
+  }
+  if (cpu.page != nullptr) {
+    cpu.page->slab.frozen = 0;
+    cpu.page = nullptr;
+  }
+  if (!partial_.empty()) {
+    Page* page = partial_.head.next;
+    remove_partial(page);
+    freeze(cpu, page);
+  }
+}
+
+// Refill the CPU freelist: untouched objects of the current slab, remote frees, a partial
+// slab, then a new slab from the buddy allocator. Interrupts are off.
+void* KmemCache::alloc_slow(CpuSlab& cpu, Gfp gfp) {
+  if (cpu.page == nullptr || !carve(cpu)) {
+    {
+      SpinGuard guard(lock_);
+      refill_locked(cpu);
     }
-    page->slab.frozen = 1;
-    cpu.freelist = page->slab.freelist;
-    page->slab.freelist = nullptr;
-    page->slab.inuse = objects_;
-    cpu.page = page;
+    if (cpu.freelist == nullptr && cpu.page != nullptr) {
+      (void)carve(cpu);  // a partial slab whose free objects are all untouched
+    }
+    if (cpu.freelist == nullptr) {
+      Page* page = new_slab(gfp);
+      SpinGuard guard(lock_);
+      if (page == nullptr) {
+        ++failures_;
+        return nullptr;
+      }
+      freeze(cpu, page);
+      (void)carve(cpu);
+    }
   }
   void* object = cpu.freelist;
   cpu.freelist = get_free(object);
   return object;
 }
 
-// Allocate 2^order frames, mark them as a slab and thread every slot onto its freelist.
+// Allocate 2^order frames and mark them as a slab; objects are carved later, on demand.
 Page* KmemCache::new_slab(Gfp gfp) {
   Page* page = buddy_->alloc_pages(static_cast<Gfp>(gfp & ~kGfpZero), order_);
   if (page == nullptr) {
@@ -186,20 +232,14 @@ Page* KmemCache::new_slab(Gfp gfp) {
     set_page_flags(&page[i], kPageTail);
     page[i].head = page;
   }
-  auto* base = static_cast<uint8_t*>(buddy_->page_address(page));
   if ((flags_ & kSlabDebug) != 0) {
+    auto* base = static_cast<uint8_t*>(buddy_->page_address(page));
     __builtin_memset(base, kRedInactive, uint64_t{slot_size_} * objects_);
     for (unsigned i = 0; i < objects_; ++i) {
       __builtin_memset(base + uint64_t{i} * slot_size_ + object_offset_, kPoisonFree, object_size_);
     }
   }
-  void* next = nullptr;
-  for (unsigned i = objects_; i-- > 0;) {
-    void* object = object_of_slot(base + uint64_t{i} * slot_size_);
-    set_free(object, next);
-    next = object;
-  }
-  page->slab = SlabState{next, this, 0, objects_, 0, 0};
+  page->slab = SlabState{nullptr, this, 0, objects_, 0, 0, 0};
   SpinGuard guard(lock_);
   ++slabs_;
   ++slabs_allocated_;
@@ -260,11 +300,11 @@ void KmemCache::free_in_slab(Page* page, void* object) {
   free_slow(page, object);
 }
 
-// Put the object on its slab's own freelist and fix the slab's list membership.
+// Put the object on its slab's own freelist and fix the slab's list membership: a slab
+// that was full joins the partial list; an empty one goes back beyond kMinPartial.
 void KmemCache::free_slow(Page* page, void* object) {
   SpinGuard guard(lock_);
   ++slow_frees_;
-  const bool was_full = page->slab.freelist == nullptr && page->slab.inuse == objects_;
   set_free(object, page->slab.freelist);
   page->slab.freelist = object;
   --page->slab.inuse;
@@ -276,12 +316,11 @@ void KmemCache::free_slow(Page* page, void* object) {
     discard_slab(page);
     return;
   }
-  if (was_full || page->slab.on_partial == 0) {
-    add_partial(page);
-  }
+  add_partial(page);
 }
 
-// Give a CPU's slab back to the lists (cache lock held; that CPU must be quiet).
+// Give a CPU's slab back to the lists (cache lock held; that CPU must be quiet): its
+// freelist returns to the slab, and its untouched objects stop counting as in use.
 void KmemCache::flush_cpu(CpuSlab& cpu) {
   Page* page = cpu.page;
   if (page == nullptr) {
@@ -294,12 +333,13 @@ void KmemCache::flush_cpu(CpuSlab& cpu) {
     --page->slab.inuse;
     object = next;
   }
+  page->slab.inuse = static_cast<uint16_t>(page->slab.inuse - (objects_ - page->slab.carved));
   cpu.freelist = nullptr;
   cpu.page = nullptr;
   page->slab.frozen = 0;
   if (page->slab.inuse == 0) {
     discard_slab(page);
-  } else if (page->slab.freelist != nullptr) {
+  } else if (page->slab.inuse < objects_) {
     add_partial(page);
   }
 }

@@ -28,12 +28,13 @@ enum PageFlag : uint16_t {
 
 // Slab state kept in the head page of a slab.
 struct SlabState {
-  void* freelist;       // objects freed while not on a CPU freelist
-  KmemCache* cache;     // owner
-  uint16_t inuse;       // objects not on `freelist` (a frozen slab counts all)
-  uint16_t objects;     // objects in the slab
-  uint16_t frozen;      // 1 while this slab is some CPU's current slab
-  uint16_t on_partial;  // 1 while on the cache's partial list
+  void* freelist;      // objects freed while not on a CPU freelist
+  KmemCache* cache;    // owner
+  uint16_t inuse;      // objects neither on `freelist` nor uncarved (frozen: see slab.cc)
+  uint16_t objects;    // objects in the slab
+  uint16_t carved;     // objects [0, carved) were ever handed out; the rest are untouched
+  uint8_t frozen;      // 1 while this slab is some CPU's current slab
+  uint8_t on_partial;  // 1 while on the cache's partial list
 };
 
 // Per-frame metadata (48 bytes). Zero is the initial, valid state.

@@ -1,9 +1,11 @@
 // SLUB-like object allocator: kmem_cache per object size, per-CPU freelists, partial slabs.
 //
 // A slab is a block of 2^order frames cut into equal objects; a free object stores the
-// next-free pointer inside itself. Each CPU owns one "frozen" slab whose free objects form
-// its lock-free (interrupts-off) freelist: the fast paths are a pop and a push. Objects
-// freed on a slab that is not this CPU's current one go to that slab's own freelist under
+// next-free pointer inside itself. A new slab is not threaded up front: its objects are
+// carved onto the CPU freelist kCarveBatch at a time as they are first needed (each
+// store costs microseconds in the emulated guest ring 0). Each CPU owns one "frozen" slab whose
+// free objects form its lock-free (interrupts-off) freelist: the fast paths are a pop and a push.
+// Objects freed on a slab that is not this CPU's current one go to that slab's own freelist under
 // the cache lock; slabs with some free objects sit on the partial list; empty slabs beyond
 // kMinPartial go back to the buddy allocator.
 //
@@ -46,7 +48,8 @@ using SlabReportFn = void (*)(const char* cache, const char* problem, const void
 // A cache of equal-sized objects. Constant-initialised; call init() before use.
 class KmemCache {
  public:
-  static constexpr unsigned kMinPartial = 2;  // empty slabs kept on the partial list
+  static constexpr unsigned kMinPartial = 2;   // empty slabs kept on the partial list
+  static constexpr unsigned kCarveBatch = 16;  // untouched objects moved per refill
 
   // Set up a cache of `size`-byte objects aligned to `align` (power of two, 8 minimum).
   // Return false if the size is 0 or larger than 2^kMaxOrder pages allow.
@@ -82,6 +85,9 @@ class KmemCache {
   };
 
   void* alloc_slow(CpuSlab& cpu, Gfp gfp);
+  bool carve(CpuSlab& cpu);
+  void refill_locked(CpuSlab& cpu);
+  void freeze(CpuSlab& cpu, Page* page);
   Page* new_slab(Gfp gfp);
   void discard_slab(Page* page);
   void free_slow(Page* page, void* object);
