@@ -45,10 +45,12 @@ bool apic_init_this_cpu() {
   return true;
 }
 
+// The x2APIC id of the calling CPU.
 uint32_t apic_id() {
   return static_cast<uint32_t>(rdmsr(kMsrX2apicId));
 }
 
+// Acknowledge the interrupt being serviced.
 void apic_eoi() {
   wrmsr(kMsrX2apicEoi, 0);
 }
@@ -58,20 +60,24 @@ void apic_send_ipi(uint32_t dest, uint8_t vector) {
   wrmsr(kMsrX2apicIcr, (uint64_t{dest} << 32) | vector);
 }
 
+// INIT, level assert (x2APIC has no de-assert message).
 void apic_send_init(uint32_t dest) {
   wrmsr(kMsrX2apicIcr, (uint64_t{dest} << 32) | kIcrInit | kIcrAssert | kIcrLevel);
 }
 
+// Startup IPI with the trampoline page number as vector.
 void apic_send_sipi(uint32_t dest, uint8_t page) {
   wrmsr(kMsrX2apicIcr, (uint64_t{dest} << 32) | kIcrStartup | kIcrAssert | page);
 }
 
+// Periodic LVT timer, divide by 1.
 void apic_timer_start_periodic(uint8_t vector, uint32_t count) {
   wrmsr(kMsrX2apicDivide, 0xb);  // divide by 1
   wrmsr(kMsrX2apicLvtTimer, kLvtPeriodic | vector);
   wrmsr(kMsrX2apicInitCount, count);
 }
 
+// Mask the timer and clear its count.
 void apic_timer_stop() {
   wrmsr(kMsrX2apicLvtTimer, kLvtMasked);
   wrmsr(kMsrX2apicInitCount, 0);

@@ -109,6 +109,7 @@ void build_kernel_page_table(KernelMemory& km) {
 
 }  // namespace
 
+// The global memory managers.
 KernelMemory& kmem() {
   return g_kmem;
 }

@@ -9,6 +9,7 @@ extern "C" char probe_read_insn[], probe_fixup_target[];
 
 namespace hvmm::guest {
 
+// Read one byte through the probe instruction.
 bool probe_faults(const void* address) {
   return probe_read_asm(address);
 }

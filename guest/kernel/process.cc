@@ -56,6 +56,7 @@ void process_init() {
     panic("process: cannot create caches");
 }
 
+// The kernel-wide ASID (PCID) allocator.
 mm::AsidAllocator& asid_allocator() {
   return g_asids;
 }

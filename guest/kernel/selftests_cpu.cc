@@ -50,6 +50,7 @@ void record_cpu(void* arg) {
   *static_cast<volatile unsigned*>(arg) = this_cpu().cpu;
 }
 
+// Every possible CPU is online and runs posted work.
 bool test_smp(TestResult& r) {
   unsigned n = possible_cpus();
   if (online_cpus() != n)
@@ -101,6 +102,7 @@ struct ReaderJob {
   UserRun run;
 };
 
+// Body of the work posted to CPU 1: run the reader until told to stop.
 void reader_main(void* arg) {
   auto* job = static_cast<ReaderJob*>(arg);
   job->run = run_user(*job->mm, user_tlb_reader, job->data, job->status, job->control);
@@ -155,6 +157,7 @@ bool tlb_remap_check(TestResult& r, UserMm& m, bool skip_shootdown, uint64_t* se
   return true;
 }
 
+// A remap on CPU 0 reaches CPU 1 (new frame seen, invalidation executed there).
 bool test_tlb_shootdown(TestResult& r) {
   if (possible_cpus() < 2)
     return r.note("skipped: needs 2 CPUs");

@@ -42,6 +42,7 @@ struct LazyJob {
   UserRun run;
 };
 
+// Body of the work posted to CPU 1.
 void run_short_program(void* arg) {
   auto* job = static_cast<LazyJob*>(arg);
   job->run = run_user(*job->mm, user_touch_seq, mm::kPageSize, 0, 0);
@@ -67,6 +68,7 @@ bool lazy_checks(TestResult& r, UserMm& m) {
   return true;
 }
 
+// Lazy CPUs are skipped unless page tables were freed.
 bool test_tlb_lazy(TestResult& r) {
   if (possible_cpus() < 2)
     return r.note("skipped: needs 2 CPUs");

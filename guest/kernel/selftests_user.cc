@@ -72,6 +72,7 @@ struct ParallelJob {
   UserRun run;
 };
 
+// Body of the work posted to CPU 1.
 void run_churn_job(void* arg) {
   static_cast<ParallelJob*>(arg)->run = run_fresh(user_churn, 6, 32 << 10, 0);
 }

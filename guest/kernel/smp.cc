@@ -137,9 +137,11 @@ char* install_trampoline() {
 
 }  // namespace
 
+// CPUs counted by smp_init (1 before it).
 unsigned possible_cpus() {
   return g_possible;
 }
+// The x2APIC id of a CPU index.
 uint32_t cpu_apic_id(unsigned cpu) {
   return g_apic_ids[cpu];
 }

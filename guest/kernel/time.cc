@@ -80,9 +80,11 @@ void time_init() {
     g_tsc_hz = hz, g_known = true;
 }
 
+// TSC frequency in Hz.
 uint64_t tsc_hz() {
   return g_tsc_hz;
 }
+// Whether the frequency came from the hypervisor or CPUID.
 bool tsc_hz_known() {
   return g_known;
 }
@@ -92,6 +94,7 @@ uint64_t tsc_to_us(uint64_t ticks) {
   return ticks / (g_tsc_hz / 1000000);
 }
 
+// The TSC at the first instruction of pvh_entry.
 uint64_t boot_entry_tsc() {
   return g_entry_tsc;
 }

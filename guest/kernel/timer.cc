@@ -32,6 +32,7 @@ uint64_t apic_timer_hz() {
 
 }  // namespace
 
+// Enable x2APIC mode and start the periodic tick on this CPU.
 bool timer_init() {
   if (!arch::apic_init_this_cpu())
     return false;
@@ -42,10 +43,12 @@ bool timer_init() {
   return true;
 }
 
+// Whether the tick runs.
 bool timer_running() {
   return g_running;
 }
 
+// Ticks counted so far.
 uint64_t timer_ticks() {
   return __atomic_load_n(&g_ticks, __ATOMIC_RELAXED);
 }

@@ -176,6 +176,7 @@ void cpu_enable_pcid() {
     arch::write_cr4(arch::read_cr4() | kCr4Pcide);
 }
 
+// Whether CR3 carries PCIDs.
 bool pcid_enabled() {
   return g_pcid;
 }
@@ -195,6 +196,7 @@ void tlb_service_pending() {
   arch::irq_restore(flags);
 }
 
+// Kernel mappings are global and shared: every online CPU is a target.
 void tlb_flush_kernel_range(uint64_t start, uint64_t end) {
   shootdown({TlbRequest::kKernelRange, nullptr, start, end, 0, false});
 }
@@ -205,18 +207,22 @@ void tlb_flush_mm_range(UserMm& mm, uint64_t start, uint64_t end, bool tables_fr
   shootdown({TlbRequest::kMmRange, &mm, start, end, gen, tables_freed});
 }
 
+// Drop every translation on this CPU.
 void tlb_flush_all_local() {
   flush_everything_local();
 }
 
+// Drop every translation on every CPU.
 void tlb_flush_everything() {
   shootdown({TlbRequest::kEverything, nullptr, 0, 0, 0, false});
 }
 
+// Test knob (see tlb.h).
 void tlb_set_skip_remote(bool skip) {
   g_skip_remote = skip;
 }
 
+// Snapshot of the counters.
 TlbStats tlb_stats() {
   return g_stats;
 }

@@ -31,6 +31,7 @@ namespace {
 
 constexpr uint64_t kErrPresent = 1, kErrWrite = 2, kErrUser = 4, kErrFetch = 16;
 
+// The run in progress on this CPU.
 Process& current() {
   return *this_cpu().current;
 }

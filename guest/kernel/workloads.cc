@@ -39,6 +39,7 @@ void workload_args(const Workload& w, uint64_t bytes, uint64_t* a) {
 
 }  // namespace
 
+// Look the workload up, run it in a fresh address space and print one result line.
 bool run_workload(const char* name, uint64_t bytes) {
   for (const Workload& w : kWorkloads) {
     if (!str_equal(name, w.name))
