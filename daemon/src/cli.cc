@@ -60,7 +60,7 @@ int run_vm(const vmm::RunOptions& options, std::span<const uint8_t> bundled_kern
   }
   // Guest output to a closed pipe (`hvmm run | head -1`) must not kill the VM.
   std::signal(SIGPIPE, SIG_IGN);
-  auto machine = vmm::Machine::create(*config);
+  auto machine = vmm::Machine::create(*config, std::move(*kvm));
   if (!machine) {
     fmt::print(stderr, "hvmm run: cannot create the VM: {}\n", machine.error().message);
     return vmm::kExitSetupFailed;

@@ -29,13 +29,18 @@ Error in_step(const char* step, const Error& error) {
 
 }  // namespace
 
-// Open KVM, make the VM, then build everything inside it.
+// Open KVM, then build the VM on it.
 Result<std::unique_ptr<Machine>> Machine::create(const MachineConfig& config) {
   auto kvm = Kvm::open();
   HVMM_CHECK(kvm);
-  auto vm = KvmVm::create(*kvm);
+  return create(config, std::move(*kvm));
+}
+
+// Make the VM, then build everything inside it.
+Result<std::unique_ptr<Machine>> Machine::create(const MachineConfig& config, Kvm kvm) {
+  auto vm = KvmVm::create(kvm);
   HVMM_CHECK(vm);
-  auto machine = std::make_unique<Machine>(config, std::move(*kvm), std::move(*vm));
+  auto machine = std::make_unique<Machine>(config, std::move(kvm), std::move(*vm));
   HVMM_TRY(machine->build(config));
   return machine;
 }

@@ -31,7 +31,10 @@ namespace hvmm::vmm {
 
 class Machine final : public VcpuHost {
  public:
+  // Open /dev/kvm and build the VM.
   static Result<std::unique_ptr<Machine>> create(const MachineConfig& config);
+  // Build the VM on an already opened /dev/kvm.
+  static Result<std::unique_ptr<Machine>> create(const MachineConfig& config, Kvm kvm);
   Machine(const MachineConfig& config, Kvm kvm, KvmVm vm);
   ~Machine() override;
 
