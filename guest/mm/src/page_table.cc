@@ -37,16 +37,6 @@ uint64_t entry_pa(uint64_t entry, int level) {
   return (entry & kPteHuge) != 0 ? entry & mask : entry & kPteAddrMask;
 }
 
-// Report whether every entry of a table is zero.
-bool table_empty(const uint64_t* table) {
-  for (uint64_t i = 0; i < kEntries; ++i) {
-    if (table[i] != 0) {
-      return false;
-    }
-  }
-  return true;
-}
-
 }  // namespace
 
 // Widen the range to flush.
@@ -77,23 +67,19 @@ bool PageTable::init(BuddyAllocator* buddy, Gfp gfp) {
   buddy_ = buddy;
   gfp_ = gfp;
   table_pages_ = 0;
-  uint64_t pa = buddy->alloc_phys(gfp | kGfpZero, 0);
+  const uint64_t pa = new_table();
   if (pa == kNoPhys) {
     return false;
   }
-  set_page_flags(buddy->phys_to_page(pa), kPageTable);
   root_ = pa;
-  table_pages_ = 1;
   return true;
 }
 
-// Copy the kernel's PML4 slots 256..511.
+// Copy the kernel's PML4 slots 256..511 (one bulk copy: cheap in the emulated ring 0).
 void PageTable::share_kernel_half(const PageTable& kernel) {
-  uint64_t* mine = table_at(root_);
-  const uint64_t* theirs = kernel.table_at(kernel.root_);
-  for (unsigned i = kKernelPml4First; i < kEntries; ++i) {
-    mine[i] = theirs[i];
-  }
+  __builtin_memcpy(table_at(root_) + kKernelPml4First,
+                   kernel.table_at(kernel.root_) + kKernelPml4First,
+                   (kEntries - kKernelPml4First) * sizeof(uint64_t));
 }
 
 // The direct-map view of a table page.
@@ -101,15 +87,38 @@ uint64_t* PageTable::table_at(uint64_t pa) const {
   return static_cast<uint64_t*>(arch::phys_to_virt(pa));
 }
 
+// Allocate a zeroed table page with no present entries; kNoPhys when out of memory.
+uint64_t PageTable::new_table() {
+  const uint64_t pa = buddy_->alloc_phys(gfp_ | kGfpZero, 0);
+  if (pa == kNoPhys) {
+    return kNoPhys;
+  }
+  Page* page = buddy_->phys_to_page(pa);
+  set_page_flags(page, kPageTable);
+  page->private_data = 0;
+  ++table_pages_;
+  return pa;
+}
+
+// Count a present entry appearing (+1) or disappearing (-1) in the table holding `entry`:
+// the count lives in the table's Page, so emptiness is known without scanning 512 entries.
+void PageTable::count_entry(const uint64_t* entry, int delta) {
+  buddy_->virt_to_page(entry)->private_data += static_cast<uint64_t>(static_cast<int64_t>(delta));
+}
+
+// Report whether a table has no present entry.
+bool PageTable::table_empty(const uint64_t* table) const {
+  return buddy_->virt_to_page(table)->private_data == 0;
+}
+
 // Allocate a zeroed table and point `entry` at it.
 uint64_t* PageTable::alloc_table(uint64_t* entry) {
-  const uint64_t pa = buddy_->alloc_phys(gfp_ | kGfpZero, 0);
+  const uint64_t pa = new_table();
   if (pa == kNoPhys) {
     return nullptr;
   }
-  set_page_flags(buddy_->phys_to_page(pa), kPageTable);
-  ++table_pages_;
   *entry = pa | kTableAttrs;
+  count_entry(entry, +1);
   return table_at(pa);
 }
 
@@ -129,18 +138,19 @@ bool PageTable::ensure_top_level(uint64_t va) {
 // Replace a large leaf with a table of 512 leaves one level down, same attributes.
 bool PageTable::split_leaf(uint64_t* entry, int level) {
   const uint64_t old = *entry;
-  uint64_t scratch = 0;
-  uint64_t* table = alloc_table(&scratch);
-  if (table == nullptr) {
+  const uint64_t pa = new_table();
+  if (pa == kNoPhys) {
     return false;
   }
+  uint64_t* table = table_at(pa);
   const uint64_t attrs = old & ~kPteAddrMask & ~kPteHuge;
   const uint64_t child = level_size(level - 1);
   const uint64_t huge = level - 1 > 0 ? kPteHuge : 0;
   for (uint64_t i = 0; i < kEntries; ++i) {
     table[i] = (entry_pa(old, level) + i * child) | attrs | huge;
   }
-  *entry = scratch;
+  buddy_->phys_to_page(pa)->private_data = kEntries;
+  *entry = pa | kTableAttrs;
   return true;
 }
 
@@ -175,6 +185,7 @@ PtStatus PageTable::map_level(uint64_t* table, int level, uint64_t va, uint64_t 
         return PtStatus::kExists;
       }
       *entry = pa | attrs | (level > 0 ? kPteHuge : 0);
+      count_entry(entry, +1);
     } else {
       if ((*entry & kPtePresent) != 0 && is_leaf(*entry, level)) {
         return PtStatus::kExists;
@@ -223,6 +234,7 @@ PtStatus PageTable::unmap_level(uint64_t* table, int level, uint64_t va, uint64_
           gather.defer_free(buddy_->phys_to_page(*entry & kPteAddrMask), false);
         }
         *entry = 0;
+        count_entry(entry, -1);
         gather.add_range(va, next);
         gather.count_unmapped(size / kSize4K);
       } else {
@@ -239,6 +251,7 @@ PtStatus PageTable::unmap_level(uint64_t* table, int level, uint64_t va, uint64_
           gather.defer_free(buddy_->phys_to_page(*entry & kPteAddrMask), true);
           --table_pages_;
           *entry = 0;
+          count_entry(entry, -1);
         }
       }
     }

@@ -115,6 +115,9 @@ class PageTable {
 
  private:
   uint64_t* table_at(uint64_t pa) const;
+  uint64_t new_table();
+  void count_entry(const uint64_t* entry, int delta);
+  bool table_empty(const uint64_t* table) const;
   uint64_t* alloc_table(uint64_t* entry);
   uint64_t* next_table(uint64_t* entry, bool create);
   bool split_leaf(uint64_t* entry, int level);
