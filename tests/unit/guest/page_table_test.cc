@@ -71,6 +71,25 @@ TEST_F(PageTableTest, PartialUnmapSplitsAndFreesTables) {
   gather.release();
 }
 
+// Unmapping one 4 KiB page inside a 1 GiB leaf splits it twice (1G → 2M → 4K); every other
+// address keeps its translation, and remapping and unmapping the rest frees every table.
+TEST_F(PageTableTest, SplitsGigabytePageDownToFourK) {
+  constexpr uint64_t kPa = 3 * kSize1G;
+  ASSERT_EQ(table_->map(kBase, kPa, kSize1G, kAttrs), PtStatus::kOk);
+  const uint64_t hole = kBase + 5 * kSize2M + 7 * kSize4K;
+  MmuGather gather(&machine_.buddy());
+  ASSERT_EQ(table_->unmap(hole, kSize4K, gather), PtStatus::kOk);
+  EXPECT_FALSE(table_->translate(hole).present);
+  EXPECT_EQ(table_->translate(hole - kSize4K).page_size, kSize4K);
+  EXPECT_EQ(table_->translate(hole - kSize4K).pa, kPa + 5 * kSize2M + 6 * kSize4K);
+  EXPECT_EQ(table_->translate(hole + kSize2M).page_size, kSize2M);
+  EXPECT_EQ(table_->translate(hole + kSize2M).pa, kPa + 6 * kSize2M + 7 * kSize4K);
+  EXPECT_EQ(table_->translate(kBase + kSize1G - 1).pa, kPa + kSize1G - 1);
+  ASSERT_EQ(table_->unmap(kBase, kSize1G, gather), PtStatus::kOk);
+  EXPECT_EQ(table_->table_pages(), 1u);
+  gather.release();
+}
+
 // Frames mapped with kPteOwned go back to the buddy allocator after release().
 TEST_F(PageTableTest, OwnedFramesFreedAfterRelease) {
   BuddyAllocator& buddy = machine_.buddy();

@@ -50,7 +50,7 @@ struct Page {
   union {
     SlabState slab;         // kPageSlab
     Page* head;             // kPageTail
-    uint64_t private_data;  // free for the owner of an allocated page
+    uint64_t private_data;  // free for the owner (page tables: count of present entries)
   };
 };
 static_assert(sizeof(Page) == 48, "Page layout changed: update DESIGN.md");
