@@ -20,7 +20,6 @@ namespace hvmm::guest {
 namespace {
 
 constexpr uint64_t kLowReserved = 0x100000;  // BIOS area, trampoline page, loader data
-constexpr uint64_t kEarlyLimitNoGb = uint64_t{4} << 30;
 constexpr unsigned kDirectMapSlot = 273;
 
 KernelMemory g_kmem;
@@ -36,23 +35,31 @@ bool cpu_has_gbpages() {
 
 // Map [0, ram_end) at kDirectMapBase in the boot tables so memblock and the buddy
 // allocator can reach every frame before the final tables exist.
-void early_direct_map(uint64_t ram_end, bool gbpages) {
+void early_direct_map(KernelMemory& km) {
   constexpr uint64_t kLeaf = 0x83;  // present, writable, large page
-  if (gbpages) {
-    for (uint64_t i = 0; i < (ram_end + (mm::kSize1G - 1)) >> 30 && i < 512; ++i)
+  uint64_t gib = (km.ram_end + (mm::kSize1G - 1)) >> 30;
+  for (uint64_t i = 0; i < gib; ++i) {
+    if (km.gbpages) {
       g_early_pdpt[i] = (i << 30) | kLeaf;
-  } else {
-    for (uint64_t i = 0; i < (ram_end + (mm::kSize2M - 1)) >> 21; ++i)
-      g_early_pd[i / 512][i % 512] = (i << 21) | kLeaf;
-    for (unsigned j = 0; j < 4; ++j)
-      g_early_pdpt[j] = kernel_image_phys(g_early_pd[j]) | 3;
+      continue;
+    }
+    // One page directory of 2 MiB leaves per GiB: static for the first 4 GiB, then from
+    // memblock below 1 GiB (written through the boot identity map).
+    uint64_t pd_pa = i < 4 ? kernel_image_phys(g_early_pd[i])
+                           : km.memblock.alloc(mm::kPageSize, mm::kPageSize, mm::kSize1G);
+    if (pd_pa == mm::kNoPhys)
+      panic("early direct map: no page for the directory of GiB %lu", i);
+    auto* pd = i < 4 ? g_early_pd[i] : reinterpret_cast<uint64_t*>(pd_pa);
+    for (uint64_t j = 0; j < 512; ++j)
+      pd[j] = (i << 30) + (j << 21) + kLeaf;
+    g_early_pdpt[i] = pd_pa | 3;
   }
   boot_pml4[kDirectMapSlot] = kernel_image_phys(g_early_pdpt) | 3;
 }
 
 // Fill memblock: RAM from the memory map, minus low memory, the kernel image and modules.
 void fill_memblock(const BootInfo& info, KernelMemory& km) {
-  uint64_t limit = km.gbpages ? ~uint64_t{0} : kEarlyLimitNoGb;
+  constexpr uint64_t limit = uint64_t{512} << 30;  // one PML4 slot of direct map
   for (unsigned i = 0; i < info.memmap_entries; ++i) {
     const HvmMemmapEntry& e = info.memmap[i];
     if (e.type != kMemmapRam || e.size == 0 || e.addr >= limit)
@@ -119,7 +126,7 @@ void memory_init(const BootInfo& info) {
   KernelMemory& km = g_kmem;
   km.gbpages = cpu_has_gbpages();
   fill_memblock(info, km);
-  early_direct_map(km.ram_end, km.gbpages);
+  early_direct_map(km);
   uint64_t t0 = arch::rdtsc();
   // Fresh VM memory is zero: everything the loader or this kernel wrote so far is reserved
   // (low memory, the image, boot data, modules), so guest/mm may skip zeroing the Page array
