@@ -139,8 +139,14 @@ void kill_user_process(TrapFrame& frame, const char* cause) {
   Process& p = current();
   p.run.killed = true;
   p.run.cause = cause;
-  printk_level(kLogDebug, "user: killed (%s) at rip %lx address %lx\n", cause, frame.rip,
-               p.run.fault_address);
+  if (frame.vector == 14)
+    printk_level(kLogInfo, "user: process killed: %s fault on %s of %lx at rip %lx\n", cause,
+                 (frame.error_code & kErrFetch)   ? "fetch"
+                 : (frame.error_code & kErrWrite) ? "write"
+                                                  : "read",
+                 p.run.fault_address, frame.rip);
+  else
+    printk_level(kLogInfo, "user: process killed: %s at rip %lx\n", cause, frame.rip);
   if (cmdline_get_number("loglevel", kLogInfo) >= kLogDebug)
     dump_frame(frame);
   user_return(static_cast<uint64_t>(frame.vector == 14 ? kKilledSegv : kKilledFault));
