@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <latch>
 #include <memory>
 #include <mutex>
 #include <random>
@@ -211,9 +212,11 @@ TEST(VmidAllocatorTest, ConcurrentActivationsStayUnique) {
   std::atomic<int> violations{0};
   std::atomic<uint64_t> activations{0};
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
+  std::latch start(kSlots);
   std::vector<std::jthread> threads;
   for (unsigned slot = 0; slot < kSlots; ++slot) {
     threads.emplace_back([&, slot] {
+      start.arrive_and_wait();  // run the slots truly at once, not one after another
       std::mt19937 random(slot);
       std::vector<std::unique_ptr<VmVmid>> vms;
       for (int i = 0; i < 6; ++i)
@@ -234,13 +237,16 @@ TEST(VmidAllocatorTest, ConcurrentActivationsStayUnique) {
         activations.fetch_add(1);
         if (random() % 8 == 0)
           f.allocator->deactivate(slot);
+        if (i % 16 == 0)
+          std::this_thread::yield();  // interleave the slots even on few cores
       }
     });
   }
   threads.clear();
   EXPECT_EQ(violations.load(), 0);
   EXPECT_GT(activations.load(), 100u);
-  EXPECT_GT(f.allocator->rollovers(), 0u);
+  EXPECT_GT(f.allocator->rollovers(), 10u) << "the slots did not run concurrently enough";
+  fmt::print("{} activations, {} rollovers\n", activations.load(), f.allocator->rollovers());
   EXPECT_EQ(static_cast<uint64_t>(f.flushes.load()), f.allocator->rollovers());
 }
 
