@@ -188,12 +188,64 @@ bool test_tlb_shootdown(TestResult& r) {
   return r.note("CPU 1 saw the new frame, %lu IPIs, mean shootdown latency %lu us", ipis, lat);
 }
 
+// Map one demand-zero RW page in `as`; return its user address and direct-map view.
+volatile uint64_t* map_test_page(mm::AddressSpace& as, uint64_t* va) {
+  *va = as.mmap(0, kPageSize, mm::kVmRead | mm::kVmWrite, false).value;
+  as.handle_fault(*va, mm::kFaultWrite);
+  return static_cast<volatile uint64_t*>(mm::arch::phys_to_virt(as.page_table().translate(*va).pa));
+}
+
+// Unmapping many pages of an address space another CPU is running costs one shootdown:
+// one IPI, one remote flush of exactly those pages (batching through MmuGather).
+bool test_tlb_batch(TestResult& r) {
+  if (possible_cpus() < 2)
+    return r.note("skipped: needs 2 CPUs");
+  constexpr uint64_t kPages = 8;
+  UserMm* m = mm_create();
+  if (m == nullptr)
+    return r.fail("mm_create failed");
+  mm::AddressSpace& as = m->as;
+  uint64_t data, status, control;
+  map_test_page(as, &data);
+  volatile uint64_t* st = map_test_page(as, &status);
+  volatile uint64_t* ctl = map_test_page(as, &control);
+  uint64_t area = as.mmap(0, kPages * kPageSize, mm::kVmRead | mm::kVmWrite, false).value;
+  for (uint64_t i = 0; i < kPages; ++i)
+    as.handle_fault(area + i * kPageSize, mm::kFaultWrite);
+  ReaderJob job{m, data, status, control, {}};
+  bool started = smp_call_async(1, reader_main, &job);
+  bool ok = started && wait_counter(&st[1], 1000, 2000000);
+  TlbStats s0 = tlb_stats();
+  uint64_t remote0 = cpu_data(1).tlb_remote_flushes;
+  mm::MmuGather gather(&kmem().buddy);
+  {
+    IrqSpinGuard guard(m->lock);
+    as.munmap(area, kPages * kPageSize, gather);
+  }
+  tlb_flush_mm_range(*m, gather.start(), gather.end(), gather.tables_freed());
+  gather.release();
+  TlbStats s1 = tlb_stats();
+  uint64_t remote = cpu_data(1).tlb_remote_flushes - remote0;
+  *ctl = 1;
+  if (started)
+    smp_wait(1);
+  mm_destroy(m);
+  if (!ok)
+    return r.fail("the reader on CPU 1 did not run");
+  if (s1.ipis - s0.ipis != 1 || remote != 1)
+    return r.fail("munmap of %lu pages: %lu IPIs, %lu remote flushes", kPages, s1.ipis - s0.ipis,
+                  remote);
+  if (s1.page_flushes - s0.page_flushes != kPages)
+    return r.fail("%lu pages invalidated, expected %lu", s1.page_flushes - s0.page_flushes, kPages);
+  return r.note("%lu pages unmapped: 1 IPI, %lu INVLPG on CPU 1", kPages, kPages);
+}
+
 }  // namespace
 
 const Selftest kCpuSelftests[] = {
-    {"timer", test_timer}, {"smp", test_smp},
-    {"pcid", test_pcid},   {"tlb_shootdown", test_tlb_shootdown},
-    {nullptr, nullptr},
+    {"timer", test_timer},         {"smp", test_smp},
+    {"pcid", test_pcid},           {"tlb_shootdown", test_tlb_shootdown},
+    {"tlb_batch", test_tlb_batch}, {nullptr, nullptr},
 };
 
 }  // namespace hvmm::guest

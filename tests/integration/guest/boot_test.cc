@@ -22,9 +22,9 @@ namespace {
 
 // Every selftest the kernel runs for `selftest=all`, in order.
 const std::vector<std::string> kSelftests = {
-    "memblock",      "buddy",        "slab",        "kmalloc",      "vmalloc",       "page_table",
-    "demand_paging", "timer",        "smp",         "pcid",         "tlb_shootdown", "tlb_ceiling",
-    "tlb_lazy",      "user_process", "user_faults", "user_parallel"};
+    "memblock",      "buddy",    "slab",         "kmalloc",     "vmalloc",       "page_table",
+    "demand_paging", "timer",    "smp",          "pcid",        "tlb_shootdown", "tlb_batch",
+    "tlb_ceiling",   "tlb_lazy", "user_process", "user_faults", "user_parallel"};
 
 // Why KVM tests cannot run here, or "" when /dev/kvm opens.
 std::string kvm_unavailable_reason() {
