@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <latch>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -303,12 +304,15 @@ TEST(Stage2ConcurrencyTest, TlbLookupsNeverTear) {
     return page % 2 ? Access::kRead : Access::kRead | Access::kWrite;
   };
   std::atomic<uint64_t> torn{0}, hits{0};
+  std::atomic<bool> filling{true};
+  std::latch start(1 + kReaders);
   const auto deadline = Clock::now() + 1000ms;
   {
     std::vector<std::jthread> threads;
     threads.emplace_back([&] {  // filler and invalidator
+      start.arrive_and_wait();
       std::mt19937_64 random(1);
-      for (int i = 0; i < 2000000 && Clock::now() < deadline; ++i) {
+      for (int i = 0; i < 20000000 && Clock::now() < deadline; ++i) {
         const auto vmid = static_cast<uint16_t>(1 + random() % 2);
         const uint64_t page = random() % 64;
         if (random() % 8 == 0)
@@ -316,11 +320,13 @@ TEST(Stage2ConcurrencyTest, TlbLookupsNeverTear) {
         else
           tlb.fill(vmid, Ipa(page << kPageShift), host_of(vmid, page), rights_of(page));
       }
+      filling.store(false);
     });
     for (unsigned r = 0; r < kReaders; ++r) {
       threads.emplace_back([&, r] {
+        start.arrive_and_wait();
         std::mt19937_64 random(10 + r);
-        for (int i = 0; i < 4000000 && Clock::now() < deadline; ++i) {
+        while (filling.load(std::memory_order_relaxed)) {
           const auto vmid = static_cast<uint16_t>(1 + random() % 2);
           const uint64_t page = random() % 64;
           const Access needed = random() % 2 ? Access::kRead : Access::kWrite;
@@ -365,10 +371,12 @@ TEST(Stage2ConcurrencyTest, SubscriptionChurnDuringInvalidations) {
   ChurnOps::late = 0;
   std::atomic<uint64_t> invalidations{0}, churns{0};
   std::atomic<bool> odd_after_quiesce{false};
+  std::latch start(1 + kReaders);
   const auto deadline = Clock::now() + 1000ms;
   {
     std::vector<std::jthread> threads;
     threads.emplace_back([&] {
+      start.arrive_and_wait();
       std::mt19937_64 random(3);
       for (int i = 0; i < 200000 && Clock::now() < deadline; ++i) {
         const Change change{IpaRange{Ipa((random() % 16) << kPageShift), 4 * kPageSize},
@@ -380,6 +388,7 @@ TEST(Stage2ConcurrencyTest, SubscriptionChurnDuringInvalidations) {
     });
     for (unsigned t = 0; t < kReaders; ++t) {
       threads.emplace_back([&, t] {
+        start.arrive_and_wait();
         std::mt19937_64 random(20 + t);
         // A few live subscriptions, replaced one at a time, so each lives across many
         // invalidations; dropped ops objects stay allocated so a late callback is detectable.
