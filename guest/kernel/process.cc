@@ -102,8 +102,10 @@ void switch_mm(UserMm& m) {
   uint64_t gen = __atomic_load_n(&m.tlb_gen, __ATOMIC_SEQ_CST);
   bool stale = m.flushed_gen[me.cpu] != gen;
   uint64_t cr3 = m.as.page_table().root();
+  // ASIDs are allocated even without PCIDs (the bookkeeping is the same; only CR3 differs).
+  mm::AsidSwitch sw = g_asids.switch_to(m.as.asid_context(), me.cpu);
+  me.loaded_asid = sw.asid;
   if (pcid_enabled()) {
-    mm::AsidSwitch sw = g_asids.switch_to(m.as.asid_context(), me.cpu);
     cr3 |= sw.asid;
     // After a generation rollover ASIDs are reused: drop every PCID's entries once.
     if (sw.need_flush)

@@ -27,6 +27,7 @@ struct PerCpu {
   uint64_t stack_top;
   uint64_t ist_top;
   UserMm* loaded_mm;
+  uint16_t loaded_asid;         // ASID the allocator gave loaded_mm here (its PCID when in use)
   uint64_t tlb_remote_flushes;  // user-range invalidations done for other CPUs' requests  // the
                                 // user address space whose tables are in CR3, or null
 };
