@@ -326,5 +326,29 @@ TEST(MmuNotifierTest, HooksFollowTheMap) {
   map.remove_hooks(hooks);
 }
 
+// A TLB subscribed through TlbNotifierOps loses the entries of an invalidation that did not
+// come from the map (a memslot change), for its VMID only, and a fill guarded by a read_begin
+// taken before that invalidation is refused.
+TEST(MmuNotifierTest, TlbAsSubscriberDropsInvalidatedRange) {
+  NotifierRegistry registry;
+  Stage2Tlb tlb(64);
+  TlbNotifierOps tlb_ops(tlb, 3);
+  auto sub = std::move(registry.subscribe(IpaRange{Ipa(0), uint64_t{1} << 32}, &tlb_ops)).value();
+  alignas(kPageSize) static std::byte page[kPageSize];
+  ASSERT_TRUE(tlb.fill(3, Ipa(0x4000), page, Access::kRead));
+  ASSERT_TRUE(tlb.fill(3, Ipa(0x9000), page, Access::kRead));
+  ASSERT_TRUE(tlb.fill(4, Ipa(0x4000), page, Access::kRead));
+  const uint64_t sequence = sub.read_begin();
+  const Change memslot{IpaRange{Ipa(0x4000), 0x1000}, ChangeKind::kUnmap, ChangeReason::kMemslot,
+                       /*blockable=*/false};
+  ASSERT_TRUE(registry.invalidate_range_start(memslot).ok());
+  EXPECT_EQ(tlb.lookup(3, Ipa(0x4000), Access::kRead), nullptr);
+  EXPECT_NE(tlb.lookup(3, Ipa(0x9000), Access::kRead), nullptr);
+  EXPECT_NE(tlb.lookup(4, Ipa(0x4000), Access::kRead), nullptr);
+  registry.invalidate_range_end(memslot);
+  EXPECT_FALSE(
+      tlb.fill(3, Ipa(0x4000), page, Access::kRead, [&] { return !sub.read_retry(sequence); }));
+}
+
 }  // namespace
 }  // namespace hvmm::stage2

@@ -31,6 +31,7 @@
 #include "hvmm/base/result.h"
 #include "hvmm/stage2/change.h"
 #include "hvmm/stage2/stage2_map.h"
+#include "hvmm/stage2/stage2_tlb.h"
 
 namespace hvmm::stage2 {
 
@@ -154,6 +155,27 @@ class NotifierHooks final : public ChangeHooks {
   NotifierRegistry& registry_;
   std::mutex mutex_;
   std::vector<Change> refused_;  // starts a subscriber refused: their end is skipped
+};
+
+// TlbNotifierOps makes a Stage2Tlb a notifier subscriber, like a secondary MMU: every
+// invalidation that overlaps the subscription drops (vmid, change.range) in
+// invalidate_range_start. It covers invalidations that do not come from the map (the VMM
+// changing the backing: memslots, snapshots); the registry bumps the sequence before calling
+// it, which is the order Stage2Tlb::fill relies on. Subscribe it over the whole IPA space.
+class TlbNotifierOps final : public IntervalOps {
+ public:
+  TlbNotifierOps(Stage2Tlb& tlb, uint16_t vmid) : tlb_(tlb), vmid_(vmid) {}
+  // Follow the VM to a new VMID.
+  void set_vmid(uint16_t vmid) { vmid_.store(vmid, std::memory_order_relaxed); }
+  // Drop the cached range; never blocks, so non-blockable changes are accepted too.
+  bool invalidate_range_start(const Change& change) override {
+    tlb_.invalidate_range(vmid_.load(std::memory_order_relaxed), change.range);
+    return true;
+  }
+
+ private:
+  Stage2Tlb& tlb_;
+  std::atomic<uint16_t> vmid_;
 };
 
 // Clear the accessed state of `range` in both the map (descriptor AF) and the subscribers,

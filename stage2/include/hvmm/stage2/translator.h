@@ -11,7 +11,8 @@
 // Requirements on the VMM:
 // - Mutations of the map hold the lock exclusively and run with NotifierHooks (on the same
 //   registry) and TlbInvalidationHooks (on the same TLB and VMID) registered, NotifierHooks
-//   first.
+//   first. Changes that bypass the map (the backing itself) go through the registry, with
+//   the TLB subscribed by a TlbNotifierOps.
 // - A thread inside a map change (between range_start and range_end) must not translate an
 //   address the change covers: read_begin() would wait for the change it is part of.
 // - The VMID must stay the VM's while it translates: the VM is active on a VmidAllocator slot
