@@ -124,8 +124,9 @@ class StressVm {
   uint64_t blocks_mapped() const { return blocks_mapped_.load(); }
 
  private:
-  // Random unmap / map / protect of 1..8 pages, each under the exclusive lock, publishing the
-  // model of every page it touched before releasing the lock.
+  // Random unmap / map (young or old) / protect / mkold of 1..8 pages (or a whole block), each
+  // under the exclusive lock, publishing the model of every page it touched before releasing
+  // the lock. Old pages make readers set the access flag under the shared lock.
   void writer(Clock::time_point deadline, std::atomic<bool>& stop) {
     std::mt19937_64 random(7);
     for (uint64_t op = 0; op < 200000 && !stop.load() && Clock::now() < deadline; ++op) {
@@ -138,17 +139,20 @@ class StressVm {
       const uint64_t output =
           whole_block ? kBlockPages * (random() % (options_.backing_pages() / kBlockPages))
                       : random() % (options_.backing_pages() - count);
-      const unsigned kind = static_cast<unsigned>(random() % 3);
+      const unsigned kind = static_cast<unsigned>(random() % 4);
+      const bool young = random() % 2 == 0;
       std::unique_lock lock(lock_);
       if (kind == 0 || (kind == 1 && any_mapped(first, count))) {
         check(map_->unmap(range));
         publish(first, count, false, Permissions::kNone, 0);
       } else if (kind == 1) {
         check(map_->map(range, HostOffset(output * kPageSize),
-                        Attributes{.permissions = permissions}));
+                        Attributes{.permissions = permissions}, ChangeReason::kMap, young));
         publish(first, count, true, permissions, output);
         if (whole_block && map_->translate(range.start)->level == 1)
           blocks_mapped_.fetch_add(1);
+      } else if (kind == 3) {
+        map_->mkold(range);  // aging: readers' walks set the access flag again, concurrently
       } else if (all_mapped(first, count)) {
         check(map_->protect(range, permissions, true));
         for (uint64_t page = first; page < first + count; ++page) {
