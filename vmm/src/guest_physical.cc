@@ -78,14 +78,34 @@ Result<void> GuestPhysical::write(Ipa ipa, std::span<const uint8_t> data) {
   return translator_->write(ipa, std::as_bytes(data));
 }
 
-// Unmap under the exclusive lock; the hooks do the rest.
-Result<void> GuestPhysical::unmap_ram(IpaRange range) {
-  std::unique_lock guard(lock_);
-  HVMM_TRY(map_->unmap(range));
-  if (memslots_ && memslots_->hook_error()) {
-    return *memslots_->hook_error();
+// Install the owner's pause/resume callbacks.
+void GuestPhysical::set_change_fence(std::function<void()> pause, std::function<void()> resume) {
+  pause_ = std::move(pause);
+  resume_ = std::move(resume);
+}
+
+// Fence, lock, change, report a hook failure, unlock, unfence.
+Result<void> GuestPhysical::fenced_change(const std::function<Result<void>()>& change) {
+  if (pause_) {
+    pause_();
   }
-  return Ok();
+  Result<void> result;
+  {
+    std::unique_lock guard(lock_);
+    result = change();
+    if (result.ok() && memslots_ && memslots_->hook_error()) {
+      result = *memslots_->hook_error();
+    }
+  }
+  if (resume_) {
+    resume_();
+  }
+  return result;
+}
+
+// Unmap with the vCPUs fenced; the hooks realize it on KVM and release the backing.
+Result<void> GuestPhysical::unmap_ram(IpaRange range) {
+  return fenced_change([&] { return map_->unmap(range); });
 }
 
 // Ask the map whether `ipa` is backed by resident RAM.

@@ -79,6 +79,7 @@ Result<void> Machine::build(const MachineConfig& config) {
   physical_ = std::move(*physical);
   memslot_sink_ = std::make_unique<KvmMemslots>(vm_);
   HVMM_TRY(physical_->attach_memslots(*memslot_sink_));
+  physical_->set_change_fence([this] { pause_vcpus(); }, [this] { resume_vcpus(); });
   auto kernel = parse_pvh_kernel(config.kernel);
   HVMM_CHECK(kernel);
   auto start_info = load(config, *kernel);
@@ -117,9 +118,27 @@ Result<void> Machine::create_vcpus(const MachineConfig& config, Ipa entry, Ipa s
       HVMM_TRY(vcpu->set_sregs(*sregs));
       HVMM_TRY(vcpu->set_regs(pvh_entry_regs(entry, start_info)));
     }
-    vcpus_.push_back(std::make_unique<Vcpu>(std::move(*vcpu), *this));
+    vcpus_.push_back(std::make_unique<Vcpu>(std::move(*vcpu), *this, gate_));
   }
   return Ok();
+}
+
+// Stop the world: every vCPU out of KVM_RUN and parked at the gate.
+void Machine::pause_vcpus() {
+  gate_.pause([this] {
+    for (auto& vcpu : vcpus_) {
+      vcpu->kick();
+    }
+  });
+}
+
+// Let the vCPUs enter the guest again.
+void Machine::resume_vcpus() {
+  gate_.resume([this] {
+    for (auto& vcpu : vcpus_) {
+      vcpu->unkick();
+    }
+  });
 }
 
 // Record the status (first caller wins) and wake the serving thread.

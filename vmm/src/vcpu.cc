@@ -43,10 +43,32 @@ void Vcpu::start() {
 
 // Flag the loop, block the next entry and interrupt the current one.
 void Vcpu::stop() {
-  stopping_.store(true);
-  std::atomic_ref<uint8_t>(vcpu_.run_area()->immediate_exit).store(1);
+  {
+    std::lock_guard guard(kick_lock_);
+    stopping_.store(true);
+    std::atomic_ref<uint8_t>(vcpu_.run_area()->immediate_exit).store(1);
+  }
   if (thread_.joinable()) {
     pthread_kill(thread_.native_handle(), kick_signal());
+  }
+}
+
+// Block the next entry and interrupt the current one; the loop then meets the gate.
+void Vcpu::kick() {
+  {
+    std::lock_guard guard(kick_lock_);
+    std::atomic_ref<uint8_t>(vcpu_.run_area()->immediate_exit).store(1);
+  }
+  if (thread_.joinable()) {
+    pthread_kill(thread_.native_handle(), kick_signal());
+  }
+}
+
+// Allow entries again, unless stop() has been called (its kick must stay).
+void Vcpu::unkick() {
+  std::lock_guard guard(kick_lock_);
+  if (!stopping_.load()) {
+    std::atomic_ref<uint8_t>(vcpu_.run_area()->immediate_exit).store(0);
   }
 }
 
@@ -57,9 +79,14 @@ void Vcpu::join() {
 }
 
 // Run until stopped or until an exit cannot be handled. EAGAIN (an AP right after its
-// SIPI on this host) and EINTR (a kick) just loop back to the stop check.
+// SIPI on this host) and EINTR (a kick) just loop back to the stop check and the gate.
 void Vcpu::run_loop() {
+  VcpuGate::Member membership(gate_);
   while (!stopping_.load()) {
+    gate_.checkpoint();
+    if (stopping_.load()) {
+      return;
+    }
     int error = vcpu_.run();
     auto exit_time = std::chrono::steady_clock::now();
     if (error == EINTR || error == EAGAIN) {

@@ -8,10 +8,14 @@
 //
 // Hooks on the map, in order: MMU notifiers, stage-2 TLB invalidation, memslot sync.
 // Locking: the map is not internally synchronized. The Translator takes the lock shared;
-// changes to the map (unmap_ram, ...) take it exclusively.
+// changes to the map (unmap_ram, ...) take it exclusively. Every change is also fenced: the
+// owner's pause callback (Machine: stop the vCPUs at their VcpuGate) runs before the lock
+// is taken, so no vCPU is inside KVM_RUN while memslots are deleted and recreated, and no
+// vCPU exit handler is blocked on the lock while the pauser waits for it.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <shared_mutex>
@@ -42,6 +46,8 @@ class GuestPhysical final : public GuestAccess {
 
   // Realize the map as memslots through `sink` and keep them in step from now on.
   Result<void> attach_memslots(MemslotSink& sink);
+  // Callbacks run around every change of the map: `pause` before it, `resume` after it.
+  void set_change_fence(std::function<void()> pause, std::function<void()> resume);
 
   Result<void> read(Ipa ipa, std::span<uint8_t> out) override;
   Result<void> write(Ipa ipa, std::span<const uint8_t> data) override;
@@ -60,6 +66,8 @@ class GuestPhysical final : public GuestAccess {
 
  private:
   Result<void> map_ram();
+  // Run `change` with the fence up and the map lock held exclusively.
+  Result<void> fenced_change(const std::function<Result<void>()>& change);
 
   std::unique_ptr<GuestMemory> memory_;
   std::vector<RamRegion> ram_;
@@ -73,6 +81,8 @@ class GuestPhysical final : public GuestAccess {
   stage2::TlbInvalidationHooks tlb_hooks_{tlb_, vmid_};
   std::optional<stage2::Translator> translator_;
   std::unique_ptr<MemslotSync> memslots_;
+  std::function<void()> pause_;
+  std::function<void()> resume_;
 };
 
 }  // namespace hvmm::vmm

@@ -26,6 +26,7 @@
 #include "hvmm/vmm/machine_config.h"
 #include "hvmm/vmm/uart.h"
 #include "hvmm/vmm/vcpu.h"
+#include "hvmm/vmm/vcpu_gate.h"
 
 namespace hvmm::vmm {
 
@@ -56,6 +57,8 @@ class Machine final : public VcpuHost {
   Result<Ipa> load(const MachineConfig& config, const PvhKernel& kernel);
   Result<void> create_vcpus(const MachineConfig& config, Ipa entry, Ipa start_info);
   void serve_until_stopped();
+  void pause_vcpus();
+  void resume_vcpus();
   void log_fault(unsigned vcpu, Ipa ipa, bool write, size_t size, const char* kind,
                  const char* resolution, std::chrono::steady_clock::time_point exit_time);
 
@@ -63,6 +66,7 @@ class Machine final : public VcpuHost {
   uint32_t vmid_;
   Kvm kvm_;
   KvmVm vm_;
+  VcpuGate gate_;
   std::unique_ptr<MemslotSink> memslot_sink_;
   std::unique_ptr<GuestPhysical> physical_;
   std::unique_ptr<FaultLog> fault_log_;

@@ -4,18 +4,21 @@
 // Fatal exits (triple fault, failed entry, KVM internal error) are reported with a
 // register dump. stop() ends the loop without busy waiting: it sets kvm_run.immediate_exit
 // and sends the thread a signal, so a vCPU inside KVM_RUN returns at once and one about to
-// enter does not enter.
+// enter does not enter. kick()/unkick() do the same for a VcpuGate pause: the loop parks at
+// the gate's checkpoint before every KVM_RUN.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <mutex>
 #include <span>
 #include <string>
 #include <thread>
 
 #include "hvmm/base/address.h"
 #include "hvmm/vmm/kvm.h"
+#include "hvmm/vmm/vcpu_gate.h"
 
 namespace hvmm::vmm {
 
@@ -34,7 +37,8 @@ class VcpuHost {
 
 class Vcpu {
  public:
-  Vcpu(KvmVcpu vcpu, VcpuHost& host) : vcpu_(std::move(vcpu)), host_(host) {}
+  Vcpu(KvmVcpu vcpu, VcpuHost& host, VcpuGate& gate)
+      : vcpu_(std::move(vcpu)), host_(host), gate_(gate) {}
   ~Vcpu();
   Vcpu(const Vcpu&) = delete;
   Vcpu& operator=(const Vcpu&) = delete;
@@ -49,6 +53,10 @@ class Vcpu {
   void stop();
   // Wait for the thread to end.
   void join();
+  // Make the thread leave KVM_RUN (for a gate pause) without ending it.
+  void kick();
+  // Undo kick() unless the vCPU is stopping.
+  void unkick();
 
  private:
   void run_loop();
@@ -59,7 +67,9 @@ class Vcpu {
 
   KvmVcpu vcpu_;
   VcpuHost& host_;
+  VcpuGate& gate_;
   std::thread thread_;
+  std::mutex kick_lock_;  // orders immediate_exit updates of stop() and unkick()
   std::atomic<bool> stopping_{false};
 };
 

@@ -1,0 +1,73 @@
+// Integration test of the stage-2 map driving KVM live: while a guest runs, the VMM unmaps a
+// RAM page from the map; the memslots follow at once, so the guest's next read of that page
+// is an unbacked-IPA fault answered with all-ones and logged.
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "hvmm/vmm/elf_loader.h"
+#include "hvmm/vmm/machine.h"
+#include "run_hvmm.h"
+
+namespace hvmm::vmm {
+namespace {
+
+using testing::guest;
+using testing::slurp;
+using testing::TempPath;
+
+// Wait until `path` contains `text`, up to `timeout`.
+bool wait_for_file_text(const std::string& path, const std::string& text,
+                        std::chrono::seconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (slurp(path).find(text) != std::string::npos) {
+      return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return false;
+}
+
+// Unmapping the page the guest polls makes its reads return all-ones; the guest sees it,
+// exits 0, and the fault log names that IPA as unbacked.
+TEST(LiveUnmap, GuestSeesUnmappedPageAsUnbacked) {
+  HVMM_SKIP_WITHOUT_KVM();
+  TempPath console("console");
+  TempPath faults("faults");
+  MachineConfig config;
+  auto kernel = read_file(guest("unmap_watch"), "--kernel");
+  ASSERT_TRUE(kernel.ok()) << kernel.error().message;
+  config.kernel = std::move(*kernel);
+  config.memory_size = 16 << 20;
+  config.console_log = console.path;
+  config.fault_log = faults.path;
+  config.console_input = false;
+  auto machine = Machine::create(config);
+  ASSERT_TRUE(machine.ok()) << machine.error().message;
+  int status = -1;
+  std::thread runner([&] { status = (*machine)->run(); });
+  bool ready = wait_for_file_text(console.path, "ready\n", std::chrono::seconds(30));
+  EXPECT_TRUE(ready);
+  auto unmapped = (*machine)->physical().unmap_ram(IpaRange{Ipa(0x200000), kPageSize});
+  EXPECT_TRUE(unmapped.ok()) << unmapped.error().message;
+  bool gone = wait_for_file_text(console.path, "gone\n", std::chrono::seconds(30));
+  if (!gone) {
+    (*machine)->request_stop(1);
+  }
+  runner.join();
+  EXPECT_TRUE(gone);
+  EXPECT_EQ(status, 0);
+  EXPECT_EQ(slurp(console.path), "ready\ngone\n");
+  std::string log = slurp(faults.path);
+  EXPECT_NE(log.find("\"ipa\":\"0x200000\",\"access\":\"read\",\"size\":4,\"kind\":\"unbacked\""),
+            std::string::npos)
+      << log;
+  const auto& slots = (*machine)->physical().memslots()->slots();
+  ASSERT_EQ(slots.size(), 2u);
+  EXPECT_EQ(slots[0].range, (IpaRange{Ipa(0), 0x200000}));
+  EXPECT_EQ(slots[1].range.start, Ipa(0x201000));
+}
+
+}  // namespace
+}  // namespace hvmm::vmm
