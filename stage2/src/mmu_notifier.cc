@@ -49,7 +49,10 @@ bool dispatch(State& state, Call&& call, bool fallback) {
     result = call(*state.ops);
     t_dispatching.pop_back();
   }
-  if (state.in_flight.fetch_sub(1, std::memory_order_seq_cst) == 1)
+  // Wake an unsubscribe() waiting for the count to drop to its own callbacks (not only to 0:
+  // it may be inside one). If it set `removed` after this load, it reads the new count itself.
+  state.in_flight.fetch_sub(1, std::memory_order_seq_cst);
+  if (state.removed.load(std::memory_order_seq_cst))
     state.in_flight.notify_all();
   return result;
 }

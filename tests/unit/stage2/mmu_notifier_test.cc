@@ -235,6 +235,40 @@ TEST(MmuNotifierTest, UnsubscribeFromOtherThreadWaitsForCallback) {
   EXPECT_EQ(ops.take().size(), 1u);  // the end was not delivered after removal
 }
 
+// Unsubscribing from inside a callback while another thread runs a callback of the same
+// subscription waits for that other callback (but not for its own).
+TEST(MmuNotifierTest, UnsubscribeInsideCallbackWaitsForOtherThreads) {
+  NotifierRegistry registry;
+  RecordingOps ops;
+  std::optional<IntervalSubscription> sub;
+  std::atomic<int> entered{0};
+  std::atomic<bool> other_done{false}, other_done_at_reset{false};
+  ops.on_start = [&] {
+    if (entered.fetch_add(1) == 0) {
+      const auto give_up = std::chrono::steady_clock::now() + 2s;
+      while (entered.load() < 2 && std::chrono::steady_clock::now() < give_up)
+        std::this_thread::yield();
+      sub->reset();
+      other_done_at_reset = other_done.load();
+    } else {
+      std::this_thread::sleep_for(30ms);
+      other_done = true;
+    }
+  };
+  sub = std::move(registry.subscribe(kLow, &ops)).value();
+  {
+    std::vector<std::jthread> invalidators;
+    for (int i = 0; i < 2; ++i) {
+      invalidators.emplace_back([&] {
+        ASSERT_TRUE(registry.invalidate_range_start(change_of(kLow)).ok());
+        registry.invalidate_range_end(change_of(kLow));
+      });
+    }
+  }
+  ASSERT_EQ(entered.load(), 2) << "the two callbacks never overlapped";
+  EXPECT_TRUE(other_done_at_reset.load()) << "reset() returned while another callback ran";
+}
+
 // read_begin waits while an overlapping invalidation is in progress on another thread.
 TEST(MmuNotifierTest, ReadBeginWaitsForInvalidationEnd) {
   NotifierRegistry registry;
