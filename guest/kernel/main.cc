@@ -127,13 +127,16 @@ extern "C" [[noreturn]] void kernel_main(uint64_t start_info_paddr) {
   tlb_init();
   cpu_enable_pcid();
   if (!timer_init())
-    printk("no x2APIC: single CPU, no timer\n");
+    printk("no local APIC: single CPU, no timer\n");
   phase("timer ready");
   process_init();
   phase("processes ready");
   smp_init(g_boot_info);
   printk("cpus: %u online, %s, PCID %s\n", online_cpus(),
-         arch::x2apic_supported() ? "x2APIC" : "no x2APIC", pcid_enabled() ? "on" : "off");
+         arch::x2apic_supported() ? "x2APIC"
+         : arch::apic_available() ? "xAPIC"
+                                  : "no APIC",
+         pcid_enabled() ? "on" : "off");
   print_boot_time();
   crash_if_requested();
   vm_exit(run_requested_work());

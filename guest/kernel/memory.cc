@@ -4,6 +4,7 @@
 // a few large-page entries and the Page array is zeroed by one rep stosb inside guest/mm.
 #include "hvmm/guest/memory.h"
 
+#include "hvmm/guest/arch/apic.h"
 #include "hvmm/guest/arch/cpu.h"
 #include "hvmm/guest/cmdline.h"
 #include "hvmm/guest/console.h"
@@ -92,6 +93,18 @@ void map_image_section(const char* start, const char* end, uint64_t attrs, const
     panic("kernel page table: cannot map %s at %lx", what, va);
 }
 
+// Without x2APIC, map the xAPIC register page uncached at kApicVa (in the kernel image's PML4
+// slot, so user address spaces share it) for the APIC driver.
+void map_xapic_page(KernelMemory& km) {
+  if (arch::x2apic_supported() || (arch::cpuid(1).edx & (1u << 9)) == 0)
+    return;
+  uint64_t attrs = mm::kPteWrite | mm::kPteNx | mm::kPtePcd | mm::kPtePwt | mm::kPteGlobal;
+  if (km.kernel_pt.map(kApicVa, arch::kXapicPhys, mm::kPageSize, attrs, mm::kSize4K) !=
+      mm::PtStatus::kOk)
+    panic("kernel page table: cannot map the xAPIC page");
+  arch::apic_set_mmio(reinterpret_cast<void*>(kApicVa));
+}
+
 // Build the final kernel page table and switch to it, with global pages enabled.
 void build_kernel_page_table(KernelMemory& km) {
   if (!km.kernel_pt.init(&km.buddy))
@@ -106,6 +119,7 @@ void build_kernel_page_table(KernelMemory& km) {
                     "rodata (R)");
   map_image_section(__kernel_data_start, __kernel_end, mm::kPteWrite | mm::kPteNx | mm::kPteGlobal,
                     "data (RW NX)");
+  map_xapic_page(km);
   if (!km.vmalloc.init(&km.buddy, &km.kernel_pt, kVmallocStart, kVmallocEnd))
     panic("vmalloc: init failed");
   if (!cmdline_has("nopge"))

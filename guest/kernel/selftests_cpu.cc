@@ -35,7 +35,7 @@ bool wait_counter(const volatile uint64_t* counter, uint64_t target, uint64_t us
 // The timer interrupts the boot CPU at least twice within 200 ms.
 bool test_timer(TestResult& r) {
   if (!timer_running())
-    return r.note("skipped: no x2APIC, no timer");
+    return r.note("skipped: no local APIC, no timer");
   uint64_t t0 = timer_ticks();
   uint64_t deadline = arch::rdtsc() + tsc_hz() / 5;
   while (timer_ticks() < t0 + 2 && arch::rdtsc() < deadline)

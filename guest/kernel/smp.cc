@@ -148,8 +148,8 @@ uint32_t cpu_apic_id(unsigned cpu) {
 
 // See smp.h.
 void smp_init(const BootInfo& info) {
-  if (!arch::x2apic_supported())
-    return;  // IPIs go through the x2APIC ICR only
+  if (!arch::apic_available())
+    return;  // no APIC: no IPIs
   unsigned n = discover_cpus(info);
   put_boot_cpu_first(n);
   cpu_data(0).apic_id = g_apic_ids[0];

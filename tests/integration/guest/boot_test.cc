@@ -115,6 +115,35 @@ RunResult run_qemu(unsigned vcpus, const std::string& cmdline) {
              std::chrono::seconds(120));
 }
 
+// Run the kernel under QEMU microvm with TCG (no KVM): a software TLB that really keeps
+// stale translations, and an xAPIC instead of x2APIC.
+RunResult run_qemu_tcg(unsigned vcpus, const std::string& cmdline) {
+  return run({HVMM_QEMU,
+              "-M",
+              "microvm",
+              "-accel",
+              "tcg",
+              "-cpu",
+              "max",
+              "-m",
+              "256M",
+              "-smp",
+              std::to_string(vcpus),
+              "-nodefaults",
+              "-no-user-config",
+              "-nographic",
+              "-serial",
+              "stdio",
+              "-device",
+              "isa-debug-exit,iobase=0xf4,iosize=1",
+              "-no-reboot",
+              "-kernel",
+              HVMM_GUEST_KERNEL_ELF,
+              "-append",
+              cmdline},
+             std::chrono::seconds(120));
+}
+
 // Skip unless KVM and the hvmm binary are available.
 #define SKIP_WITHOUT_HVMM()                                           \
   do {                                                                \
@@ -215,6 +244,24 @@ TEST(GuestKernelQemu, SelftestsPassWithTwoVcpus) {
   expect_all_selftests_ok(r);
   EXPECT_NE(r.out.find("selftest smp: ok - 2 CPUs"), std::string::npos) << r.out;
   EXPECT_EQ(r.status, 1) << r.out;
+}
+
+// Under TCG, whose TLB keeps stale entries, the shootdown selftest passes with the IPIs and
+// catches the stale translation on CPU 1 when they are skipped.
+TEST(GuestKernelQemuTcg, StaleTranslationCaughtOnlyWithoutShootdown) {
+  if (std::string(HVMM_QEMU).empty())
+    GTEST_SKIP() << "qemu-system-x86_64 is not installed";
+  RunResult ok = run_qemu_tcg(2, "selftest=smp,tlb_shootdown,tlb_batch");
+  ASSERT_FALSE(ok.timed_out) << ok.out;
+  EXPECT_NE(ok.out.find("selftest tlb_shootdown: ok - CPU 1 saw the new frame"), std::string::npos)
+      << ok.out;
+  EXPECT_EQ(ok.status, 1) << ok.out;
+  RunResult stale = run_qemu_tcg(2, "selftest=tlb_shootdown tlb_skip_shootdown");
+  ASSERT_FALSE(stale.timed_out) << stale.out;
+  EXPECT_NE(stale.out.find("FAILED stale translation: CPU 1 still reads the old frame (aaaa)"),
+            std::string::npos)
+      << stale.out;
+  EXPECT_EQ(stale.status, 3) << stale.out;  // QEMU: (1 << 1) | 1
 }
 
 }  // namespace

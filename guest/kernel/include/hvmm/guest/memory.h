@@ -18,6 +18,7 @@ inline constexpr uint64_t kDirectMapBase = 0xffff888000000000ull;  // PML4 slot 
 inline constexpr uint64_t kVmallocStart = 0xffffc90000000000ull;   // PML4 slot 402
 inline constexpr uint64_t kVmallocEnd = kVmallocStart + (uint64_t{32} << 30);
 inline constexpr uint64_t kKernelVma = 0xffffffff80000000ull;  // PML4 511, PDPT 510
+inline constexpr uint64_t kApicVa = 0xffffffffff000000ull;     // PML4 511, PDPT 511: xAPIC page
 
 // The global memory managers.
 struct KernelMemory {

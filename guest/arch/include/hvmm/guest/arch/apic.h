@@ -1,6 +1,6 @@
-// The local APIC in x2APIC mode (MSR interface): EOI, IPIs, INIT/SIPI and the timer.
-// x2APIC is used for IPIs because the xAPIC MMIO ICR with a physical destination is not
-// delivered by this machine's hypervisor.
+// The local APIC: EOI, IPIs, INIT/SIPI and the timer, in x2APIC mode (MSRs) when offered,
+// else in xAPIC mode (MMIO). x2APIC is preferred for IPIs: the xAPIC MMIO ICR with a
+// physical destination is not delivered by this machine's hypervisor.
 #pragma once
 
 #include <cstdint>
@@ -10,8 +10,17 @@ namespace hvmm::guest::arch {
 // True if CPUID offers x2APIC.
 bool x2apic_supported();
 
-// Enable the local APIC in x2APIC mode on the calling CPU, software-enabled with the
-// spurious vector. Returns false (APIC untouched) without x2APIC.
+// The physical address of the xAPIC register page.
+inline constexpr uint64_t kXapicPhys = 0xfee00000;
+
+// True if an APIC can be used: x2APIC, or an xAPIC whose page was given to apic_set_mmio().
+bool apic_available();
+
+// Tell the driver where the xAPIC page is mapped (uncached), for CPUs without x2APIC.
+void apic_set_mmio(void* va);
+
+// Enable the local APIC on the calling CPU (x2APIC mode when offered), software-enabled with
+// the spurious vector. Returns false (APIC untouched) when no APIC is available.
 bool apic_init_this_cpu();
 
 // The calling CPU's x2APIC id.
