@@ -134,7 +134,7 @@ unsigned Kvm::max_vcpus() const {
 
 // Fetch the supported CPUID leaves, growing the buffer until KVM is satisfied.
 Result<std::vector<kvm_cpuid_entry2>> Kvm::supported_cpuid() const {
-  for (uint32_t count = 64; count <= 4096; count *= 2) {
+  for (uint32_t count = 256; count <= 4096; count *= 2) {  // 256: KVM_MAX_CPUID_ENTRIES
     auto buffer = cpuid_buffer(count);
     if (::ioctl(fd_.get(), kGetSupportedCpuid, buffer.get()) == 0) {
       const kvm_cpuid_entry2* entries = cpuid_entries(buffer.get());
