@@ -6,6 +6,7 @@
 #include "hvmm/guest/console.h"
 #include "hvmm/guest/fault.h"
 #include "hvmm/guest/panic.h"
+#include "hvmm/guest/percpu.h"
 
 extern "C" char syscall_entry_int3_next[];
 
@@ -78,6 +79,15 @@ extern "C" void trap_dispatch(hvmm::guest::TrapFrame* frame) {
   if (frame->vector == 3 && frame->rip == arch::syscall_int3_return_address()) {
     syscall_from_entry(*frame);
     return;
+  }
+  if (frame->vector == 8) {
+    // #DF runs on IST1; a fault in the page below this CPU's stack means it overflowed.
+    uint64_t cr2 = arch::read_cr2();
+    uint64_t bottom = this_cpu().stack_bottom;
+    if (bottom != 0 && cr2 < bottom && cr2 >= bottom - 4096)
+      panic_with_frame(kExitKernelFault, *frame, "kernel stack overflow on CPU %u (guard page %lx)",
+                       this_cpu().cpu, cr2);
+    panic_with_frame(kExitKernelFault, *frame, "double fault");
   }
   if (frame->vector < 32) {
     if (arch::from_user(*frame))

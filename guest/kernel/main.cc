@@ -62,13 +62,28 @@ void print_boot_time() {
       tsc_hz_known() ? "" : " assumed");
 }
 
-// `crash=pagefault|panic`: fail on purpose, to show (and test) the panic path.
+// Recurse `depth` times with 512-byte frames (crash=stack asks for far more than fits).
+[[gnu::noinline]] uint64_t recurse(uint64_t depth) {
+  volatile uint8_t frame[512];
+  frame[0] = static_cast<uint8_t>(depth);
+  return depth == 0 ? frame[0] : recurse(depth - 1) + frame[0];
+}
+
+// Work posted to CPU 1 for crash=stack.
+void overflow_stack(void*) {
+  printk("crash: overflowing the stack of CPU %u\n", this_cpu().cpu);
+  recurse(cmdline_get_number("crash_depth", 1 << 20));
+}
+
+// `crash=pagefault|panic|stack`: fail on purpose, to show (and test) the panic path.
 void crash_if_requested() {
   char how[16];
   if (!cmdline_get("crash", how, sizeof(how)))
     return;
   if (str_equal(how, "panic"))
     panic("requested on the command line (crash=panic)");
+  if (str_equal(how, "stack") && smp_call_async(1, overflow_stack, nullptr))
+    smp_wait(1);  // CPU 1 (vmalloc'ed stack with a guard page) never returns
   if (str_equal(how, "pagefault")) {
     // Nothing is mapped below the kernel half once the boot tables are gone.
     uint64_t address = cmdline_get_number("crash_address", 0x10);

@@ -6,6 +6,7 @@
 #include "hvmm/guest/console.h"
 #include "hvmm/guest/memory.h"
 #include "hvmm/guest/percpu.h"
+#include "hvmm/guest/probe.h"
 #include "hvmm/guest/process.h"
 #include "hvmm/guest/selftest.h"
 #include "hvmm/guest/smp.h"
@@ -62,6 +63,9 @@ bool test_smp(TestResult& r) {
     smp_wait(cpu);
     if (seen != cpu)
       return r.fail("work for CPU %u ran on CPU %u", cpu, seen);
+    // Its vmalloc'ed stack has an unmapped guard page below it.
+    if (!probe_faults(reinterpret_cast<const char*>(cpu_data(cpu).stack_bottom) - 1))
+      return r.fail("the page below CPU %u's stack is mapped", cpu);
   }
   return r.note("%u CPUs", n);
 }

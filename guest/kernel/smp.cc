@@ -29,7 +29,7 @@ namespace hvmm::guest {
 namespace {
 
 constexpr uint64_t kTrampolinePage = 0x8000;  // reserved with all of low memory
-constexpr unsigned kApStackOrder = 2;         // 16 KiB
+constexpr uint64_t kApStackSize = 16 * 1024;  // vmalloc'ed, with an unmapped page below
 constexpr unsigned kIstStackOrder = 1;        // 8 KiB
 constexpr uint64_t kApTimeoutUs = 200000;
 
@@ -56,6 +56,29 @@ uint64_t alloc_stack(unsigned order) {
   if (pa == mm::kNoPhys)
     panic("smp: no memory for a CPU stack");
   return pa + kDirectMapBase + (mm::kPageSize << order);
+}
+
+// Allocate a kernel stack for `cpu` from vmalloc: every vmalloc area is followed by an
+// unmapped guard page, so the page below each stack is unmapped and an overflow faults
+// (and ends in a double fault on IST1, reported as a stack overflow) instead of silently
+// overwriting a neighbour.
+uint64_t alloc_guarded_stack(unsigned cpu) {
+  void* base = kmem().vmalloc.alloc(kApStackSize);
+  if (base == nullptr)
+    panic("smp: no memory for the stack of CPU %u", cpu);
+  cpu_data(cpu).stack_bottom = reinterpret_cast<uint64_t>(base);
+  cpu_data(cpu).stack_top = reinterpret_cast<uint64_t>(base) + kApStackSize;
+  return cpu_data(cpu).stack_top;
+}
+
+// The AP starts on the boot page tables: give them the kernel's vmalloc PML4 slot (its PDPT
+// never changes) so the AP can use its vmalloc'ed stack before it loads the kernel tables.
+void share_vmalloc_slot_with_boot_tables() {
+  constexpr unsigned kSlot = (kVmallocStart >> 39) & 511;
+  auto* boot =
+      static_cast<uint64_t*>(mm::arch::phys_to_virt(reinterpret_cast<uint64_t>(boot_pml4)));
+  auto* kernel = static_cast<uint64_t*>(mm::arch::phys_to_virt(kmem().kernel_pt.root()));
+  boot[kSlot] = kernel[kSlot];
 }
 
 // Decide which APIC ids to start: the MADT, else CPUID.1:EBX[23:16] with ids 0..n-1.
@@ -105,8 +128,7 @@ bool wait_online(unsigned cpu, uint64_t us) {
 
 // Start one AP: patch the trampoline, INIT, SIPI, and a second SIPI if it is slow.
 bool start_ap(unsigned cpu, char* copy) {
-  uint64_t stack = alloc_stack(kApStackOrder);
-  cpu_data(cpu).stack_top = stack;
+  uint64_t stack = alloc_guarded_stack(cpu);
   cpu_data(cpu).ist_top = alloc_stack(kIstStackOrder);
   patch<uint64_t>(copy, trampoline_stack, stack - 8);
   patch<uint64_t>(copy, trampoline_cpu, cpu);
@@ -156,6 +178,7 @@ void smp_init(const BootInfo& info) {
   g_possible = n;
   if (n == 1)
     return;
+  share_vmalloc_slot_with_boot_tables();
   char* copy = install_trampoline();
   for (unsigned cpu = 1; cpu < n; ++cpu) {
     uint64_t t0 = arch::rdtsc();

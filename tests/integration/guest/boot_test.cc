@@ -214,7 +214,8 @@ TEST(GuestKernelHvmm, WorkloadTouchSeqRuns) {
 }
 
 // A kernel page fault panics with its cause, the faulting address and a register dump, and
-// the VM exits with the kernel-fault status 3 (a plain panic exits with 2).
+// the VM exits with the kernel-fault status 3 (so does an AP stack overflow into its guard
+// page; a plain panic exits with 2).
 TEST(GuestKernelHvmm, KernelFaultPanicsWithRegisterDump) {
   SKIP_WITHOUT_HVMM();
   RunResult r = run_hvmm(1, "crash=pagefault crash_address=0x10");
@@ -224,6 +225,9 @@ TEST(GuestKernelHvmm, KernelFaultPanicsWithRegisterDump) {
   EXPECT_NE(r.out.find("cr2 0000000000000010"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("rip ffffffff8"), std::string::npos) << r.out;
   EXPECT_EQ(r.status, 3) << r.out;
+  RunResult so = run_hvmm(2, "crash=stack");
+  EXPECT_NE(so.out.find("PANIC: kernel stack overflow on CPU 1"), std::string::npos) << so.out;
+  EXPECT_EQ(so.status, 3) << so.out;
   RunResult p = run_hvmm(1, "crash=panic");
   EXPECT_NE(p.out.find("PANIC: requested on the command line"), std::string::npos) << p.out;
   EXPECT_EQ(p.status, 2) << p.out;

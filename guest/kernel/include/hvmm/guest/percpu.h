@@ -26,6 +26,7 @@ struct PerCpu {
   volatile uint32_t lazy_tlb;  // 1 while only kernel mappings are in use here
   uint64_t stack_top;
   uint64_t ist_top;
+  uint64_t stack_bottom;  // lowest byte of the kernel stack (APs: vmalloc'ed, guard below)
   UserMm* loaded_mm;
   uint16_t loaded_asid;         // ASID the allocator gave loaded_mm here (its PCID when in use)
   uint64_t tlb_remote_flushes;  // user-range invalidations done for other CPUs' requests  // the
