@@ -26,6 +26,17 @@ uint64_t entry_end(uint64_t va, int level, uint64_t end) {
   return (boundary == 0 || boundary > end) ? end : boundary;
 }
 
+// Report whether [va, va + len) is non-empty and lies in one canonical half (4-level
+// paging: bits 63..47 all equal), so that it never wraps into the other half.
+bool canonical_range(uint64_t va, uint64_t len) {
+  constexpr uint64_t kKernelHalfStart = 0xffff800000000000ull;
+  if (len == 0 || va + len < va) {
+    return len == 0 && va < kUserHalfEnd;
+  }
+  const uint64_t last = va + len - 1;
+  return last < kUserHalfEnd || va >= kKernelHalfStart;
+}
+
 // Report whether the entry is a leaf at `level`.
 bool is_leaf(uint64_t entry, int level) {
   return level == 0 || (entry & kPteHuge) != 0;
@@ -157,7 +168,8 @@ bool PageTable::split_leaf(uint64_t* entry, int level) {
 // Validate, map level by level, and undo everything done if a step fails.
 PtStatus PageTable::map(uint64_t va, uint64_t pa, uint64_t len, uint64_t attrs, uint64_t max_page) {
   const uint64_t mask = kSize4K - 1;
-  if (((va | pa | len) & mask) != 0 || len == 0 || va + len < va || (attrs & ~kPteAttrMask) != 0) {
+  if (((va | pa | len) & mask) != 0 || len == 0 || !canonical_range(va, len) ||
+      (attrs & ~kPteAttrMask) != 0) {
     return PtStatus::kInvalid;
   }
   progress_ = va;
@@ -208,7 +220,7 @@ PtStatus PageTable::map_level(uint64_t* table, int level, uint64_t va, uint64_t 
 
 // Validate and walk.
 PtStatus PageTable::unmap(uint64_t va, uint64_t len, MmuGather& gather) {
-  if (((va | len) & (kSize4K - 1)) != 0 || va + len < va) {
+  if (((va | len) & (kSize4K - 1)) != 0 || (len != 0 && !canonical_range(va, len))) {
     return PtStatus::kInvalid;
   }
   if (len == 0) {
@@ -262,7 +274,8 @@ PtStatus PageTable::unmap_level(uint64_t* table, int level, uint64_t va, uint64_
 
 // Validate and walk.
 PtStatus PageTable::protect(uint64_t va, uint64_t len, uint64_t attrs, MmuGather& gather) {
-  if (((va | len) & (kSize4K - 1)) != 0 || va + len < va || (attrs & ~kPteAttrMask) != 0) {
+  if (((va | len) & (kSize4K - 1)) != 0 || (len != 0 && !canonical_range(va, len)) ||
+      (attrs & ~kPteAttrMask) != 0) {
     return PtStatus::kInvalid;
   }
   if (len == 0) {

@@ -46,6 +46,10 @@ TEST_F(PageTableTest, LimitsAndRefusals) {
   EXPECT_EQ(table_->map(kBase + 1, 0, kSize4K, kAttrs), PtStatus::kInvalid);
   EXPECT_EQ(table_->map(kBase, 0, 0, kAttrs), PtStatus::kInvalid);
   EXPECT_EQ(table_->map(kBase, 0, kSize4K, kPteHuge), PtStatus::kInvalid);
+  // Non-canonical, or crossing from the user half into the hole.
+  EXPECT_EQ(table_->map(0x0000800000000000ull, 0, kSize4K, kAttrs), PtStatus::kInvalid);
+  EXPECT_EQ(table_->map(0x00007ffffffff000ull, 0, 2 * kSize4K, kAttrs), PtStatus::kInvalid);
+  EXPECT_EQ(table_->map(0xffff7ffffffff000ull, 0, kSize4K, kAttrs), PtStatus::kInvalid);
   // Overlap in the middle: the part before it must be rolled back.
   EXPECT_EQ(table_->map(kBase - kSize2M, 0, kSize2M + kSize4K, kAttrs, kSize4K), PtStatus::kExists);
   EXPECT_FALSE(table_->translate(kBase - kSize2M).present);
