@@ -21,6 +21,9 @@ namespace {
 
 using mm::kPageSize;
 
+// How long to wait for the ring-3 reader on CPU 1 (generous: the host may be loaded).
+constexpr uint64_t kReaderTimeoutUs = 10000000;
+
 // Spin until `*counter` exceeds `target` or `us` microseconds pass; false on timeout.
 bool wait_counter(const volatile uint64_t* counter, uint64_t target, uint64_t us) {
   uint64_t deadline = arch::rdtsc() + us * (tsc_hz() / 1000000);
@@ -33,16 +36,17 @@ bool wait_counter(const volatile uint64_t* counter, uint64_t target, uint64_t us
   return true;
 }
 
-// The timer interrupts the boot CPU at least twice within 200 ms.
+// The timer interrupts the boot CPU at least twice within a second (100 Hz tick; the slack
+// absorbs a loaded host).
 bool test_timer(TestResult& r) {
   if (!timer_running())
     return r.note("skipped: no local APIC, no timer");
   uint64_t t0 = timer_ticks();
-  uint64_t deadline = arch::rdtsc() + tsc_hz() / 5;
+  uint64_t deadline = arch::rdtsc() + tsc_hz();
   while (timer_ticks() < t0 + 2 && arch::rdtsc() < deadline)
     asm volatile("sti; hlt");
   if (timer_ticks() < t0 + 2)
-    return r.fail("%lu ticks in 200 ms", timer_ticks() - t0);
+    return r.fail("%lu ticks in 1 s", timer_ticks() - t0);
   return true;
 }
 
@@ -135,7 +139,7 @@ bool tlb_remap_check(TestResult& r, UserMm& m, bool skip_shootdown, uint64_t* se
   ReaderJob job{&m, data, status, control, {}};
   if (!smp_call_async(1, reader_main, &job))
     return r.fail("cannot start the reader on CPU 1");
-  bool ok = wait_counter(&st[1], 1000, 2000000);
+  bool ok = wait_counter(&st[1], 1000, kReaderTimeoutUs);
   mm::MmuGather gather(&kmem().buddy);
   mm::PtStatus remapped;
   {
@@ -148,7 +152,7 @@ bool tlb_remap_check(TestResult& r, UserMm& m, bool skip_shootdown, uint64_t* se
   tlb_flush_mm_range(m, data, data + kPageSize, false);
   tlb_set_skip_remote(false);
   uint64_t reads = st[1];
-  ok = ok && wait_counter(&st[1], reads + 100000, 2000000);
+  ok = ok && wait_counter(&st[1], reads + 100000, kReaderTimeoutUs);
   *seen_out = st[0];
   *ctl = 1;
   smp_wait(1);
@@ -219,7 +223,7 @@ bool test_tlb_batch(TestResult& r) {
     as.handle_fault(area + i * kPageSize, mm::kFaultWrite);
   ReaderJob job{m, data, status, control, {}};
   bool started = smp_call_async(1, reader_main, &job);
-  bool ok = started && wait_counter(&st[1], 1000, 2000000);
+  bool ok = started && wait_counter(&st[1], 1000, kReaderTimeoutUs);
   TlbStats s0 = tlb_stats();
   uint64_t remote0 = cpu_data(1).tlb_remote_flushes;
   mm::MmuGather gather(&kmem().buddy);
