@@ -31,7 +31,7 @@ namespace {
 constexpr uint64_t kTrampolinePage = 0x8000;  // reserved with all of low memory
 constexpr uint64_t kApStackSize = 16 * 1024;  // vmalloc'ed, with an unmapped page below
 constexpr unsigned kIstStackOrder = 1;        // 8 KiB
-constexpr uint64_t kApTimeoutUs = 200000;
+constexpr uint64_t kApTimeoutUs = 1000000;    // per SIPI; an AP normally answers in ~1 ms
 
 unsigned g_possible = 1;
 uint32_t g_apic_ids[kMaxCpus];
@@ -138,7 +138,7 @@ bool start_ap(unsigned cpu, char* copy) {
   if (wait_online(cpu, kApTimeoutUs))
     return true;
   arch::apic_send_sipi(dest, kTrampolinePage >> 12);
-  return wait_online(cpu, kApTimeoutUs);
+  return wait_online(cpu, 5 * kApTimeoutUs);
 }
 
 // Copy the trampoline below 1 MiB and fill in the fields common to all APs.
