@@ -43,24 +43,22 @@ void Vcpu::start() {
 
 // Flag the loop, block the next entry and interrupt the current one.
 void Vcpu::stop() {
-  {
-    std::lock_guard guard(kick_lock_);
-    stopping_.store(true);
-    std::atomic_ref<uint8_t>(vcpu_.run_area()->immediate_exit).store(1);
-  }
-  if (thread_.joinable()) {
-    pthread_kill(thread_.native_handle(), kick_signal());
-  }
+  std::lock_guard guard(kick_lock_);
+  stopping_.store(true);
+  kick_locked();
 }
 
 // Block the next entry and interrupt the current one; the loop then meets the gate.
 void Vcpu::kick() {
-  {
-    std::lock_guard guard(kick_lock_);
-    std::atomic_ref<uint8_t>(vcpu_.run_area()->immediate_exit).store(1);
-  }
-  if (thread_.joinable()) {
-    pthread_kill(thread_.native_handle(), kick_signal());
+  std::lock_guard guard(kick_lock_);
+  kick_locked();
+}
+
+// The thread is signalled only while its loop runs, so never after it has exited.
+void Vcpu::kick_locked() {
+  std::atomic_ref<uint8_t>(vcpu_.run_area()->immediate_exit).store(1);
+  if (live_thread_) {
+    pthread_kill(*live_thread_, kick_signal());
   }
 }
 
@@ -81,7 +79,18 @@ void Vcpu::join() {
 // Run until stopped or until an exit cannot be handled. EAGAIN (an AP right after its
 // SIPI on this host) and EINTR (a kick) just loop back to the stop check and the gate.
 void Vcpu::run_loop() {
+  {
+    std::lock_guard guard(kick_lock_);
+    live_thread_ = pthread_self();
+  }
   VcpuGate::Member membership(gate_);
+  run_until_stopped();
+  std::lock_guard guard(kick_lock_);
+  live_thread_.reset();
+}
+
+// The KVM_RUN loop proper.
+void Vcpu::run_until_stopped() {
   while (!stopping_.load()) {
     gate_.checkpoint();
     if (stopping_.load()) {

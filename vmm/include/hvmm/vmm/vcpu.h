@@ -8,10 +8,13 @@
 // the gate's checkpoint before every KVM_RUN.
 #pragma once
 
+#include <pthread.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <thread>
@@ -60,16 +63,20 @@ class Vcpu {
 
  private:
   void run_loop();
+  void run_until_stopped();
   // Handle one exit; false when the vCPU must stop.
   bool handle_exit(std::chrono::steady_clock::time_point exit_time);
   void handle_io();
   void fail(int status, const std::string& what);
+  // Set immediate_exit and signal the run loop's thread, if it runs; kick_lock_ held.
+  void kick_locked();
 
   KvmVcpu vcpu_;
   VcpuHost& host_;
   VcpuGate& gate_;
   std::thread thread_;
-  std::mutex kick_lock_;  // orders immediate_exit updates of stop() and unkick()
+  std::mutex kick_lock_;                  // orders immediate_exit updates; guards live_thread_
+  std::optional<pthread_t> live_thread_;  // the run loop's thread while it runs
   std::atomic<bool> stopping_{false};
 };
 
