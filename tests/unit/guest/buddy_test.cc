@@ -180,7 +180,8 @@ TEST(Buddy, ZonesSplitAtFourGiB) {
   buddy->free_pages(low, 2);
 }
 
-// Random alloc/free of random orders against a reference bitmap of owned frames: no
+// Random alloc/free of random orders on four CPUs against a reference bitmap of owned
+// frames: no
 // overlap, natural alignment, exact free counts, failures only when no aligned free run
 // exists above the watermark, and a full merge at the end.
 TEST(Buddy, RandomizedAgainstReferenceModel) {
@@ -196,6 +197,9 @@ TEST(Buddy, RandomizedAgainstReferenceModel) {
   uint64_t owned_frames = 0;
   std::mt19937_64 rng(7);
   for (int step = 0; step < 20000; ++step) {
+    if (rng() % 64 == 0) {
+      host::set_this_cpu(static_cast<unsigned>(rng() % 4));  // per-CPU lists of other CPUs
+    }
     const bool do_alloc = live.empty() || rng() % 100 < 55;
     if (do_alloc) {
       const unsigned order = static_cast<unsigned>(rng() % 100 < 70 ? 0 : rng() % kNrOrders);
@@ -243,6 +247,7 @@ TEST(Buddy, RandomizedAgainstReferenceModel) {
   for (auto [pfn, order] : live) {
     buddy.free_pages(buddy.pfn_to_page(pfn), order);
   }
+  host::set_this_cpu(0);
   buddy.drain_all();
   EXPECT_EQ(buddy.free_pages_total(), initial_free);
   for (unsigned order = 0; order < kNrOrders; ++order) {
