@@ -97,8 +97,11 @@ void switch_mm(UserMm& m) {
   PerCpu& me = this_cpu();
   uint64_t flags = arch::irq_save();
   __atomic_fetch_or(&m.cpu_mask, uint64_t{1} << me.cpu, __ATOMIC_SEQ_CST);
-  me.loaded_mm = &m;
+  // Publish "running m here" before reading the generation (a full barrier: an initiator
+  // bumps the generation before it looks at loaded_mm, so either it sends us the IPI or we
+  // see its generation and flush below).
   me.lazy_tlb = 0;
+  __atomic_store_n(&me.loaded_mm, &m, __ATOMIC_SEQ_CST);
   uint64_t gen = __atomic_load_n(&m.tlb_gen, __ATOMIC_SEQ_CST);
   bool stale = m.flushed_gen[me.cpu] != gen;
   uint64_t cr3 = m.as.page_table().root();
