@@ -43,8 +43,8 @@ void flush_and_release(mm::MmuGather& gather) {
   gather.release();
 }
 
-// munmap(address, length). The TLB flush happens after the lock is dropped: a CPU spinning
-// on the lock with interrupts off could not acknowledge the shootdown.
+// munmap(address, length). The TLB flush happens after the lock is dropped, so the lock is
+// never held across the wait for other CPUs' acknowledgements.
 int64_t sys_munmap(uint64_t addr, uint64_t len) {
   mm::MmuGather gather(&kmem().buddy);
   mm::MmResult r;
