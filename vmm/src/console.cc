@@ -49,6 +49,7 @@ void Console::output(uint8_t byte) {
   }
 }
 
+// stdin while input is attached, else -1 (poll ignores negative descriptors).
 int Console::input_fd() const {
   return input_ ? STDIN_FILENO : -1;
 }

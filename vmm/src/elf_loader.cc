@@ -33,8 +33,9 @@ bool in_file(std::span<const uint8_t> image, uint64_t offset, uint64_t size) {
   return offset <= image.size() && size <= image.size() - offset;
 }
 
-Error bad_kernel(const char* format_reason) {
-  return make_error(ErrorCode::kInvalidArgument, "invalid kernel: {}", format_reason);
+// An invalid-argument Error for a malformed kernel image.
+Error bad_kernel(const char* reason) {
+  return make_error(ErrorCode::kInvalidArgument, "invalid kernel: {}", reason);
 }
 
 // Look for the PVH entry among the notes of one PT_NOTE segment.

@@ -95,11 +95,13 @@ void FaultLog::record(const FaultRecord& record) {
   [[maybe_unused]] ssize_t n = ::write(fd, line.data(), line.size());
 }
 
+// Faults seen, printed or not.
 uint64_t FaultLog::recorded() const {
   std::lock_guard guard(lock_);
   return recorded_;
 }
 
+// Faults counted but not printed because of the rate limit.
 uint64_t FaultLog::suppressed() const {
   std::lock_guard guard(lock_);
   return suppressed_;

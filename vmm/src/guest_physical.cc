@@ -21,6 +21,7 @@ Result<std::unique_ptr<GuestPhysical>> GuestPhysical::create(uint64_t memory_siz
   return physical;
 }
 
+// Take the backing and its layout; map_ram() builds the map.
 GuestPhysical::GuestPhysical(std::unique_ptr<GuestMemory> memory, std::vector<RamRegion> ram,
                              uint16_t vmid)
     : memory_(std::move(memory)), ram_(std::move(ram)), vmid_(vmid) {}

@@ -45,6 +45,7 @@ Result<std::unique_ptr<Machine>> Machine::create(const MachineConfig& config, Kv
   return machine;
 }
 
+// Own the KVM fds; build() creates everything else.
 Machine::Machine(const MachineConfig& config, Kvm kvm, KvmVm vm)
     : name_(config.name), vmid_(config.vmid), kvm_(std::move(kvm)), vm_(std::move(vm)) {}
 

@@ -31,6 +31,7 @@ void Vcpu::install_kick_handler() {
   sigaction(kick_signal(), &action, nullptr);
 }
 
+// Stop and join the thread before the vCPU fd and run area go away.
 Vcpu::~Vcpu() {
   stop();
   join();
@@ -70,6 +71,7 @@ void Vcpu::unkick() {
   }
 }
 
+// Wait for the run loop to end (never from the vCPU's own thread).
 void Vcpu::join() {
   if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) {
     thread_.join();
