@@ -155,10 +155,15 @@ TEST_F(PageTableTest, RandomizedAgainstMap) {
                                    kPteWrite | kPteNx};
   MmuGather gather(&machine_.buddy());
   for (int step = 0; step < 400; ++step) {
+    // Maps are 2 MiB-aligned runs ("big") or small 4 KiB runs; unmap and protect ranges are
+    // any size up to 3 MiB at any page, so they cut large leaves and tables partially.
     const bool big = rng() % 3 == 0;
     const uint64_t unit = big ? 512 : 1;
     const uint64_t first = (rng() % (kWindowPages / unit)) * unit;
     uint64_t count = (1 + rng() % (big ? 3 : 64)) * unit;
+    if (rng() % 2 == 0) {
+      count = 1 + rng() % 768;
+    }
     count = first + count > kWindowPages ? kWindowPages - first : count;
     const uint64_t va = kBase + first * kSize4K;
     const uint64_t len = count * kSize4K;
