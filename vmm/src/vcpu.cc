@@ -18,6 +18,20 @@ int kick_signal() {
   return SIGRTMIN;
 }
 
+// The name of a KVM_EXIT_INTERNAL_ERROR suberror.
+const char* internal_error_name(uint32_t suberror) {
+  switch (suberror) {
+    case KVM_INTERNAL_ERROR_EMULATION:
+      return "instruction emulation failed";
+    case KVM_INTERNAL_ERROR_SIMUL_EX:
+      return "exception while delivering an exception";
+    case KVM_INTERNAL_ERROR_DELIVERY_EV:
+      return "event delivery failed";
+    default:
+      return "unexpected exit";
+  }
+}
+
 // Does nothing: its only purpose is to interrupt KVM_RUN with EINTR.
 void on_kick(int) {}
 
@@ -137,7 +151,8 @@ bool Vcpu::handle_exit(std::chrono::steady_clock::time_point exit_time) {
       return false;
     case KVM_EXIT_INTERNAL_ERROR:
       fail(kExitInternalError,
-           fmt::format("KVM internal error (suberror {})", run->internal.suberror));
+           fmt::format("KVM internal error: {} (suberror {})",
+                       internal_error_name(run->internal.suberror), run->internal.suberror));
       return false;
     case KVM_EXIT_SYSTEM_EVENT:
       fail(kExitGuestShutdown,

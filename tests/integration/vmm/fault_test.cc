@@ -77,5 +77,16 @@ TEST(Faults, TripleFaultDumpsRegisters) {
   EXPECT_NE(run.err.find("cr0=0x11"), std::string::npos) << run.err;
 }
 
+// Fetching instructions from an unbacked IPA is a KVM internal error: status 123 and a
+// register dump with RIP at the unbacked address.
+TEST(Faults, InstructionFetchFromUnbackedIpaIsInternalError) {
+  HVMM_SKIP_WITHOUT_KVM();
+  RunResult run = run_hvmm({"run", "--kernel", guest("bad_fetch")});
+  EXPECT_EQ(run.out, "jumping to unbacked memory\n");
+  EXPECT_EQ(run.status, kExitInternalError);
+  EXPECT_NE(run.err.find("vCPU 0: KVM internal error"), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find("rip=0x00000000d0000000"), std::string::npos) << run.err;
+}
+
 }  // namespace
 }  // namespace hvmm::vmm
