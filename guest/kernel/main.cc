@@ -139,6 +139,7 @@ extern "C" [[noreturn]] void kernel_main(uint64_t start_info_paddr) {
   memory_init(g_boot_info);
   phase("memory ready");
   memory_print_summary();
+  print_modules(g_boot_info);
   tlb_init();
   cpu_enable_pcid();
   if (!timer_init())

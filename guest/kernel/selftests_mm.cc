@@ -15,7 +15,7 @@ namespace {
 using mm::kPageSize;
 
 // Memblock on a private instance: merging, top-down aligned allocation under a limit,
-// free ranges exclude reservations.
+// free ranges exclude reservations; the boot memblock reserved the image and the modules.
 bool test_memblock(TestResult& r) {
   static mm::Memblock mb;
   mb = mm::Memblock();
@@ -36,6 +36,9 @@ bool test_memblock(TestResult& r) {
   uint64_t expect = 0x300000 + 0x100000 - 0x10000 - 0x4000;
   if (free_bytes != expect)
     return r.fail("free bytes %lx, expected %lx", free_bytes, expect);
+  for (unsigned i = 0; i < boot_info().nr_modules; ++i)
+    if (!kmem().memblock.reserved().overlaps(boot_info().modules[i].paddr, 1))
+      return r.fail("module %u not reserved in the boot memblock", i);
   if (!kmem().memblock.reserved().overlaps(kernel_image_phys(__kernel_text_start), 1))
     return r.fail("kernel image not reserved in the boot memblock");
   return true;

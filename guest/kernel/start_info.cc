@@ -3,6 +3,7 @@
 #include "hvmm/guest/boot_info.h"
 
 #include "hvmm/guest/console.h"
+#include "hvmm/guest/mm/arch_hooks.h"
 #include "hvmm/guest/panic.h"
 #include "hvmm/guest/runtime.h"
 
@@ -10,6 +11,7 @@ namespace hvmm::guest {
 namespace {
 
 constexpr uint64_t kIdentityLimit = uint64_t{1} << 30;
+const BootInfo* g_boot_info = nullptr;
 
 // Return a pointer to identity-mapped physical memory, panicking beyond the boot mapping.
 const void* boot_phys(uint64_t paddr, uint64_t size, const char* what) {
@@ -44,6 +46,7 @@ void copy_cmdline(uint64_t paddr, BootInfo& out) {
 
 // Validate the magic, then copy the memory map, modules and command line.
 void parse_start_info(uint64_t paddr, BootInfo& out) {
+  g_boot_info = &out;
   const auto* si =
       static_cast<const HvmStartInfo*>(boot_phys(paddr, sizeof(HvmStartInfo), "start_info"));
   if (si->magic != kStartInfoMagic)
@@ -80,6 +83,28 @@ void print_boot_info(const BootInfo& info) {
     printk_level(kLogInfo, "  module %u at %lx size %lu\n", i, info.modules[i].paddr,
                  info.modules[i].size);
   printk("cmdline: \"%s\"\n", info.cmdline);
+}
+
+}  // namespace hvmm::guest
+
+namespace hvmm::guest {
+
+// The parsed boot information (valid after parse_start_info()).
+const BootInfo& boot_info() {
+  return *g_boot_info;
+}
+
+// "module <i>: [start, end) <size> bytes, starts with "<printable prefix>"".
+void print_modules(const BootInfo& info) {
+  for (unsigned i = 0; i < info.nr_modules; ++i) {
+    const HvmModlistEntry& m = info.modules[i];
+    char head[17] = {};
+    const auto* bytes = static_cast<const char*>(mm::arch::phys_to_virt(m.paddr));
+    for (unsigned j = 0; j < 16 && j < m.size; ++j)
+      head[j] = (bytes[j] >= 0x20 && bytes[j] < 0x7f) ? bytes[j] : '.';
+    printk("module %u: [%lx-%lx) %lu bytes, starts with \"%s\"\n", i, m.paddr, m.paddr + m.size,
+           m.size, head);
+  }
 }
 
 }  // namespace hvmm::guest

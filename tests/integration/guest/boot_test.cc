@@ -204,6 +204,25 @@ TEST(GuestKernelHvmm, SkippedShootdownIsCaught) {
   EXPECT_EQ(r.status, 1) << r.out;
 }
 
+// An initrd reaches the kernel as PVH module 0: its bytes are readable and its memory is
+// reserved from the allocators (the memblock selftest checks the reservation).
+TEST(GuestKernelHvmm, InitrdArrivesAsModule) {
+  SKIP_WITHOUT_HVMM();
+  std::string path = "/tmp/hvmm-guest-it-initrd-" + std::to_string(::getpid());
+  {
+    std::ofstream initrd(path);
+    initrd << "hvmm-initrd-test-payload\n";
+  }
+  RunResult r = run({HVMM_BINARY, "run", "--kernel", HVMM_GUEST_KERNEL_ELF, "--memory", "256M",
+                     "--initrd", path, "--cmdline", "selftest=memblock"},
+                    std::chrono::seconds(120));
+  std::remove(path.c_str());
+  ASSERT_FALSE(r.timed_out) << r.out;
+  EXPECT_NE(r.out.find("25 bytes, starts with \"hvmm-initrd-test\""), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("selftest memblock: ok"), std::string::npos) << r.out;
+  EXPECT_EQ(r.status, 0) << r.out;
+}
+
 // A ring-3 workload runs to a clean exit (demand paging of 4 MiB).
 TEST(GuestKernelHvmm, WorkloadTouchSeqRuns) {
   SKIP_WITHOUT_HVMM();

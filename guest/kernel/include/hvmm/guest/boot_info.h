@@ -68,4 +68,10 @@ void parse_start_info(uint64_t paddr, BootInfo& out);
 // Print the memory map, command line and modules.
 void print_boot_info(const BootInfo& info);
 
+// The boot information parsed by parse_start_info().
+const BootInfo& boot_info();
+
+// Print one line per module with its first bytes (read through the direct map).
+void print_modules(const BootInfo& info);
+
 }  // namespace hvmm::guest
