@@ -148,6 +148,16 @@ user_return:
   popq %rbx
   ret
 
+/* [[noreturn]] void run_on_stack(void (*fn)(), uint64_t stack_top): switch to another
+ * stack and call fn, which never returns. */
+  .text
+  .globl run_on_stack
+run_on_stack:
+  movq %rsi, %rsp
+  xorl %ebp, %ebp
+  call *%rdi
+  ud2
+
 /* bool probe_read_asm(const void* address): read one byte; a fault there resumes at
  * probe_fixup_target with RAX = 1 (see kernel/probe.cc). */
   .text

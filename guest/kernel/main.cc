@@ -21,6 +21,8 @@
 #include "hvmm/guest/workloads.h"
 
 using Ctor = void (*)();
+extern "C" [[noreturn]] void kernel_main_late();
+extern "C" [[noreturn]] void run_on_stack(void (*fn)(), uint64_t stack_top);
 extern "C" Ctor __init_array_start[];
 extern "C" Ctor __init_array_end[];
 
@@ -82,8 +84,12 @@ void crash_if_requested() {
     return;
   if (str_equal(how, "panic"))
     panic("requested on the command line (crash=panic)");
-  if (str_equal(how, "stack") && smp_call_async(1, overflow_stack, nullptr))
-    smp_wait(1);  // CPU 1 (vmalloc'ed stack with a guard page) never returns
+  if (str_equal(how, "stack")) {
+    // On CPU 1 when there is one (its work never returns), else on this CPU.
+    if (smp_call_async(1, overflow_stack, nullptr))
+      smp_wait(1);
+    overflow_stack(nullptr);
+  }
   if (str_equal(how, "pagefault")) {
     // Nothing is mapped below the kernel half once the boot tables are gone.
     uint64_t address = cmdline_get_number("crash_address", 0x10);
@@ -138,6 +144,13 @@ extern "C" [[noreturn]] void kernel_main(uint64_t start_info_paddr) {
   phase("start_info parsed");
   memory_init(g_boot_info);
   phase("memory ready");
+  // Leave the boot stack (in .bss, unguarded) for a vmalloc'ed one with a guard page.
+  run_on_stack(kernel_main_late, alloc_guarded_stack(0));
+}
+
+// The rest of the boot CPU's work, on its guarded stack.
+extern "C" [[noreturn]] void kernel_main_late() {
+  using namespace hvmm::guest;
   memory_print_summary();
   print_modules(g_boot_info);
   tlb_init();

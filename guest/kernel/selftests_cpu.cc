@@ -50,7 +50,8 @@ bool test_timer(TestResult& r) {
   return true;
 }
 
-// Work posted to each AP runs there (it sees its own CPU index).
+// Work posted to each AP runs there (it sees its own CPU index), and every CPU's stack has
+// a guard page.
 void record_cpu(void* arg) {
   *static_cast<volatile unsigned*>(arg) = this_cpu().cpu;
 }
@@ -67,11 +68,12 @@ bool test_smp(TestResult& r) {
     smp_wait(cpu);
     if (seen != cpu)
       return r.fail("work for CPU %u ran on CPU %u", cpu, seen);
-    // Its vmalloc'ed stack has an unmapped guard page below it.
+  }
+  // Every CPU's vmalloc'ed stack has an unmapped guard page below it.
+  for (unsigned cpu = 0; cpu < n; ++cpu)
     if (!probe_faults(reinterpret_cast<const char*>(cpu_data(cpu).stack_bottom) - 1))
       return r.fail("the page below CPU %u's stack is mapped", cpu);
-  }
-  return r.note("%u CPUs", n);
+  return r.note("%u CPUs, guarded stacks", n);
 }
 
 // Two address spaces switched back and forth keep distinct non-zero ASIDs (PCIDs in CR3 when

@@ -58,19 +58,6 @@ uint64_t alloc_stack(unsigned order) {
   return pa + kDirectMapBase + (mm::kPageSize << order);
 }
 
-// Allocate a kernel stack for `cpu` from vmalloc: every vmalloc area is followed by an
-// unmapped guard page, so the page below each stack is unmapped and an overflow faults
-// (and ends in a double fault on IST1, reported as a stack overflow) instead of silently
-// overwriting a neighbour.
-uint64_t alloc_guarded_stack(unsigned cpu) {
-  void* base = kmem().vmalloc.alloc(kApStackSize);
-  if (base == nullptr)
-    panic("smp: no memory for the stack of CPU %u", cpu);
-  cpu_data(cpu).stack_bottom = reinterpret_cast<uint64_t>(base);
-  cpu_data(cpu).stack_top = reinterpret_cast<uint64_t>(base) + kApStackSize;
-  return cpu_data(cpu).stack_top;
-}
-
 // The AP starts on the boot page tables: give them the kernel's vmalloc PML4 slot (its PDPT
 // never changes) so the AP can use its vmalloc'ed stack before it loads the kernel tables.
 void share_vmalloc_slot_with_boot_tables() {
@@ -158,6 +145,19 @@ char* install_trampoline() {
 }
 
 }  // namespace
+
+// Allocate a kernel stack for `cpu` from vmalloc: every vmalloc area is followed by an
+// unmapped guard page, so the page below each stack is unmapped and an overflow faults
+// (and ends in a double fault on IST1, reported as a stack overflow) instead of silently
+// overwriting a neighbour.
+uint64_t alloc_guarded_stack(unsigned cpu) {
+  void* base = kmem().vmalloc.alloc(kApStackSize);
+  if (base == nullptr)
+    panic("smp: no memory for the stack of CPU %u", cpu);
+  cpu_data(cpu).stack_bottom = reinterpret_cast<uint64_t>(base);
+  cpu_data(cpu).stack_top = reinterpret_cast<uint64_t>(base) + kApStackSize;
+  return cpu_data(cpu).stack_top;
+}
 
 // CPUs counted by smp_init (1 before it).
 unsigned possible_cpus() {

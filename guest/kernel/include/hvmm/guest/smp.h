@@ -24,6 +24,9 @@ bool smp_call_async(unsigned cpu, CpuWork fn, void* arg);
 // Wait until the work posted to `cpu` has finished.
 void smp_wait(unsigned cpu);
 
+// Allocate the kernel stack of `cpu` from vmalloc (a guard page below it); returns its top.
+uint64_t alloc_guarded_stack(unsigned cpu);
+
 // The x2APIC id of CPU `cpu`.
 uint32_t cpu_apic_id(unsigned cpu);
 
