@@ -98,6 +98,22 @@ void crash_if_requested() {
   }
 }
 
+// One line of TLB shootdown counters and one of page-allocator counters.
+void print_counters() {
+  TlbStats t = tlb_stats();
+  uint64_t mean = t.shootdowns != 0 ? tsc_to_us(t.latency_tsc_total) / t.shootdowns : 0;
+  printk(
+      "tlb: %lu shootdowns, %lu IPIs, %lu page flushes, %lu full flushes, %lu lazy skips, "
+      "latency mean %lu us max %lu us\n",
+      t.shootdowns, t.ipis, t.page_flushes, t.full_flushes, t.lazy_skipped, mean,
+      tsc_to_us(t.latency_tsc_max));
+  mm::ZoneStats z = kmem().buddy.zone_stats(mm::kZoneDma32);
+  printk(
+      "buddy (DMA32): %lu free pages, %lu splits, %lu merges, %lu pcp hits, %lu refills, "
+      "%lu drains\n",
+      z.free_pages, z.splits, z.merges, z.pcp_hits, z.pcp_refills, z.pcp_drains);
+}
+
 // Run selftests and workloads as the command line asks; returns the exit status.
 uint8_t run_requested_work() {
   char list[256];
@@ -113,11 +129,8 @@ uint8_t run_requested_work() {
   }
   if (!any)
     printk("nothing to do: pass selftest=all or workload=<name>[:<size>]\n");
-  if (cmdline_has("tlb_stats")) {
-    TlbStats s = tlb_stats();
-    printk("tlb: %lu shootdowns, %lu IPIs, %lu page flushes, %lu full flushes, %lu lazy skips\n",
-           s.shootdowns, s.ipis, s.page_flushes, s.full_flushes, s.lazy_skipped);
-  }
+  if (any)
+    print_counters();
   return failures == 0 ? kExitOk : kExitSelftestFailed;
 }
 
