@@ -4,6 +4,7 @@
 // handler asks decide_fault() what a fault means (demand zero page, permission fault, or
 // no area at all) and handle_fault() carries out the demand-zero case. Frames mapped on
 // demand carry kPteOwned and return to the buddy allocator when unmapped.
+// Not locked: the kernel serialises calls on one address space (its mm lock).
 #pragma once
 
 #include <cstdint>
