@@ -12,6 +12,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <optional>
@@ -284,7 +285,7 @@ void for_each_leaf(Slot* table, unsigned level, uint64_t base, uint64_t start, u
   const IndexSpan span = overlapping_entries(level, base, start, end);
   const uint64_t size = level_size(level);
   for (unsigned i = span.first; i <= span.last; ++i) {
-    const Descriptor entry(table[i]);
+    const Descriptor entry(std::atomic_ref<Slot>(table[i]).load(std::memory_order_relaxed));
     if (entry.empty())
       continue;
     const uint64_t entry_base = base + uint64_t{i} * size;

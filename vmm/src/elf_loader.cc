@@ -1,8 +1,6 @@
 // Parsing, placement checks and loading of PVH ELF kernels.
 #include "hvmm/vmm/elf_loader.h"
 
-#include "hvmm/vmm/check.h"
-
 #include "hvmm/vmm/unique_fd.h"
 
 #include <elf.h>
@@ -113,7 +111,7 @@ Result<PvhKernel> parse_headers(std::span<const uint8_t> image, uint16_t machine
     }
     if (phdr.p_type == PT_NOTE) {
       auto found = find_pvh_note(image.subspan(phdr.p_offset, phdr.p_filesz), i);
-      HVMM_CHECK(found);
+      HVMM_TRY(found);
       if (*found && !entry) {
         entry = **found;
       }

@@ -1,8 +1,6 @@
 // The memfd backing of guest RAM.
 #include "hvmm/vmm/guest_memory.h"
 
-#include "hvmm/vmm/check.h"
-
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -53,7 +51,7 @@ Result<void> GuestMemory::release(HostOffset offset, uint64_t length) {
                       offset.value(), offset.value() + length);
   }
   auto pointer = host_pointer(offset, length);
-  HVMM_CHECK(pointer);
+  HVMM_TRY(pointer);
   if (length != 0 && ::madvise(*pointer, length, MADV_REMOVE) < 0) {
     return make_error(ErrorCode::kInternal, "MADV_REMOVE of [{:#x}, {:#x}) failed: {}",
                       offset.value(), offset.value() + length, std::strerror(errno));

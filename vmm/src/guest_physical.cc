@@ -1,8 +1,6 @@
 // Guest-physical space: stage-2 map, memfd backing and translated guest memory access.
 #include "hvmm/vmm/guest_physical.h"
 
-#include "hvmm/vmm/check.h"
-
 #include <algorithm>
 #include <cstring>
 #include <mutex>
@@ -14,7 +12,7 @@ Result<std::unique_ptr<GuestPhysical>> GuestPhysical::create(uint64_t memory_siz
                                                              const std::string& name,
                                                              uint16_t vmid) {
   auto memory = GuestMemory::create(memory_size, name);
-  HVMM_CHECK(memory);
+  HVMM_TRY(memory);
   auto physical =
       std::make_unique<GuestPhysical>(std::move(*memory), ram_layout(memory_size), vmid);
   HVMM_TRY(physical->map_ram());
@@ -42,9 +40,9 @@ GuestPhysical::~GuestPhysical() {
 // register the coherence hooks and make the translator over the whole backing.
 Result<void> GuestPhysical::map_ram() {
   auto space = stage2::IpaSpace::create(kIpaBits);
-  HVMM_CHECK(space);
+  HVMM_TRY(space);
   auto map = stage2::Stage2Map::create(*space, tables_);
-  HVMM_CHECK(map);
+  HVMM_TRY(map);
   map_.emplace(std::move(*map));
   for (const RamRegion& region : ram_) {
     HVMM_TRY(map_->map(region.range, region.offset, stage2::kRamAttributes));
@@ -52,10 +50,10 @@ Result<void> GuestPhysical::map_ram() {
   map_->add_hooks(notifier_hooks_);
   map_->add_hooks(tlb_hooks_);
   auto base = memory_->host_pointer(HostOffset(0), memory_->size());
-  HVMM_CHECK(base);
+  HVMM_TRY(base);
   stage2::HostBacking backing{reinterpret_cast<std::byte*>(*base), memory_->size()};
   auto translator = stage2::Translator::create(*map_, lock_, tlb_, notifiers_, vmid_, backing);
-  HVMM_CHECK(translator);
+  HVMM_TRY(translator);
   translator_.emplace(std::move(*translator));
   return Ok();
 }

@@ -1,8 +1,6 @@
 // The Machine: building a VM from its configuration and running it to its exit status.
 #include "hvmm/vmm/machine.h"
 
-#include "hvmm/vmm/check.h"
-
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -32,14 +30,14 @@ Error in_step(const char* step, const Error& error) {
 // Open KVM, then build the VM on it.
 Result<std::unique_ptr<Machine>> Machine::create(const MachineConfig& config) {
   auto kvm = Kvm::open();
-  HVMM_CHECK(kvm);
+  HVMM_TRY(kvm);
   return create(config, std::move(*kvm));
 }
 
 // Make the VM, then build everything inside it.
 Result<std::unique_ptr<Machine>> Machine::create(const MachineConfig& config, Kvm kvm) {
   auto vm = KvmVm::create(kvm);
-  HVMM_CHECK(vm);
+  HVMM_TRY(vm);
   auto machine = std::make_unique<Machine>(config, std::move(kvm), std::move(*vm));
   HVMM_TRY(machine->build(config));
   return machine;
@@ -66,25 +64,25 @@ Result<void> Machine::build(const MachineConfig& config) {
     return make_error(ErrorCode::kInternal, "eventfd failed: {}", std::strerror(errno));
   }
   auto fault_log = FaultLog::open(config.fault_log);
-  HVMM_CHECK(fault_log);
+  HVMM_TRY(fault_log);
   fault_log_ = std::move(*fault_log);
   auto console = Console::open(config.console_log, config.console_input);
-  HVMM_CHECK(console);
+  HVMM_TRY(console);
   console_ = std::move(*console);
   uart_ = std::make_unique<Uart16550>(
       [this](uint8_t byte) { console_->output(byte); },
       [this](bool level) { [[maybe_unused]] auto r = vm_.set_irq_line(kCom1Irq, level); });
   auto physical =
       GuestPhysical::create(config.memory_size, "hvmm-" + name_, static_cast<uint16_t>(vmid_));
-  HVMM_CHECK(physical);
+  HVMM_TRY(physical);
   physical_ = std::move(*physical);
   memslot_sink_ = std::make_unique<KvmMemslots>(vm_);
   HVMM_TRY(physical_->attach_memslots(*memslot_sink_));
   physical_->set_change_fence([this] { pause_vcpus(); }, [this] { resume_vcpus(); });
   auto kernel = parse_pvh_kernel(config.kernel);
-  HVMM_CHECK(kernel);
+  HVMM_TRY(kernel);
   auto start_info = load(config, *kernel);
-  HVMM_CHECK(start_info);
+  HVMM_TRY(start_info);
   return create_vcpus(config, kernel->entry, *start_info);
 }
 
@@ -95,7 +93,7 @@ Result<Ipa> Machine::load(const MachineConfig& config, const PvhKernel& kernel) 
   BootInfo info{config.cmdline, physical_->ram(), {}};
   if (config.initrd) {
     auto range = place_module(config.initrd->size(), physical_->ram(), kernel);
-    HVMM_CHECK(range);
+    HVMM_TRY(range);
     HVMM_TRY(physical_->write(range->start, *config.initrd));
     info.modules.push_back(BootModule{*range});
   }
@@ -105,7 +103,7 @@ Result<Ipa> Machine::load(const MachineConfig& config, const PvhKernel& kernel) 
 // Create every vCPU with its CPUID; only the boot vCPU gets the PVH entry state.
 Result<void> Machine::create_vcpus(const MachineConfig& config, Ipa entry, Ipa start_info) {
   auto supported = kvm_.supported_cpuid();
-  HVMM_CHECK(supported);
+  HVMM_TRY(supported);
   for (unsigned id = 0; id < config.vcpus; ++id) {
     auto vcpu = KvmVcpu::create(vm_, id, kvm_.vcpu_mmap_size());
     if (!vcpu) {
@@ -114,7 +112,7 @@ Result<void> Machine::create_vcpus(const MachineConfig& config, Ipa entry, Ipa s
     HVMM_TRY(vcpu->set_cpuid(cpuid_for_vcpu(*supported, id, config.vcpus)));
     if (id == 0) {
       auto sregs = vcpu->get_sregs();
-      HVMM_CHECK(sregs);
+      HVMM_TRY(sregs);
       set_pvh_entry_sregs(*sregs);
       HVMM_TRY(vcpu->set_sregs(*sregs));
       HVMM_TRY(vcpu->set_regs(pvh_entry_regs(entry, start_info)));

@@ -1,8 +1,6 @@
 // Realization of the stage-2 map as KVM memslots, and release of dropped backing.
 #include "hvmm/vmm/memslot_sync.h"
 
-#include "hvmm/vmm/check.h"
-
 #include <algorithm>
 
 namespace hvmm::vmm {
@@ -71,7 +69,7 @@ Result<void> MemslotSync::sync() {
       continue;
     }
     auto host = memory_.host_pointer(slot.offset, slot.range.size);
-    HVMM_CHECK(host);
+    HVMM_TRY(host);
     slot.slot = next_free_slot();
     HVMM_TRY(sink_.set_memslot(slot, *host));
     slots_.push_back(slot);

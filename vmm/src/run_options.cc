@@ -5,7 +5,6 @@
 #include <charconv>
 
 #include "hvmm/vmm/boot_data.h"
-#include "hvmm/vmm/check.h"
 #include "hvmm/vmm/elf_loader.h"
 #include "hvmm/vmm/memory_layout.h"
 
@@ -54,7 +53,7 @@ Result<void> check_kernel(const RunOptions& options, std::span<const uint8_t> bu
     config.kernel.assign(bundled.begin(), bundled.end());
   } else {
     auto image = read_file(options.kernel, "--kernel");
-    HVMM_CHECK(image);
+    HVMM_TRY(image);
     config.kernel = std::move(*image);
   }
   const std::string name = options.kernel.empty() ? "bundled kernel" : options.kernel;
@@ -70,7 +69,7 @@ Result<void> check_kernel(const RunOptions& options, std::span<const uint8_t> bu
   }
   if (!options.initrd.empty()) {
     auto initrd = read_file(options.initrd, "--initrd");
-    HVMM_CHECK(initrd);
+    HVMM_TRY(initrd);
     auto placed = place_module(initrd->size(), ram_layout(config.memory_size), *kernel);
     if (!placed) {
       return make_error(ErrorCode::kInvalidArgument, "--initrd {}: {}", options.initrd,
@@ -110,7 +109,7 @@ Result<MachineConfig> make_machine_config(const RunOptions& options,
                                           unsigned max_vcpus) {
   MachineConfig config;
   auto memory = check_memory(options.memory);
-  HVMM_CHECK(memory);
+  HVMM_TRY(memory);
   config.memory_size = *memory;
   unsigned limit = std::min(max_vcpus, kMaxVcpus);
   if (options.vcpus == 0 || options.vcpus > limit) {

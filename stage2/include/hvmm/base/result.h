@@ -105,10 +105,11 @@ inline Result<void> Ok() {
 
 }  // namespace hvmm
 
-// HVMM_TRY(expr): evaluate a Result; on error return it from the enclosing function.
+// HVMM_TRY(expr): evaluate a Result (a temporary or a named, possibly move-only one, which is
+// bound by reference, not copied); on error return its Error from the enclosing function.
 #define HVMM_TRY(expr)                                \
   do {                                                \
-    auto hvmm_try_result_ = (expr);                   \
+    auto&& hvmm_try_result_ = (expr);                 \
     if (!hvmm_try_result_.ok()) {                     \
       return ::hvmm::Error(hvmm_try_result_.error()); \
     }                                                 \
