@@ -18,29 +18,26 @@ void Stage2Map::walk_leaves(IpaRange range, const LeafVisitor& visit) const {
       });
 }
 
-// Aging clears AF with an atomic AND so it can race with mark_young() from readers, then
-// invalidates (VMID, range) through the hooks: a cached translation would otherwise keep
-// the page looking idle however hot it is (what clear_flush_young does).
+// Aging is a change like any other: break-before-make around clearing AF, so a cached
+// translation cannot keep the page looking idle however hot it is (clear_flush_young). The
+// clear is an atomic AND because readers may set AF concurrently (mark_young). A range with
+// nothing young is left alone and costs no invalidation.
 bool Stage2Map::mkold(IpaRange range) {
-  if (range.empty() || !space_.contains(range))
+  if (range.empty() || !space_.contains(range) || !test_young(range))
     return false;
-  bool young = false;
-  const Change change{range, ChangeKind::kAge, ChangeReason::kAging, /*blockable=*/false};
+  const Change change{range, ChangeKind::kAge, ChangeReason::kAging};
+  for (ChangeHooks* hooks : hooks_)
+    hooks->range_start(change);
   detail::for_each_leaf(root_, space_.root_level(), 0, range.start.value(), range.end().value(),
-                        [&](uint64_t& slot, unsigned, uint64_t, uint64_t, uint64_t) {
-                          const uint64_t old = std::atomic_ref<uint64_t>(slot).fetch_and(
-                              ~bits::kAccessFlag, std::memory_order_relaxed);
-                          young |= (old & bits::kAccessFlag) != 0;
+                        [](uint64_t& slot, unsigned, uint64_t, uint64_t, uint64_t) {
+                          std::atomic_ref<uint64_t>(slot).fetch_and(~bits::kAccessFlag,
+                                                                    std::memory_order_relaxed);
                         });
-  if (young) {
-    for (ChangeHooks* hooks : hooks_)
-      hooks->range_start(change);
-    for (ChangeHooks* hooks : hooks_)
-      hooks->range_updated(change);
-    for (ChangeHooks* hooks : hooks_)
-      hooks->range_end(change);
-  }
-  return young;
+  for (ChangeHooks* hooks : hooks_)
+    hooks->range_updated(change);
+  for (ChangeHooks* hooks : hooks_)
+    hooks->range_end(change);
+  return true;
 }
 
 bool Stage2Map::test_young(IpaRange range) const {

@@ -232,6 +232,37 @@ TEST_F(Stage2MapTest, HooksRunStartUpdateEndWithReason) {
   EXPECT_EQ(hooks.events, expected);
 }
 
+// Records whether the probed range was young when each hook ran.
+class AgingHooks : public ChangeHooks {
+ public:
+  explicit AgingHooks(const Stage2Map& map) : map_(map) {}
+  void range_start(const Change& c) override { record("start", c); }
+  void range_updated(const Change& c) override { record("updated", c); }
+  void range_end(const Change& c) override { record("end", c); }
+  std::vector<std::string> events;
+
+ private:
+  void record(const char* what, const Change& c) {
+    events.push_back(fmt::format("{} {} {}", what, change_reason_name(c.reason),
+                                 map_.test_young(c.range) ? "young" : "old"));
+  }
+  const Stage2Map& map_;
+};
+
+// Aging is break-before-make too; a range with nothing young causes no hook call.
+TEST_F(Stage2MapTest, MkoldRunsHooksAroundClearingOnlyWhenYoung) {
+  Stage2Map map = make_map();
+  ASSERT_TRUE(map.map({Ipa(0), 4 * kPage}, HostOffset(0), kRamAttributes).ok());
+  AgingHooks hooks(map);
+  map.add_hooks(hooks);
+  EXPECT_TRUE(map.mkold({Ipa(0), 4 * kPage}));
+  EXPECT_FALSE(map.mkold({Ipa(0), 4 * kPage}));
+  map.remove_hooks(hooks);
+  const std::vector<std::string> expected = {"start aging young", "updated aging old",
+                                             "end aging old"};
+  EXPECT_EQ(hooks.events, expected);
+}
+
 // The dump coalesces contiguous leaves with equal attributes into one line each.
 TEST_F(Stage2MapTest, DumpCoalescesRuns) {
   Stage2Map map = make_map();
