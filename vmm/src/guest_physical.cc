@@ -58,13 +58,18 @@ Result<void> GuestPhysical::map_ram() {
   return Ok();
 }
 
-// Install the memslots once and register the hook that keeps them in step.
+// Register the hook that keeps the memslots in step, then install them once. The initial
+// sync only reads the map, so it holds the lock shared: translator accesses go on meanwhile
+// (Machine loads the kernel during this slow first ioctl), while a map change, which takes
+// the lock exclusively and re-syncs from the hook, waits for it.
 Result<void> GuestPhysical::attach_memslots(MemslotSink& sink) {
-  std::unique_lock guard(lock_);
-  memslots_ = std::make_unique<MemslotSync>(*map_, *memory_, sink);
-  HVMM_TRY(memslots_->sync());
-  map_->add_hooks(*memslots_);
-  return Ok();
+  {
+    std::unique_lock guard(lock_);
+    memslots_ = std::make_unique<MemslotSync>(*map_, *memory_, sink);
+    map_->add_hooks(*memslots_);
+  }
+  std::shared_lock guard(lock_);
+  return memslots_->sync();
 }
 
 // Copy out through the translator (TLB, then map walk; every page checked first).

@@ -10,6 +10,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <thread>
 
 #include "hvmm/vmm/boot_data.h"
 #include "hvmm/vmm/cpuid.h"
@@ -77,8 +78,21 @@ Result<void> Machine::build(const MachineConfig& config) {
   HVMM_TRY(physical);
   physical_ = std::move(*physical);
   memslot_sink_ = std::make_unique<KvmMemslots>(vm_);
-  HVMM_TRY(physical_->attach_memslots(*memslot_sink_));
   physical_->set_change_fence([this] { pause_vcpus(); }, [this] { resume_vcpus(); });
+  // The VM's first KVM_SET_USER_MEMORY_REGION sleeps ~5 ms in KVM (an SRCU grace period),
+  // longer than all the rest of build(): make the memslots on a worker meanwhile (its sync
+  // holds the map lock only shared, so loading through the Translator goes on). Joined
+  // before build() returns: no vCPU runs while the map and the memslots disagree.
+  Result<void> attached;
+  std::jthread attach([&] { attached = physical_->attach_memslots(*memslot_sink_); });
+  Result<void> loaded = load_and_create_vcpus(config);
+  attach.join();
+  HVMM_TRY(attached);
+  return loaded;
+}
+
+// Parse the kernel, load it with its boot data and create the vCPUs at its entry point.
+Result<void> Machine::load_and_create_vcpus(const MachineConfig& config) {
   auto kernel = parse_pvh_kernel(config.kernel);
   HVMM_TRY(kernel);
   auto start_info = load(config, *kernel);

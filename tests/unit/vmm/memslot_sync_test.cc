@@ -4,8 +4,12 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <latch>
 #include <map>
 #include <random>
+#include <semaphore>
+#include <thread>
 
 #include "hvmm/vmm/guest_physical.h"
 
@@ -108,6 +112,43 @@ TEST_F(MemslotFixture, ReadWriteRoundTrip) {
   EXPECT_EQ(back, data);
   std::vector<uint8_t> beyond(8);
   EXPECT_FALSE(physical->read(Ipa(kRam - 4), beyond).ok());
+}
+
+// SlowSink plays the VM's first KVM_SET_USER_MEMORY_REGION, which sleeps in KVM: it signals
+// `entered`, then waits (at most 5 s, recording a timeout) for the test to release it.
+class SlowSink final : public MemslotSink {
+ public:
+  Result<void> set_memslot(const Memslot& /*slot*/, void* /*host*/) override {
+    entered.count_down();
+    timed_out = !release.try_acquire_for(std::chrono::seconds(5));
+    return Ok();
+  }
+  std::latch entered{1};
+  std::binary_semaphore release{0};
+  bool timed_out = false;
+};
+
+// While the initial sync is inside the memslot ioctl on another thread (as Machine::build
+// runs it), guest memory can be written and read through the translator: the sync holds the
+// map lock only shared. Under the exclusive lock the write would wait out the 5 s timeout.
+TEST(MemslotSync, InitialSyncLetsGuestAccessesProceed) {
+  auto created = GuestPhysical::create(kRam, "memslot-overlap", 1);
+  ASSERT_TRUE(created.ok()) << created.error().message;
+  GuestPhysical& physical = **created;
+  SlowSink sink;
+  Result<void> attached;
+  std::jthread attach([&] { attached = physical.attach_memslots(sink); });
+  sink.entered.wait();
+  const std::vector<uint8_t> data(64, 0x5a);
+  EXPECT_TRUE(physical.write(Ipa(0x100000), data).ok());
+  std::vector<uint8_t> back(data.size());
+  EXPECT_TRUE(physical.read(Ipa(0x100000), back).ok());
+  sink.release.release();
+  attach.join();
+  EXPECT_FALSE(sink.timed_out) << "the guest access waited for the initial memslot sync";
+  EXPECT_TRUE(attached.ok());
+  EXPECT_EQ(back, data);
+  ASSERT_EQ(physical.memslots()->slots().size(), 1u);
 }
 
 // A read-only range becomes its own KVM_MEM_READONLY slot; making it writable again merges

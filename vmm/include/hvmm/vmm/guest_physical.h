@@ -7,11 +7,12 @@
 // permissions and the backing's bounds.
 //
 // Hooks on the map, in order: MMU notifiers, stage-2 TLB invalidation, memslot sync.
-// Locking: the map is not internally synchronized. The Translator takes the lock shared;
-// changes to the map (unmap_ram, ...) take it exclusively. Every change is also fenced: the
-// owner's pause callback (Machine: stop the vCPUs at their VcpuGate) runs before the lock
-// is taken, so no vCPU is inside KVM_RUN while memslots are deleted and recreated, and no
-// vCPU exit handler is blocked on the lock while the pauser waits for it.
+// Locking: the map is not internally synchronized. The Translator and the initial memslot
+// sync take the lock shared; changes to the map (unmap_ram, ...) take it exclusively.
+// Every change is also fenced: the owner's pause callback (Machine: stop the vCPUs at their
+// VcpuGate) runs before the lock is taken, so no vCPU is inside KVM_RUN while memslots are
+// deleted and recreated, and no vCPU exit handler is blocked on the lock while the pauser
+// waits for it.
 #pragma once
 
 #include <cstdint>
@@ -44,7 +45,9 @@ class GuestPhysical final : public GuestAccess {
   GuestPhysical(const GuestPhysical&) = delete;
   GuestPhysical& operator=(const GuestPhysical&) = delete;
 
-  // Realize the map as memslots through `sink` and keep them in step from now on.
+  // Realize the map as memslots through `sink` and keep them in step from now on. Holds the
+  // map lock only shared across the KVM ioctls, so it may run on another thread while guest
+  // memory is accessed; map changes wait for it. Call once.
   Result<void> attach_memslots(MemslotSink& sink);
   // Callbacks run around every change of the map: `pause` before it, `resume` after it.
   void set_change_fence(std::function<void()> pause, std::function<void()> resume);

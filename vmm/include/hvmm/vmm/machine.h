@@ -54,6 +54,7 @@ class Machine final : public VcpuHost {
 
  private:
   Result<void> build(const MachineConfig& config);
+  Result<void> load_and_create_vcpus(const MachineConfig& config);
   Result<Ipa> load(const MachineConfig& config, const PvhKernel& kernel);
   Result<void> create_vcpus(const MachineConfig& config, Ipa entry, Ipa start_info);
   void serve_until_stopped();
