@@ -40,8 +40,8 @@ status=0
 run_ctest() {
   local log
   log=$(mktemp)
-  ctest -j "$jobs" --output-on-failure --no-tests=error "$@" 2>&1 | tee "$log"
-  local rc=${PIPESTATUS[0]}
+  local rc=0
+  ctest -j "$jobs" --output-on-failure --no-tests=error "$@" 2>&1 | tee "$log" || rc=$?
   local summary
   summary=$(grep -E '^[0-9]+% tests passed, [0-9]+ tests? failed out of [0-9]+' "$log" | tail -n 1)
   rm -f "$log"
