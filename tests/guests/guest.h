@@ -36,3 +36,24 @@
   hlt
   jmp .Lhalt\@
 .endm
+
+/* Define print_hex32, which prints eax as 8 hex digits on COM1. Clobbers eax, ecx, edx. */
+.macro DEFINE_PRINT_HEX32
+print_hex32:
+  push %ebx
+  mov %eax, %ebx
+  mov $8, %ecx
+  mov $COM1, %dx
+.Ldigit\@:
+  rol $4, %ebx
+  mov %ebx, %eax
+  and $0xf, %eax
+  movb .Lhex_digits\@(%eax), %al
+  out %al, %dx
+  loop .Ldigit\@
+  pop %ebx
+  ret
+  .pushsection .rodata
+.Lhex_digits\@: .ascii "0123456789abcdef"
+  .popsection
+.endm

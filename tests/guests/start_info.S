@@ -63,21 +63,7 @@ pvh_start:
   PRINT "\n"
   EXIT 42
 
-/* Print eax as 8 hex digits. Clobbers eax, ecx, edx. */
-print_hex32:
-  push %ebx
-  mov %eax, %ebx
-  mov $8, %ecx
-  mov $COM1, %dx
-1:
-  rol $4, %ebx
-  mov %ebx, %eax
-  and $0xf, %eax
-  movb hex_digits(%eax), %al
-  out %al, %dx
-  loop 1b
-  pop %ebx
-  ret
+  DEFINE_PRINT_HEX32
 
 /* Print the NUL-terminated string at edi. Clobbers eax, ecx, edx, esi, edi. */
 print_cstr:
@@ -91,8 +77,6 @@ print_cstr:
   rep outsb
   ret
 
-  .section .rodata
-hex_digits: .ascii "0123456789abcdef"
 
   .section .bss
   .balign 16

@@ -21,24 +21,8 @@ pvh_start:
   PRINT "\nstill running\n"
   EXIT 0
 
-/* Print eax as 8 hex digits. Clobbers eax, ecx, edx. */
-print_hex32:
-  push %ebx
-  mov %eax, %ebx
-  mov $8, %ecx
-  mov $COM1, %dx
-1:
-  rol $4, %ebx
-  mov %ebx, %eax
-  and $0xf, %eax
-  movb hex_digits(%eax), %al
-  out %al, %dx
-  loop 1b
-  pop %ebx
-  ret
+  DEFINE_PRINT_HEX32
 
-  .section .rodata
-hex_digits: .ascii "0123456789abcdef"
 
   .section .bss
   .balign 16
