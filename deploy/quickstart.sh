@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Quick start: install what is missing, build hvmm, and boot a VM with the bundled guest
-# kernel (its in-guest selftests), then print the stage-2 benchmark figures.
+# kernel and run its in-guest selftests.
 #
 #   deploy/quickstart.sh                  boot the bundled guest kernel
 #   deploy/quickstart.sh -- ARGS...       pass ARGS to `hvmm run` instead of the defaults

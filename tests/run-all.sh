@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build hvmm and run every test: the regular build (unit, integration, e2e), the unit tests
+# Build hvmm and run every test: the regular build (unit, integration, fuzz smoke), the unit tests
 # under AddressSanitizer + UndefinedBehaviorSanitizer, and the concurrency tests under
 # ThreadSanitizer. Installs missing Debian packages first. Exits non-zero on any failure.
 #
@@ -57,7 +57,7 @@ run_ctest() {
   [[ $rc -eq 0 ]] || status=1
 }
 
-section "unit, integration and end-to-end tests"
+section "unit, integration and fuzz-smoke tests"
 run_ctest --test-dir build -LE bench
 
 section "unit tests under ASan+UBSan"
