@@ -18,6 +18,8 @@
 
 #include <gtest/gtest.h>
 
+#include "child_process.h"
+
 namespace {
 
 // Every selftest the kernel runs for `selftest=all`, in order.
@@ -26,59 +28,13 @@ const std::vector<std::string> kSelftests = {
     "demand_paging", "timer",    "smp",          "pcid",        "tlb_shootdown", "tlb_batch",
     "tlb_ceiling",   "tlb_lazy", "user_process", "user_faults", "user_parallel"};
 
-// Why KVM tests cannot run here, or "" when /dev/kvm opens.
-std::string kvm_unavailable_reason() {
-  int fd = ::open("/dev/kvm", O_RDWR | O_CLOEXEC);
-  if (fd < 0)
-    return std::string("/dev/kvm cannot be opened: ") + std::strerror(errno);
-  ::close(fd);
-  return "";
-}
+using hvmm::testing::kvm_unavailable_reason;
+using hvmm::testing::RunResult;
 
-// The outcome of one VM run.
-struct RunResult {
-  int status = -1;  // exit status, or 128 + signal
-  std::string out;
-  bool timed_out = false;
-};
-
-// Run argv with stdout+stderr captured to a file and stdin from /dev/null; kill after
+// Run argv with stdout+stderr captured together and stdin from /dev/null; kill after
 // `timeout`.
 RunResult run(const std::vector<std::string>& args, std::chrono::seconds timeout) {
-  std::string path = "/tmp/hvmm-guest-it-" + std::to_string(::getpid()) + ".out";
-  RunResult result;
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    int in = ::open("/dev/null", O_RDONLY);
-    int out = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    ::dup2(in, 0);
-    ::dup2(out, 1);
-    ::dup2(out, 2);
-    std::vector<char*> argv;
-    for (const std::string& a : args)
-      argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    ::execv(argv[0], argv.data());
-    ::_exit(127);
-  }
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  int wstatus = 0;
-  while (::waitpid(pid, &wstatus, WNOHANG) == 0) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, &wstatus, 0);
-      result.timed_out = true;
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  result.status = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
-  std::ifstream file(path);
-  std::stringstream contents;
-  contents << file.rdbuf();
-  result.out = contents.str();
-  std::remove(path.c_str());
-  return result;
+  return hvmm::testing::run_process(args, timeout, /*merge_stderr=*/true);
 }
 
 // Run the kernel under `hvmm run`.

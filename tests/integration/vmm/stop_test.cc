@@ -1,6 +1,8 @@
 // Integration tests of stopping a VM from the host and of console input: SIGTERM/SIGINT
 // stop every vCPU thread promptly (halted BSP, APs parked waiting for SIPI), and bytes typed
 // on a terminal reach the guest's UART.
+#include <poll.h>
+
 #include <gtest/gtest.h>
 #include <pty.h>
 
