@@ -30,14 +30,6 @@ using State = IntervalSubscription::State;
 // not wait for that callback to return.
 thread_local std::vector<const State*> t_dispatching;
 
-// Half-open ranges overlap; an end that would overflow counts as the top of the space.
-uint64_t saturated_end(IpaRange range) {
-  return range.overflows() ? UINT64_MAX : range.end().value();
-}
-bool overlaps(IpaRange a, IpaRange b) {
-  return a.start.value() < saturated_end(b) && b.start.value() < saturated_end(a);
-}
-
 // Run `call(ops)` unless the subscription was removed. The in-flight count goes up before the
 // removed flag is read (both seq_cst), so unsubscribe() either sees the count or stops us.
 template <typename Call>
@@ -203,7 +195,7 @@ void NotifierRegistry::apply_deferred_locked() {
 template <typename Visit>
 void NotifierRegistry::for_each_overlapping(IpaRange range, Visit&& visit) {
   for (const auto& state : subscriptions_) {
-    if (overlaps(state->range, range))
+    if (state->range.overlaps(range))
       visit(*state);
   }
 }

@@ -31,11 +31,6 @@ class LeWriter {
   std::vector<uint8_t> bytes_;
 };
 
-// True when two ranges share a byte.
-bool overlap(IpaRange a, IpaRange b) {
-  return a.start < b.end() && b.start < a.end();
-}
-
 // Write the four GDT descriptors.
 Result<void> write_gdt(GuestAccess& memory) {
   LeWriter gdt;
@@ -108,9 +103,9 @@ Result<IpaRange> place_module(uint64_t size, const std::vector<RamRegion>& ram,
                       "initrd of {} bytes does not fit in {:#x} bytes of low RAM", size, low_end);
   }
   IpaRange range{Ipa(low_end - pages), size};
-  bool clash = overlap(range, kBootData) ||
+  bool clash = range.overlaps(kBootData) ||
                std::any_of(kernel.segments.begin(), kernel.segments.end(),
-                           [&](const KernelSegment& s) { return overlap(range, s.range); });
+                           [&](const KernelSegment& s) { return range.overlaps(s.range); });
   if (clash) {
     return make_error(ErrorCode::kInvalidArgument,
                       "initrd of {} bytes at {} would overlap the kernel or boot data: raise "

@@ -182,8 +182,7 @@ Result<void> check_kernel_placement(const PvhKernel& kernel, const std::vector<R
                         "relink the kernel)",
                         segment.index, segment.range);
     }
-    bool overlaps = segment.range.start < boot_data.end() && boot_data.start < segment.range.end();
-    if (overlaps) {
+    if (segment.range.overlaps(boot_data)) {
       return make_error(ErrorCode::kInvalidArgument,
                         "invalid kernel: segment {} at {} overlaps the boot data at {}",
                         segment.index, segment.range, boot_data);

@@ -23,28 +23,15 @@
 #include <cstdint>
 
 #include "hvmm/base/address.h"
+#include "hvmm/base/levels.h"
 #include "hvmm/stage2/attributes.h"
 
 namespace hvmm::stage2 {
 
-inline constexpr unsigned kBitsPerLevel = 9;
-inline constexpr unsigned kEntriesPerTable = 1u << kBitsPerLevel;
+// Level arithmetic (level_shift, level_size, level_index, kEntriesPerTable) is hvmm/base/levels.h.
 inline constexpr unsigned kPageLevel = 0;
 inline constexpr unsigned kMaxLevel = 3;
 inline constexpr unsigned kMaxBlockLevel = 2;  // 1 GiB blocks with a 4 KiB granule
-
-// Number of address bits an entry at `level` spans.
-constexpr unsigned level_shift(unsigned level) {
-  return kPageShift + kBitsPerLevel * level;
-}
-// Bytes an entry at `level` spans.
-constexpr uint64_t level_size(unsigned level) {
-  return uint64_t{1} << level_shift(level);
-}
-// Index of `address` in a table at `level`.
-constexpr unsigned level_index(uint64_t address, unsigned level) {
-  return static_cast<unsigned>((address >> level_shift(level)) & (kEntriesPerTable - 1));
-}
 
 namespace bits {
 inline constexpr uint64_t kValid = uint64_t{1} << 0;

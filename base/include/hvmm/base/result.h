@@ -13,6 +13,8 @@
 
 #include <fmt/format.h>
 
+#include "hvmm/base/format.h"
+
 namespace hvmm {
 
 // ErrorCode classifies a failure so callers (and gRPC) can map it to a status.
