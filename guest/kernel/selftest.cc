@@ -1,4 +1,5 @@
-// The selftest runner: one line per test with its time, then a summary.
+// The selftest runner: one line per test (ok, FAILED or skip) with its time, then a
+// one-line summary that counts skips apart from passes.
 #include "hvmm/guest/selftest.h"
 
 #include "hvmm/guest/arch/cpu.h"
@@ -26,10 +27,20 @@ bool TestResult::note(const char* fmt, ...) {
   return true;
 }
 
+// Mark the test skipped (see selftest.h).
+bool TestResult::skip(const char* fmt, ...) {
+  va_list args;
+  va_start(args, fmt);
+  vformat(message, sizeof(message), fmt, args);
+  va_end(args);
+  skipped = true;
+  return false;
+}
+
 // Run the selected tests of every area in a fixed order.
 unsigned selftest_run(const char* list) {
   const Selftest* const areas[] = {kMmSelftests, kCpuSelftests, kTlbSelftests, kUserSelftests};
-  unsigned run = 0, failed = 0;
+  unsigned run = 0, failed = 0, skipped = 0;
   uint64_t t0 = arch::rdtsc();
   for (const Selftest* area : areas) {
     for (const Selftest* t = area; t->name != nullptr; ++t) {
@@ -40,7 +51,10 @@ unsigned selftest_run(const char* list) {
       bool ok = t->run(result);
       uint64_t us = tsc_to_us(arch::rdtsc() - start);
       ++run;
-      if (ok) {
+      if (result.skipped) {
+        ++skipped;
+        printk("selftest %s: skip - %s (%lu us)\n", t->name, result.message, us);
+      } else if (ok) {
         printk("selftest %s: ok%s%s (%lu us)\n", t->name, result.message[0] ? " - " : "",
                result.message, us);
       } else {
@@ -49,8 +63,8 @@ unsigned selftest_run(const char* list) {
       }
     }
   }
-  printk("selftests: %u run, %u passed, %u failed (%lu us)\n", run, run - failed, failed,
-         tsc_to_us(arch::rdtsc() - t0));
+  printk("selftests: %u run, %u passed, %u failed, %u skipped (%lu us)\n", run,
+         run - failed - skipped, failed, skipped, tsc_to_us(arch::rdtsc() - t0));
   return failed;
 }
 

@@ -59,19 +59,23 @@ bool lazy_checks(TestResult& r, UserMm& m) {
   if (s1.ipis != s0.ipis || s1.lazy_skipped - s0.lazy_skipped != 1)
     return r.fail("lazy CPU not skipped (%lu IPIs, %lu skips)", s1.ipis - s0.ipis,
                   s1.lazy_skipped - s0.lazy_skipped);
-  tlb_flush_mm_range(m, kBase, kBase + mm::kPageSize, true);
+  uint64_t gen = tlb_flush_mm_range(m, kBase, kBase + mm::kPageSize, true);
+  TlbFlushRecord left = tlb_last_flush(1);
   TlbStats s2 = tlb_stats();
   if (s2.ipis - s1.ipis != 1)
     return r.fail("freed tables did not interrupt the lazy CPU");
   if (cpu1.loaded_mm != nullptr)
     return r.fail("the lazy CPU kept the freed tables loaded");
+  if (left.mm != &m || left.gen != gen || left.kind != TlbFlushRecord::kLeftLazyMm)
+    return r.fail("CPU 1 has no record of leaving the mm for gen %lu (last: gen %lu, kind %u)", gen,
+                  left.gen, static_cast<unsigned>(left.kind));
   return true;
 }
 
 // Lazy CPUs are skipped unless page tables were freed.
 bool test_tlb_lazy(TestResult& r) {
   if (possible_cpus() < 2)
-    return r.note("skipped: needs 2 CPUs");
+    return r.skip("needs 2 CPUs");
   UserMm* m = mm_create();
   if (m == nullptr)
     return r.fail("mm_create failed");

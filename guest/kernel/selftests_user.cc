@@ -81,7 +81,7 @@ void run_churn_job(void* arg) {
 // same time: both exit 0 and every frame returns to the allocator.
 bool test_user_parallel(TestResult& r) {
   if (possible_cpus() < 2)
-    return r.note("skipped: needs 2 CPUs");
+    return r.skip("needs 2 CPUs");
   mm::BuddyAllocator& buddy = kmem().buddy;
   buddy.drain_all();
   uint64_t free_before = buddy.free_pages_total();

@@ -1,7 +1,9 @@
 // TLB shootdown. One request is in flight at a time (g_request under g_lock); the initiator
 // marks each target's pending flag, sends it an IPI and spins until every flag is cleared.
 // Every waiter services its own pending flag while spinning, so two CPUs that flush at the
-// same time cannot deadlock even with interrupts off.
+// same time cannot deadlock even with interrupts off. Each CPU keeps a one-entry record
+// of the last user-range request it carried out, so a test can tell that the remote CPU
+// itself flushed the page (an acknowledgement or an IPI count alone does not show that).
 #include "hvmm/guest/tlb.h"
 
 #include "hvmm/guest/arch/apic.h"
@@ -37,6 +39,7 @@ bool g_pcid = false;
 bool g_skip_remote = false;
 bool g_ready = false;
 TlbStats g_stats;
+TlbFlushRecord g_last_flush[kMaxCpus];  // written only by the CPU it belongs to
 
 // Count with an atomic add (counters are shared by all CPUs).
 void count(uint64_t& counter, uint64_t n = 1) {
@@ -57,14 +60,23 @@ void flush_current_pcid() {
   count(g_stats.full_flushes);
 }
 
-// Flush [start, end) page by page, or fall back to `full` above the ceiling.
-void flush_range_local(uint64_t start, uint64_t end, void (*full)()) {
+// Flush [start, end) page by page, or fall back to `full` above the ceiling; returns how.
+TlbFlushRecord::Kind flush_range_local(uint64_t start, uint64_t end, void (*full)()) {
   uint64_t pages = (end - start + mm::kPageSize - 1) >> mm::kPageShift;
-  if (pages > kTlbFlushCeiling)
-    return full();
+  if (pages > kTlbFlushCeiling) {
+    full();
+    return TlbFlushRecord::kWholeAsid;
+  }
   for (uint64_t va = start; va < end; va += mm::kPageSize)
     arch::invlpg(va);
   count(g_stats.page_flushes, pages);
+  return TlbFlushRecord::kPages;
+}
+
+// Note on the calling CPU what it did for the user-range request `req` (five stores: this
+// runs in every shootdown handler, and ring-0 instructions are emulated one by one on PVM).
+void record_flush(const PerCpu& me, const TlbRequest& req, TlbFlushRecord::Kind kind) {
+  g_last_flush[me.cpu] = {req.mm, req.gen, req.start, req.end, kind};
 }
 
 // Leave a user address space whose tables were freed while this CPU was lazy.
@@ -82,16 +94,19 @@ void do_local(const TlbRequest& req) {
     case TlbRequest::kEverything:
       return flush_everything_local();
     case TlbRequest::kKernelRange:
-      return flush_range_local(req.start, req.end, flush_everything_local);
+      flush_range_local(req.start, req.end, flush_everything_local);
+      return;
     case TlbRequest::kMmRange:
       if (me.loaded_mm != req.mm)
         return;  // caught up by generation on the next switch
       if (me.lazy_tlb) {
-        if (req.tables_freed)
+        if (req.tables_freed) {
           leave_lazy_mm();
+          record_flush(me, req, TlbFlushRecord::kLeftLazyMm);
+        }
         return;
       }
-      flush_range_local(req.start, req.end, flush_current_pcid);
+      record_flush(me, req, flush_range_local(req.start, req.end, flush_current_pcid));
       req.mm->flushed_gen[me.cpu] = req.gen;
       ++me.tlb_remote_flushes;
       return;
@@ -202,9 +217,10 @@ void tlb_flush_kernel_range(uint64_t start, uint64_t end) {
 }
 
 // Bump the generation first: CPUs not reached catch up when they next load `mm`.
-void tlb_flush_mm_range(UserMm& mm, uint64_t start, uint64_t end, bool tables_freed) {
+uint64_t tlb_flush_mm_range(UserMm& mm, uint64_t start, uint64_t end, bool tables_freed) {
   uint64_t gen = __atomic_add_fetch(&mm.tlb_gen, 1, __ATOMIC_SEQ_CST);
   shootdown({TlbRequest::kMmRange, &mm, start, end, gen, tables_freed});
+  return gen;
 }
 
 // Drop every translation on this CPU.
@@ -220,6 +236,12 @@ void tlb_flush_everything() {
 // Test knob (see tlb.h).
 void tlb_set_skip_remote(bool skip) {
   g_skip_remote = skip;
+}
+
+// Copy of CPU `cpu`'s record (complete once the shootdown that wrote it has returned: the
+// target writes it before it releases its pending flag).
+TlbFlushRecord tlb_last_flush(unsigned cpu) {
+  return g_last_flush[cpu];
 }
 
 // Snapshot of the counters.
