@@ -105,8 +105,11 @@ TEST(Cli, ArgumentErrorsComeBeforeKvm) {
   BadFiles files;
   testing::TempPath trace("strace");
   for (const BadArgument& bad : bad_argument_cases(files)) {
-    std::vector<std::string> argv{"/usr/bin/strace",   "-f", "-qq",      "-e",
-                                  "trace=open,openat", "-o", trace.path, HVMM_BINARY};
+    // timeout(1) runs under strace too, so an hvmm that hangs is killed even when strace is
+    // (a killed strace leaves its tracee running).
+    std::vector<std::string> argv{
+        "/usr/bin/strace",  "-f", "-qq",  "-e", "trace=open,openat", "-o", trace.path,
+        "/usr/bin/timeout", "-s", "KILL", "10", HVMM_BINARY};
     auto args = run_args(bad);
     argv.insert(argv.end(), args.begin(), args.end());
     RunResult run = ::hvmm::testing::run_process(argv, std::chrono::seconds(20));
