@@ -7,19 +7,20 @@
 #include <algorithm>
 #include <csignal>
 #include <memory>
+#include <string_view>
 
 #include "hvmm/vmm/exit_status.h"
 #include "hvmm/vmm/kvm.h"
 #include "hvmm/vmm/machine.h"
+#include "hvmm/vmm/vm_stop.h"
 
 namespace hvmm::cli {
 namespace {
 
-constexpr const char* kExitStatusHelp =
-    "Exit status: the byte the guest writes to I/O port 0xf4; otherwise 120 invalid "
-    "arguments (no VM was created), 121 KVM unavailable or VM setup failed, 122 triple "
-    "fault, 123 KVM internal error or failed VM entry, 124 guest shutdown/reset without "
-    "writing port 0xf4, 128+N killed by signal N.";
+// What the log options accept (log_file.h), said once for both.
+constexpr const char* kLogKinds =
+    "a regular file, a FIFO with a reader, a terminal or /dev/null; a full FIFO or terminal "
+    "drops (and counts) output rather than block the VM";
 
 // Declare every `run` option on `run`, storing into `options`.
 void add_run_options(CLI::App& run, vmm::RunOptions& options) {
@@ -38,37 +39,67 @@ void add_run_options(CLI::App& run, vmm::RunOptions& options) {
       ->type_name("N")
       ->capture_default_str();
   run.add_option("--fault-log", options.fault_log,
-                 "Append stage-2 fault records (JSON lines) to this file (default: stderr)")
+                 fmt::format("Append stage-2 fault records (JSON lines) here, not to stderr: {}",
+                             kLogKinds))
       ->type_name("FILE");
-  run.add_option("--console-log", options.console_log,
-                 "Also write the guest's serial console output to this file")
-      ->type_name("FILE");
+  CLI::Option* console_log =
+      run.add_option(
+             "--console-log", options.console_log,
+             fmt::format("Also write the guest's serial console output here: {}", kLogKinds))
+          ->type_name("FILE");
+  run.add_option("--console-log-max", options.console_log_max,
+                 "Cap of --console-log, with an optional K, M or G suffix (0: no cap); output "
+                 "past it is dropped and counted (stdout is never capped)")
+      ->type_name("SIZE")
+      ->capture_default_str()
+      ->needs(console_log);
 }
 
-// Validate, create the VM and run it; map each failure to its documented status.
+// Print an argument error: status 120, nothing was created.
+int bad_arguments(const Error& error) {
+  fmt::print(stderr, "hvmm run: {}\n", error.message);
+  return vmm::kExitBadArguments;
+}
+
+// Print the VMM's one end line for a setup failure: status 121.
+int setup_failed(std::string_view what, const Error& error) {
+  fmt::print(
+      stderr, "{}",
+      vmm::format_vmm_end_line(fmt::format("{}: {}", what, error.message), vmm::kExitSetupFailed));
+  return vmm::kExitSetupFailed;
+}
+
+// Validate (files read, logs opened) before /dev/kvm is opened, then create the VM and run
+// it; map each failure to its documented status.
 int run_vm(const vmm::RunOptions& options, std::span<const uint8_t> bundled_kernel) {
-  auto kvm = vmm::Kvm::open();
-  unsigned max_vcpus = kvm ? kvm->max_vcpus() : vmm::kMaxVcpus;
-  auto config = vmm::make_machine_config(options, bundled_kernel, max_vcpus);
+  auto config = vmm::make_machine_config(options, bundled_kernel);
   if (!config) {
-    fmt::print(stderr, "hvmm run: {}\n", config.error().message);
-    return vmm::kExitBadArguments;
+    return bad_arguments(config.error());
   }
+  auto kvm = vmm::Kvm::open();
   if (!kvm) {
-    fmt::print(stderr, "hvmm run: {}\n", kvm.error().message);
-    return vmm::kExitSetupFailed;
+    return setup_failed("KVM unavailable", kvm.error());
   }
-  // Guest output to a closed pipe (`hvmm run | head -1`) must not kill the VM.
+  auto vcpus = vmm::check_vcpu_limit(config->vcpus, kvm->max_vcpus());
+  if (!vcpus) {
+    return bad_arguments(vcpus.error());
+  }
+  // Guest output to a closed pipe (`hvmm run | head -1`) or a log FIFO whose reader went
+  // away must not kill the VM.
   std::signal(SIGPIPE, SIG_IGN);
-  auto machine = vmm::Machine::create(*config, std::move(*kvm));
+  auto machine = vmm::Machine::create(std::move(*config), std::move(*kvm));
   if (!machine) {
-    fmt::print(stderr, "hvmm run: cannot create the VM: {}\n", machine.error().message);
-    return vmm::kExitSetupFailed;
+    return setup_failed("cannot create the VM", machine.error());
   }
   return (*machine)->run();
 }
 
 }  // namespace
+
+// The version CMake's project() declares (daemon/CMakeLists.txt passes it in).
+const char* version() {
+  return HVMM_VERSION;
+}
 
 // Parse only the `run` options (no program name, no subcommand word).
 Result<vmm::RunOptions> parse_run_arguments(const std::vector<std::string>& args) {
@@ -88,11 +119,13 @@ Result<vmm::RunOptions> parse_run_arguments(const std::vector<std::string>& args
 int run_cli(int argc, char** argv, std::span<const uint8_t> bundled_kernel) {
   CLI::App app{"hvmm: a KVM-based virtual machine monitor specialised in guest memory"};
   app.require_subcommand(1);
-  app.footer(kExitStatusHelp);
+  app.set_version_flag("--version", std::string("hvmm ") + version());
+  const std::string exit_status_help = vmm::exit_status_help();
+  app.footer(exit_status_help);
   vmm::RunOptions options;
   CLI::App* run = app.add_subcommand(
       "run", "Run one VM in this process until the guest writes its exit status to port 0xf4");
-  run->footer(kExitStatusHelp);
+  run->footer(exit_status_help);
   add_run_options(*run, options);
   try {
     app.parse(argc, argv);

@@ -1,30 +1,21 @@
-// Serial console plumbing: stdout, the log file and terminal input.
+// Serial console plumbing: stdout, the capped log and terminal input.
 #include "hvmm/vmm/console.h"
 
 #include <fcntl.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 
+#include "hvmm/vmm/input_file.h"
+
 namespace hvmm::vmm {
 
-// Open the log (truncating it) and decide whether stdin is ours.
-Result<std::unique_ptr<Console>> Console::open(const std::string& log_path, bool want_input) {
-  UniqueFd log;
-  if (!log_path.empty()) {
-    log.reset(::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-    if (!log.valid()) {
-      return make_error(ErrorCode::kInvalidArgument, "cannot open --console-log '{}': {}", log_path,
-                        std::strerror(errno));
-    }
-  }
-  bool input = want_input && ::isatty(STDIN_FILENO) == 1;
-  return std::make_unique<Console>(std::move(log), input);
-}
-
-// Put the terminal in non-canonical, no-echo mode when input is attached.
-Console::Console(UniqueFd log, bool input) : log_(std::move(log)), input_(input) {
+// Take the log; put the terminal in non-canonical, no-echo mode when input is attached.
+Console::Console(std::optional<LogFile> log, uint64_t log_max, bool want_input, int output_fd)
+    : log_(std::move(log)),
+      log_max_(log_max),
+      output_fd_(output_fd),
+      input_(want_input && ::isatty(STDIN_FILENO) == 1) {
   if (input_ && ::tcgetattr(STDIN_FILENO, &saved_) == 0) {
     termios raw = saved_;
     raw.c_lflag &= ~static_cast<tcflag_t>(ICANON | ECHO);
@@ -41,12 +32,44 @@ Console::~Console() {
   }
 }
 
-// Write the byte to stdout and the log; a closed stdout must not stop the guest.
+// Write the byte to stdout and, within its cap, the log; a closed stdout must not stop the
+// guest. The UART calls this under its lock, so the counters see one writer at a time.
 void Console::output(uint8_t byte) {
-  [[maybe_unused]] ssize_t n = ::write(STDOUT_FILENO, &byte, 1);
-  if (log_.valid()) {
-    n = ::write(log_.get(), &byte, 1);
+  [[maybe_unused]] ssize_t n = ::write(output_fd_, &byte, 1);
+  if (!log_) {
+    return;
   }
+  if (log_max_ != 0 && log_written_.load() >= log_max_) {
+    dropped_over_cap_.fetch_add(1);
+    return;
+  }
+  if (write_log(*log_, std::span<const uint8_t>(&byte, 1)) == 1) {
+    log_written_.fetch_add(1);
+  } else {
+    dropped_unwritable_.fetch_add(1);
+  }
+}
+
+// Say how much of the guest's output the log is missing, and why.
+std::string Console::drop_report() const {
+  std::string report;
+  if (!log_) {
+    return report;
+  }
+  if (dropped_over_cap() > 0) {
+    report += fmt::format(
+        "hvmm: {} '{}': {} bytes of console output dropped after the log reached its limit of "
+        "{} (--console-log-max)\n",
+        log_->option, log_->path, dropped_over_cap(), describe_size(log_max_));
+  }
+  if (dropped_unwritable() > 0) {
+    const char* why = log_->kind == LogFileKind::kRegular
+                          ? "writing the file failed"
+                          : "the FIFO or terminal was full (its reader did not keep up)";
+    report += fmt::format("hvmm: {} '{}': {} bytes of console output dropped because {}\n",
+                          log_->option, log_->path, dropped_unwritable(), why);
+  }
+  return report;
 }
 
 // stdin while input is attached, else -1 (poll ignores negative descriptors).

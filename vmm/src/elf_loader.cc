@@ -1,14 +1,9 @@
 // Parsing, placement checks and loading of PVH ELF kernels.
 #include "hvmm/vmm/elf_loader.h"
 
-#include "hvmm/vmm/unique_fd.h"
-
 #include <elf.h>
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include <cerrno>
+#include <algorithm>
 #include <cstring>
 #include <optional>
 
@@ -58,13 +53,49 @@ Result<std::optional<Ipa>> find_pvh_note(std::span<const uint8_t> notes, unsigne
                           "invalid kernel: PVH entry note has a {}-byte descriptor (need 4 or 8)",
                           header[1]);
       }
-      uint32_t entry;
-      std::memcpy(&entry, notes.data() + desc_at, sizeof(entry));
+      // An 8-byte descriptor (Linux emits `.quad`) is still a 32-bit entry: the high half
+      // must be zero, or the kernel would be entered somewhere else than it asked.
+      uint64_t entry = 0;
+      std::memcpy(&entry, notes.data() + desc_at, header[1]);
+      if (entry > UINT32_MAX) {
+        return make_error(ErrorCode::kInvalidArgument,
+                          "invalid kernel: PVH entry note's 8-byte descriptor {:#x} does not fit "
+                          "in 32 bits (the PVH entry is a 32-bit physical address)",
+                          entry);
+      }
       return std::optional<Ipa>(Ipa(entry));
     }
     offset = desc_at + desc_size;
   }
   return std::optional<Ipa>();
+}
+
+// Refuse two PT_LOAD segments that share guest-physical bytes: the later one would silently
+// overwrite the first. Sorted by start, an overlap always shows between neighbours, so this
+// is O(n log n) even for the 65535 segments a hostile header can declare.
+Result<void> check_segments_disjoint(const std::vector<KernelSegment>& segments) {
+  std::vector<const KernelSegment*> sorted;
+  for (const KernelSegment& segment : segments) {
+    sorted.push_back(&segment);
+  }
+  std::sort(sorted.begin(), sorted.end(), [](const KernelSegment* a, const KernelSegment* b) {
+    return a->range.start < b->range.start;
+  });
+  for (size_t i = 1; i < sorted.size(); ++i) {
+    // Name the pair in program-header order, as a person reading `readelf -l` sees it.
+    const KernelSegment* first = sorted[i - 1];
+    const KernelSegment* second = sorted[i];
+    if (second->index < first->index) {
+      std::swap(first, second);
+    }
+    if (first->range.overlaps(second->range)) {
+      return make_error(ErrorCode::kInvalidArgument,
+                        "invalid kernel: PT_LOAD segments {} at {} and {} at {} overlap in "
+                        "guest-physical memory",
+                        first->index, first->range, second->index, second->range);
+    }
+  }
+  return Ok();
 }
 
 // The class-specific part of parsing: headers of type Ehdr/Phdr.
@@ -131,6 +162,7 @@ Result<PvhKernel> parse_headers(std::span<const uint8_t> image, uint16_t machine
   if (kernel.segments.empty()) {
     return bad_kernel("no PT_LOAD segment");
   }
+  HVMM_TRY(check_segments_disjoint(kernel.segments));
   if (!entry) {
     return bad_kernel(
         "no PVH entry note (Xen ELF note type 18, XEN_ELFNOTE_PHYS32_ENTRY): not a PVH kernel");
@@ -203,33 +235,6 @@ Result<void> load_kernel(const PvhKernel& kernel, std::span<const uint8_t> image
     }
   }
   return Ok();
-}
-
-// Read a regular file completely.
-Result<std::vector<uint8_t>> read_file(const std::string& path, const char* what) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) {
-    return make_error(errno == ENOENT ? ErrorCode::kNotFound : ErrorCode::kInvalidArgument,
-                      "cannot open {} '{}': {}", what, path, std::strerror(errno));
-  }
-  struct stat info {};
-  if (::fstat(fd.get(), &info) != 0 || !S_ISREG(info.st_mode)) {
-    return make_error(ErrorCode::kInvalidArgument, "{} '{}' is not a regular file", what, path);
-  }
-  std::vector<uint8_t> data(static_cast<size_t>(info.st_size));
-  size_t done = 0;
-  while (done < data.size()) {
-    ssize_t n = ::read(fd.get(), data.data() + done, data.size() - done);
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n <= 0) {
-      return make_error(ErrorCode::kInvalidArgument, "cannot read {} '{}': {}", what, path,
-                        n == 0 ? "unexpected end of file" : std::strerror(errno));
-    }
-    done += static_cast<size_t>(n);
-  }
-  return data;
 }
 
 }  // namespace hvmm::vmm

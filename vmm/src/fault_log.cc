@@ -1,7 +1,6 @@
 // Stage-2 fault records as rate-limited JSON lines.
 #include "hvmm/vmm/fault_log.h"
 
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -52,19 +51,6 @@ std::string format_fault_record(const FaultRecord& r) {
       r.size, r.kind, r.resolution, r.latency_ns);
 }
 
-// Open the log file for appending (or use stderr).
-Result<std::unique_ptr<FaultLog>> FaultLog::open(const std::string& path) {
-  if (path.empty()) {
-    return std::make_unique<FaultLog>(UniqueFd());
-  }
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    return make_error(ErrorCode::kInvalidArgument, "cannot open --fault-log '{}': {}", path,
-                      std::strerror(errno));
-  }
-  return std::make_unique<FaultLog>(UniqueFd(fd));
-}
-
 // Refill the bucket for the time elapsed and take one token if there is one.
 bool FaultLog::take_token(std::chrono::steady_clock::time_point now) {
   if (last_refill_ != std::chrono::steady_clock::time_point{}) {
@@ -91,8 +77,15 @@ void FaultLog::record(const FaultRecord& record) {
     }
   }
   line = format_fault_record(record) + "\n";
-  int fd = fd_.valid() ? fd_.get() : STDERR_FILENO;
-  [[maybe_unused]] ssize_t n = ::write(fd, line.data(), line.size());
+  std::span<const uint8_t> bytes(reinterpret_cast<const uint8_t*>(line.data()), line.size());
+  if (!file_) {
+    [[maybe_unused]] ssize_t n = ::write(STDERR_FILENO, bytes.data(), bytes.size());
+    return;
+  }
+  if (write_log(*file_, bytes) != bytes.size()) {
+    std::lock_guard guard(lock_);
+    ++dropped_;
+  }
 }
 
 // Faults seen, printed or not.
@@ -105,6 +98,26 @@ uint64_t FaultLog::recorded() const {
 uint64_t FaultLog::suppressed() const {
   std::lock_guard guard(lock_);
   return suppressed_;
+}
+
+// Lines lost to a log that had no room.
+uint64_t FaultLog::dropped() const {
+  std::lock_guard guard(lock_);
+  return dropped_;
+}
+
+// Mention the faults that are not in the log, and why.
+std::string FaultLog::summary() const {
+  std::lock_guard guard(lock_);
+  if (suppressed_ == 0 && dropped_ == 0) {
+    return "";
+  }
+  std::string text =
+      fmt::format("hvmm: {} stage-2 faults, {} not logged (rate limit)", recorded_, suppressed_);
+  if (dropped_ > 0) {
+    text += fmt::format(", {} dropped ({} '{}' was full)", dropped_, file_->option, file_->path);
+  }
+  return text + "\n";
 }
 
 }  // namespace hvmm::vmm

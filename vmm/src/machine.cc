@@ -29,14 +29,14 @@ Error in_step(const char* step, const Error& error) {
 }  // namespace
 
 // Open KVM, then build the VM on it.
-Result<std::unique_ptr<Machine>> Machine::create(const MachineConfig& config) {
+Result<std::unique_ptr<Machine>> Machine::create(MachineConfig config) {
   auto kvm = Kvm::open();
   HVMM_TRY(kvm);
-  return create(config, std::move(*kvm));
+  return create(std::move(config), std::move(*kvm));
 }
 
 // Make the VM, then build everything inside it.
-Result<std::unique_ptr<Machine>> Machine::create(const MachineConfig& config, Kvm kvm) {
+Result<std::unique_ptr<Machine>> Machine::create(MachineConfig config, Kvm kvm) {
   auto vm = KvmVm::create(kvm);
   HVMM_TRY(vm);
   auto machine = std::make_unique<Machine>(config, std::move(kvm), std::move(*vm));
@@ -58,18 +58,16 @@ Machine::~Machine() {
   }
 }
 
-// Devices, memory, kernel and vCPUs, in dependency order.
-Result<void> Machine::build(const MachineConfig& config) {
+// Devices, memory, kernel and vCPUs, in dependency order. The logs were opened (and
+// checked) with the config, before the VM existed; they only change hands here.
+Result<void> Machine::build(MachineConfig& config) {
   stop_event_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!stop_event_.valid()) {
     return make_error(ErrorCode::kInternal, "eventfd failed: {}", std::strerror(errno));
   }
-  auto fault_log = FaultLog::open(config.fault_log);
-  HVMM_TRY(fault_log);
-  fault_log_ = std::move(*fault_log);
-  auto console = Console::open(config.console_log, config.console_input);
-  HVMM_TRY(console);
-  console_ = std::move(*console);
+  fault_log_ = std::make_unique<FaultLog>(std::move(config.fault_log));
+  console_ = std::make_unique<Console>(std::move(config.console_log), config.console_log_max,
+                                       config.console_input);
   uart_ = std::make_unique<Uart16550>(
       [this](uint8_t byte) { console_->output(byte); },
       [this](bool level) { [[maybe_unused]] auto r = vm_.set_irq_line(kCom1Irq, level); });
@@ -154,13 +152,25 @@ void Machine::resume_vcpus() {
   });
 }
 
-// Record the status (first caller wins) and wake the serving thread.
-void Machine::request_stop(int status) {
-  std::call_once(stop_once_, [&] {
-    status_.store(status);
+// Record the VMM's decision (first request wins) and wake the serving thread.
+void Machine::request_stop(int status, std::string reason) {
+  wake_if_decided(stop_.vmm_end(status, std::move(reason)));
+}
+
+// Only the request that decided the end needs to wake the serving thread.
+void Machine::wake_if_decided(bool decided) {
+  if (decided) {
     uint64_t one = 1;
     [[maybe_unused]] ssize_t n = ::write(stop_event_.get(), &one, sizeof(one));
-  });
+  }
+}
+
+// What the logs are missing, then the VMM's end line: the last line on stderr.
+void Machine::print_end_of_run_report() const {
+  std::string report = console_->drop_report() + fault_log_->summary() + stop_.report_line();
+  if (!report.empty()) {
+    fmt::print(stderr, "{}", report);
+  }
 }
 
 // Start the vCPUs with SIGINT/SIGTERM routed to a signalfd, serve until stopped, join.
@@ -183,11 +193,8 @@ int Machine::run() {
     vcpu->join();
   }
   pthread_sigmask(SIG_SETMASK, &saved, nullptr);
-  if (fault_log_->suppressed() > 0) {
-    fmt::print(stderr, "hvmm: {} stage-2 faults, {} not logged (rate limit)\n",
-               fault_log_->recorded(), fault_log_->suppressed());
-  }
-  return status_.load();
+  print_end_of_run_report();
+  return stop_.status();
 }
 
 // Wait for a stop request, a stop signal or console input, without spinning.
@@ -202,7 +209,7 @@ void Machine::serve_until_stopped() {
                      {signals.get(), POLLIN, 0},
                      {console_->input_fd(), POLLIN, 0}};
     if (::poll(fds, 3, -1) < 0 && errno != EINTR) {
-      request_stop(kExitInternalError);
+      request_stop(kExitInternalError, fmt::format("poll failed: {}", std::strerror(errno)));
       return;
     }
     if ((fds[0].revents & POLLIN) != 0) {
@@ -210,7 +217,10 @@ void Machine::serve_until_stopped() {
     }
     signalfd_siginfo info{};
     if ((fds[1].revents & POLLIN) != 0 && ::read(signals.get(), &info, sizeof(info)) > 0) {
-      request_stop(kExitSignalBase + static_cast<int>(info.ssi_signo));
+      int signal = static_cast<int>(info.ssi_signo);
+      const char* name = ::sigabbrev_np(signal);
+      request_stop(kExitSignalBase + signal,
+                   fmt::format("SIG{} received", name != nullptr ? name : std::to_string(signal)));
     }
     if ((fds[2].revents & (POLLIN | POLLHUP)) != 0) {
       auto bytes = console_->read_input();
@@ -222,7 +232,7 @@ void Machine::serve_until_stopped() {
 // Port I/O: the exit port, COM1, and nothing else (reads all-ones, writes ignored).
 void Machine::port_io(unsigned /*vcpu*/, uint16_t port, bool write, std::span<uint8_t> data) {
   if (port == kExitPort && write) {
-    request_stop(data[0]);
+    wake_if_decided(stop_.guest_exit(data[0]));
     return;
   }
   if (port >= kCom1Base && port < kCom1Base + 8) {
@@ -280,10 +290,11 @@ void Machine::log_fault(unsigned vcpu, Ipa ipa, bool write, size_t size, const c
   fault_log_->record(record);
 }
 
-// Print the report and stop the VM with the failure's status.
-void Machine::vcpu_failed(unsigned /*vcpu*/, int status, const std::string& report) {
-  fmt::print(stderr, "hvmm: {}", report);
-  request_stop(status);
+// Print the register dump and stop the VM with the failure's status.
+void Machine::vcpu_failed(unsigned vcpu, int status, const std::string& what,
+                          const std::string& dump) {
+  fmt::print(stderr, "hvmm: vCPU {}: {}\n{}", vcpu, what, dump);
+  request_stop(status, fmt::format("{} on vCPU {}", what, vcpu));
 }
 
 }  // namespace hvmm::vmm

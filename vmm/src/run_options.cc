@@ -1,11 +1,13 @@
 // Validation of `hvmm run` arguments into a MachineConfig.
 #include "hvmm/vmm/run_options.h"
 
+#include <algorithm>
 #include <cctype>
 #include <charconv>
 
 #include "hvmm/vmm/boot_data.h"
 #include "hvmm/vmm/elf_loader.h"
+#include "hvmm/vmm/input_file.h"
 #include "hvmm/vmm/memory_layout.h"
 
 namespace hvmm::vmm {
@@ -46,36 +48,68 @@ Result<uint64_t> check_memory(const std::string& text) {
   return *size;
 }
 
-// Read and check the kernel (or take the bundled one) against the RAM layout.
-Result<void> check_kernel(const RunOptions& options, std::span<const uint8_t> bundled,
-                          MachineConfig& config) {
+// Read (or take the bundled kernel) and parse the kernel, then check its placement.
+Result<PvhKernel> check_kernel(const RunOptions& options, std::span<const uint8_t> bundled,
+                               MachineConfig& config) {
   if (options.kernel.empty()) {
     config.kernel.assign(bundled.begin(), bundled.end());
   } else {
-    auto image = read_file(options.kernel, "--kernel");
+    auto image = read_file(options.kernel, "--kernel", config.memory_size);
     HVMM_TRY(image);
     config.kernel = std::move(*image);
   }
   const std::string name = options.kernel.empty() ? "bundled kernel" : options.kernel;
   auto kernel = parse_pvh_kernel(config.kernel);
-  if (kernel) {
-    auto placed = check_kernel_placement(*kernel, ram_layout(config.memory_size), kBootData);
-    if (!placed) {
-      return make_error(ErrorCode::kInvalidArgument, "--kernel {}: {}", name,
-                        placed.error().message);
-    }
-  } else {
+  if (!kernel) {
     return make_error(ErrorCode::kInvalidArgument, "--kernel {}: {}", name, kernel.error().message);
   }
-  if (!options.initrd.empty()) {
-    auto initrd = read_file(options.initrd, "--initrd");
-    HVMM_TRY(initrd);
-    auto placed = place_module(initrd->size(), ram_layout(config.memory_size), *kernel);
-    if (!placed) {
-      return make_error(ErrorCode::kInvalidArgument, "--initrd {}: {}", options.initrd,
-                        placed.error().message);
-    }
-    config.initrd = std::move(*initrd);
+  auto placed = check_kernel_placement(*kernel, ram_layout(config.memory_size), kBootData);
+  if (!placed) {
+    return make_error(ErrorCode::kInvalidArgument, "--kernel {}: {}", name, placed.error().message);
+  }
+  return kernel;
+}
+
+// Size and place the initrd from fstat() before reading a byte of it.
+Result<void> check_initrd(const RunOptions& options, const PvhKernel& kernel,
+                          MachineConfig& config) {
+  if (options.initrd.empty()) {
+    return Ok();
+  }
+  auto file = open_input_file(options.initrd, "--initrd");
+  HVMM_TRY(file);
+  HVMM_TRY(check_fits_in_ram(*file, config.memory_size));
+  auto placed = place_module(file->size, ram_layout(config.memory_size), kernel);
+  if (!placed) {
+    return make_error(ErrorCode::kInvalidArgument, "--initrd {}: {}", options.initrd,
+                      placed.error().message);
+  }
+  auto initrd = read_input_file(*file);
+  HVMM_TRY(initrd);
+  config.initrd = std::move(*initrd);
+  return Ok();
+}
+
+// Check --console-log-max and return it in bytes (0: no cap).
+Result<uint64_t> check_console_log_max(const std::string& text) {
+  auto size = parse_size(text);
+  if (!size) {
+    return make_error(ErrorCode::kInvalidArgument, "--console-log-max: {}", size.error().message);
+  }
+  return *size;
+}
+
+// Open both logs, last, so an earlier argument error leaves an existing log untouched.
+Result<void> open_logs(const RunOptions& options, MachineConfig& config) {
+  if (!options.fault_log.empty()) {
+    auto log = open_log_file(options.fault_log, "--fault-log", LogOpenMode::kAppend);
+    HVMM_TRY(log);
+    config.fault_log = std::move(*log);
+  }
+  if (!options.console_log.empty()) {
+    auto log = open_log_file(options.console_log, "--console-log", LogOpenMode::kTruncate);
+    HVMM_TRY(log);
+    config.console_log = std::move(*log);
   }
   return Ok();
 }
@@ -111,19 +145,30 @@ Result<MachineConfig> make_machine_config(const RunOptions& options,
   auto memory = check_memory(options.memory);
   HVMM_TRY(memory);
   config.memory_size = *memory;
-  unsigned limit = std::min(max_vcpus, kMaxVcpus);
-  if (options.vcpus == 0 || options.vcpus > limit) {
-    return make_error(ErrorCode::kInvalidArgument,
-                      "--vcpus {}: must be between 1 and {} (KVM allows {}, hvmm {})",
-                      options.vcpus, limit, max_vcpus, kMaxVcpus);
-  }
+  HVMM_TRY(check_vcpu_limit(options.vcpus, max_vcpus));
   config.vcpus = options.vcpus;
   HVMM_TRY(check_cmdline(options.cmdline));
   config.cmdline = options.cmdline;
-  HVMM_TRY(check_kernel(options, bundled_kernel, config));
-  config.fault_log = options.fault_log;
-  config.console_log = options.console_log;
+  auto log_max = check_console_log_max(options.console_log_max);
+  HVMM_TRY(log_max);
+  config.console_log_max = *log_max;
+  auto kernel = check_kernel(options, bundled_kernel, config);
+  HVMM_TRY(kernel);
+  HVMM_TRY(check_initrd(options, *kernel, config));
+  HVMM_TRY(open_logs(options, config));
   return config;
+}
+
+// 1..min(KVM's limit, hvmm's).
+Result<void> check_vcpu_limit(unsigned vcpus, unsigned kvm_max_vcpus) {
+  unsigned limit = std::min(kvm_max_vcpus, kMaxVcpus);
+  if (vcpus == 0 || vcpus > limit) {
+    std::string whose = kvm_max_vcpus < kMaxVcpus ? fmt::format("KVM's limit here is {}", limit)
+                                                  : fmt::format("hvmm's limit is {}", kMaxVcpus);
+    return make_error(ErrorCode::kInvalidArgument, "--vcpus {}: must be between 1 and {} ({})",
+                      vcpus, limit, whose);
+  }
+  return Ok();
 }
 
 }  // namespace hvmm::vmm

@@ -156,7 +156,9 @@ bool Vcpu::handle_exit(std::chrono::steady_clock::time_point exit_time) {
       return false;
     case KVM_EXIT_SYSTEM_EVENT:
       fail(kExitGuestShutdown,
-           fmt::format("guest requested system event {} (shutdown/reset)", run->system_event.type));
+           fmt::format("guest requested system event {} (shutdown/reset) without writing port "
+                       "0xf4",
+                       run->system_event.type));
       return false;
     default:
       fail(kExitInternalError, fmt::format("unhandled KVM exit reason {}", run->exit_reason));
@@ -177,15 +179,11 @@ void Vcpu::handle_io() {
 
 // Report a fatal exit with the registers at the time.
 void Vcpu::fail(int status, const std::string& what) {
-  std::string report = fmt::format("vCPU {}: {}\n", vcpu_.id(), what);
   auto regs = vcpu_.get_regs();
   auto sregs = vcpu_.get_sregs();
-  if (regs && sregs) {
-    report += format_register_dump(*regs, *sregs);
-  } else {
-    report += "(registers unavailable)\n";
-  }
-  host_.vcpu_failed(vcpu_.id(), status, report);
+  std::string dump =
+      regs && sregs ? format_register_dump(*regs, *sregs) : "(registers unavailable)\n";
+  host_.vcpu_failed(vcpu_.id(), status, what, dump);
 }
 
 }  // namespace hvmm::vmm

@@ -62,6 +62,15 @@ TEST(Faults, FaultLogDefaultsToStderr) {
   EXPECT_NE(run.err.find("\"ipa\":\"0xd0000000\""), std::string::npos);
 }
 
+// How many times `needle` occurs in `text`.
+size_t count_of(const std::string& text, const std::string& needle) {
+  size_t count = 0;
+  for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) {
+    ++count;
+  }
+  return count;
+}
+
 // A triple fault ends the VM with status 122 and a register dump showing the guest's
 // marker values and the faulting state.
 TEST(Faults, TripleFaultDumpsRegisters) {
@@ -75,6 +84,39 @@ TEST(Faults, TripleFaultDumpsRegisters) {
   EXPECT_NE(run.err.find("rdi=0x000000000badf00d"), std::string::npos) << run.err;
   EXPECT_NE(run.err.find("idt=0x0/0x0"), std::string::npos) << run.err;
   EXPECT_NE(run.err.find("cr0=0x11"), std::string::npos) << run.err;
+}
+
+// The VMM says, in exactly one line and last, that it ended the VM and why.
+TEST(Faults, TripleFaultAnnouncedOnceAsVmmEnd) {
+  HVMM_SKIP_WITHOUT_KVM();
+  RunResult run = run_hvmm({"run", "--kernel", guest("triple_fault")});
+  EXPECT_EQ(run.status, kExitTripleFault);
+  const std::string line =
+      "hvmm: VM ended by the VMM: triple fault (KVM_EXIT_SHUTDOWN) on vCPU 0 (exit status 122)\n";
+  EXPECT_EQ(count_of(run.err, "VM ended by the VMM"), 1u) << run.err;
+  ASSERT_GE(run.err.size(), line.size()) << run.err;
+  EXPECT_EQ(run.err.substr(run.err.size() - line.size()), line) << run.err;
+}
+
+// A guest that writes 122 itself exits 122, and hvmm does not claim the VM's end.
+TEST(Faults, GuestExitWithVmmCodeIsNotAnnounced) {
+  HVMM_SKIP_WITHOUT_KVM();
+  RunResult run = run_hvmm({"run", "--kernel", guest("exit_122")});
+  EXPECT_EQ(run.out, "exiting with 122\n");
+  EXPECT_EQ(run.status, 122);
+  EXPECT_EQ(count_of(run.err, "VM ended by the VMM"), 0u) << run.err;
+  EXPECT_EQ(run.err, "") << run.err;
+}
+
+// The exit_122 guest really is a guest exit: its image is a valid PVH kernel that hvmm
+// accepts (checked without KVM, so this half runs everywhere).
+TEST(Faults, ExitGuestIsAcceptedWithoutKvm) {
+  std::string reason = testing::kvm_unavailable_reason();
+  if (reason.empty()) {
+    GTEST_SKIP() << "KVM is available: GuestExitWithVmmCodeIsNotAnnounced runs the guest";
+  }
+  RunResult run = run_hvmm({"run", "--kernel", guest("exit_122")});
+  EXPECT_EQ(run.status, kExitSetupFailed) << run.err;
 }
 
 // Fetching instructions from an unbacked IPA is a KVM internal error: status 123 and a

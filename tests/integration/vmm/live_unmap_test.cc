@@ -5,7 +5,8 @@
 
 #include <thread>
 
-#include "hvmm/vmm/elf_loader.h"
+#include "hvmm/vmm/input_file.h"
+#include "hvmm/vmm/log_file.h"
 #include "hvmm/vmm/machine.h"
 #include "run_hvmm.h"
 
@@ -36,14 +37,18 @@ TEST(LiveUnmap, GuestSeesUnmappedPageAsUnbacked) {
   TempPath console("console");
   TempPath faults("faults");
   MachineConfig config;
-  auto kernel = read_file(guest("unmap_watch"), "--kernel");
+  config.memory_size = 16 << 20;
+  auto kernel = read_file(guest("unmap_watch"), "--kernel", config.memory_size);
   ASSERT_TRUE(kernel.ok()) << kernel.error().message;
   config.kernel = std::move(*kernel);
-  config.memory_size = 16 << 20;
-  config.console_log = console.path;
-  config.fault_log = faults.path;
+  auto console_log = open_log_file(console.path, "--console-log", LogOpenMode::kTruncate);
+  ASSERT_TRUE(console_log.ok()) << console_log.error().message;
+  config.console_log = std::move(*console_log);
+  auto fault_log = open_log_file(faults.path, "--fault-log", LogOpenMode::kAppend);
+  ASSERT_TRUE(fault_log.ok()) << fault_log.error().message;
+  config.fault_log = std::move(*fault_log);
   config.console_input = false;
-  auto machine = Machine::create(config);
+  auto machine = Machine::create(std::move(config));
   ASSERT_TRUE(machine.ok()) << machine.error().message;
   int status = -1;
   std::thread runner([&] { status = (*machine)->run(); });
@@ -53,7 +58,7 @@ TEST(LiveUnmap, GuestSeesUnmappedPageAsUnbacked) {
   EXPECT_TRUE(unmapped.ok()) << unmapped.error().message;
   bool gone = wait_for_file_text(console.path, "gone\n", std::chrono::seconds(30));
   if (!gone) {
-    (*machine)->request_stop(1);
+    (*machine)->request_stop(1, "the test gave up waiting for the guest");
   }
   runner.join();
   EXPECT_TRUE(gone);

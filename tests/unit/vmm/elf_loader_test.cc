@@ -150,6 +150,70 @@ TEST(ElfLoader, RejectsOtherXenNoteType) {
   EXPECT_NE(parse_error(builder.build()).find("no PVH entry note"), std::string::npos);
 }
 
+// Two PT_LOAD segments sharing guest-physical bytes are refused, naming both and both ranges:
+// the later one would overwrite the first.
+TEST(ElfLoader, RejectsOverlappingSegments) {
+  PvhElfBuilder builder;
+  builder.segments.push_back({0x101000, {1, 2, 3}, 0x2000});
+  EXPECT_NE(parse_error(builder.build())
+                .find("PT_LOAD segments 1 at [0x100000, 0x102000) and 2 at [0x101000, 0x103000) "
+                      "overlap in guest-physical memory"),
+            std::string::npos)
+      << parse_error(builder.build());
+}
+
+// The overlap is found whatever the program-header order, and among many segments.
+TEST(ElfLoader, RejectsOverlapAmongManySegments) {
+  PvhElfBuilder builder;
+  for (uint64_t i = 0; i < 8; ++i) {
+    builder.segments.push_back({0x400000 + i * 0x10000, {1}, 0x1000});
+  }
+  builder.segments.push_back({0x430800, {1}, 0x100});  // inside segment 5's page
+  std::string error = parse_error(builder.build());
+  EXPECT_NE(error.find("segments 5 at [0x430000, 0x431000) and 10 at [0x430800, 0x430900)"),
+            std::string::npos)
+      << error;
+}
+
+// Segments that only touch (one ends where the next starts) are fine.
+TEST(ElfLoader, AcceptsAdjacentSegments) {
+  PvhElfBuilder builder;
+  builder.segments.push_back({0x102000, {1}, 0x1000});
+  EXPECT_EQ(parse_error(builder.build()), "");
+}
+
+// An 8-byte PVH descriptor (Linux's `.quad`) with a zero high half gives the entry.
+TEST(ElfLoader, AcceptsEightByteNoteDescriptor) {
+  PvhElfBuilder builder;
+  builder.note_descriptor64 = 0x100001;
+  auto kernel = parse_pvh_kernel(builder.build());
+  ASSERT_TRUE(kernel.ok()) << kernel.error().message;
+  EXPECT_EQ(kernel->entry, Ipa(0x100001));
+}
+
+// An 8-byte descriptor whose high 32 bits are set is refused, not truncated to its low half.
+TEST(ElfLoader, RejectsEightByteNoteWithHighBits) {
+  PvhElfBuilder builder;
+  builder.note_descriptor64 = 0x100000000100000;
+  EXPECT_NE(parse_error(builder.build())
+                .find("PVH entry note's 8-byte descriptor 0x100000000100000 does not fit in 32 "
+                      "bits"),
+            std::string::npos)
+      << parse_error(builder.build());
+}
+
+// A descriptor of any size but 4 or 8 is refused.
+TEST(ElfLoader, RejectsOddNoteDescriptorSize) {
+  auto image = PvhElfBuilder().build();
+  // The note follows the headers: namesz at +0, descsz at +4 of the PT_NOTE's data.
+  size_t note = sizeof(Elf64_Ehdr) + 2 * sizeof(Elf64_Phdr);
+  uint32_t two = 2;
+  std::memcpy(image.data() + note + 4, &two, 4);
+  EXPECT_NE(parse_error(image).find("PVH entry note has a 2-byte descriptor (need 4 or 8)"),
+            std::string::npos)
+      << parse_error(image);
+}
+
 // A PVH entry outside the loaded bytes would run garbage.
 TEST(ElfLoader, RejectsEntryOutsideSegments) {
   PvhElfBuilder builder;

@@ -1,6 +1,7 @@
 // Tests of the stage-2 fault log: the exact JSON line and the rate limit's accounting.
 #include "hvmm/vmm/fault_log.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -42,13 +43,16 @@ TEST(FaultLog, RateLimitCountsEverything) {
   char name[] = "/tmp/hvmm-fault-log-XXXXXX";
   close(mkstemp(name));
   {
-    auto log = FaultLog::open(name);
-    ASSERT_TRUE(log.ok());
+    auto opened = open_log_file(name, "--fault-log", LogOpenMode::kAppend);
+    ASSERT_TRUE(opened.ok()) << opened.error().message;
+    auto log = std::make_unique<FaultLog>(std::move(*opened));
     for (unsigned i = 0; i < FaultLog::kBurst + 50; ++i) {
-      (*log)->record(sample_record());
+      log->record(sample_record());
     }
-    EXPECT_EQ((*log)->recorded(), FaultLog::kBurst + 50);
-    EXPECT_GE((*log)->suppressed(), 40u);
+    EXPECT_EQ(log->recorded(), FaultLog::kBurst + 50);
+    EXPECT_GE(log->suppressed(), 40u);
+    EXPECT_EQ(log->dropped(), 0u);
+    EXPECT_NE(log->summary().find("not logged (rate limit)"), std::string::npos);
     std::ifstream file(name);
     std::string line;
     uint64_t lines = 0;
@@ -56,16 +60,38 @@ TEST(FaultLog, RateLimitCountsEverything) {
       ++lines;
       EXPECT_EQ(line, format_fault_record(sample_record()));
     }
-    EXPECT_EQ(lines, (*log)->recorded() - (*log)->suppressed());
+    EXPECT_EQ(lines, log->recorded() - log->suppressed());
   }
   std::remove(name);
 }
 
-// An unwritable path is refused naming the option.
-TEST(FaultLog, UnwritablePathRefused) {
-  auto log = FaultLog::open("/nonexistent/dir/faults.log");
-  ASSERT_FALSE(log.ok());
-  EXPECT_NE(log.error().message.find("--fault-log"), std::string::npos);
+// A FIFO whose reader does not keep up fills: later lines are dropped and counted, the
+// writer never blocks, every line that got through is whole, and the summary names the log.
+TEST(FaultLog, FullFifoDropsAndCounts) {
+  int fds[2];
+  ASSERT_EQ(::pipe2(fds, O_CLOEXEC | O_NONBLOCK), 0);
+  UniqueFd reader(fds[0]);
+  ASSERT_GT(::fcntl(fds[1], F_SETPIPE_SZ, 4096), 0);
+  FaultLog log(LogFile{UniqueFd(fds[1]), LogFileKind::kFifo, "pipe", "--fault-log"});
+  for (unsigned i = 0; i < FaultLog::kBurst; ++i) {
+    log.record(sample_record());
+  }
+  std::string received(1 << 20, '\0');
+  ssize_t n = ::read(reader.get(), received.data(), received.size());
+  ASSERT_GT(n, 0);
+  received.resize(static_cast<size_t>(n));
+  std::istringstream lines(received);
+  std::string line;
+  uint64_t whole = 0;
+  while (std::getline(lines, line)) {
+    EXPECT_EQ(line, format_fault_record(sample_record()));
+    ++whole;
+  }
+  uint64_t printed = log.recorded() - log.suppressed();
+  EXPECT_GT(log.dropped(), 0u);
+  EXPECT_EQ(whole + log.dropped(), printed);
+  EXPECT_NE(log.summary().find("dropped (--fault-log 'pipe' was full)"), std::string::npos)
+      << log.summary();
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 #include "hvmm/vmm/run_options.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -82,6 +83,127 @@ TEST(RunOptions, RejectsBadVcpuCount) {
   EXPECT_EQ(config_error(options, 8), "");
 }
 
+// After KVM is open its own limit is checked by itself, still as an argument error.
+TEST(RunOptions, ChecksVcpusAgainstKvmLimit) {
+  EXPECT_TRUE(check_vcpu_limit(4, 4).ok());
+  EXPECT_EQ(check_vcpu_limit(5, 4).error().message,
+            "--vcpus 5: must be between 1 and 4 (KVM's limit here is 4)");
+  EXPECT_EQ(check_vcpu_limit(256, 1024).error().message,
+            "--vcpus 256: must be between 1 and 255 (hvmm's limit is 255)");
+  EXPECT_EQ(check_vcpu_limit(0, 1024).error().code, ErrorCode::kInvalidArgument);
+}
+
+// A 1 TiB sparse --initrd or --kernel is refused from its size, before a byte is allocated
+// (it used to abort with std::bad_alloc).
+TEST(RunOptions, RejectsFilesLargerThanRam) {
+  TempFile sparse(std::vector<uint8_t>{});
+  ASSERT_EQ(::truncate(sparse.path.c_str(), int64_t{1} << 40), 0);
+  std::string sizes =
+      "is 1099511627776 bytes (1T), larger than the guest's RAM of 134217728 bytes (128M)";
+  RunOptions options;
+  options.initrd = sparse.path;
+  EXPECT_NE(config_error(options).find("--initrd '" + sparse.path + "' " + sizes),
+            std::string::npos)
+      << config_error(options);
+  options.initrd.clear();
+  options.kernel = sparse.path;
+  EXPECT_NE(config_error(options).find("--kernel '" + sparse.path + "' " + sizes),
+            std::string::npos)
+      << config_error(options);
+}
+
+// An initrd that fits RAM but not the room left below the kernel-free top of low RAM is
+// refused from its size too, before it is read.
+TEST(RunOptions, RejectsInitrdThatCannotBePlaced) {
+  TempFile big(std::vector<uint8_t>{});
+  ASSERT_EQ(::truncate(big.path.c_str(), 127 << 20), 0);
+  RunOptions options;
+  options.initrd = big.path;
+  EXPECT_NE(config_error(options).find("--initrd " + big.path + ": "), std::string::npos)
+      << config_error(options);
+}
+
+// A FIFO as --kernel or --initrd is refused at once instead of hanging in open().
+TEST(RunOptions, RejectsFifoInputsWithoutHanging) {
+  std::string fifo = fmt::format("/tmp/hvmm-run-options-fifo-{}", ::getpid());
+  std::remove(fifo.c_str());
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  for (const char* option : {"--kernel", "--initrd"}) {
+    int code = testing::run_with_timeout([&] {
+      RunOptions options;
+      (std::string(option) == "--kernel" ? options.kernel : options.initrd) = fifo;
+      std::string expected =
+          fmt::format("{} '{}' is a FIFO (named pipe), not a regular file", option, fifo);
+      return config_error(options) == expected ? 0 : 1;
+    });
+    EXPECT_EQ(code, 0) << option << (code < 0 ? " hung" : " gave another error");
+  }
+  std::remove(fifo.c_str());
+}
+
+// The logs are opened while validating, so their errors are argument errors (status 120)
+// found before any VM (or /dev/kvm) exists, and the config carries the open descriptors.
+TEST(RunOptions, OpensLogsBeforeAnyVm) {
+  TempFile console(std::vector<uint8_t>{'o', 'l', 'd'});
+  TempFile faults(std::vector<uint8_t>{'o', 'l', 'd'});
+  RunOptions options;
+  options.console_log = console.path;
+  options.fault_log = faults.path;
+  auto config = make_machine_config(options, kKernel, 8);
+  ASSERT_TRUE(config.ok()) << config.error().message;
+  ASSERT_TRUE(config->console_log.has_value());
+  ASSERT_TRUE(config->fault_log.has_value());
+  EXPECT_TRUE(config->console_log->fd.valid());
+  EXPECT_EQ(config->fault_log->kind, LogFileKind::kRegular);
+  struct stat info {};
+  ASSERT_EQ(::stat(console.path.c_str(), &info), 0);
+  EXPECT_EQ(info.st_size, 0) << "the console log is truncated";
+  ASSERT_EQ(::stat(faults.path.c_str(), &info), 0);
+  EXPECT_EQ(info.st_size, 3) << "the fault log is appended to";
+
+  options.console_log.clear();
+  options.fault_log = "/nonexistent/dir/faults.log";
+  auto refused = make_machine_config(options, kKernel, 8);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_NE(refused.error().message.find("cannot open --fault-log '/nonexistent/dir/faults.log'"),
+            std::string::npos);
+}
+
+// A log FIFO without a reader is refused at once for either option.
+TEST(RunOptions, RejectsLogFifoWithoutReader) {
+  std::string fifo = fmt::format("/tmp/hvmm-run-options-log-fifo-{}", ::getpid());
+  std::remove(fifo.c_str());
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  for (const char* option : {"--console-log", "--fault-log"}) {
+    int code = testing::run_with_timeout([&] {
+      RunOptions options;
+      (std::string(option) == "--console-log" ? options.console_log : options.fault_log) = fifo;
+      return config_error(options).find(
+                 fmt::format("{} '{}' is a FIFO with no reader", option, fifo)) != std::string::npos
+                 ? 0
+                 : 1;
+    });
+    EXPECT_EQ(code, 0) << option << (code < 0 ? " hung" : " gave another error");
+  }
+  std::remove(fifo.c_str());
+}
+
+// --console-log-max takes sizes; 0 is no cap; the default is 64M; garbage is named.
+TEST(RunOptions, ParsesConsoleLogMax) {
+  RunOptions options;
+  EXPECT_EQ(make_machine_config(options, kKernel, 8)->console_log_max, kDefaultConsoleLogMax);
+  EXPECT_EQ(kDefaultConsoleLogMax, *parse_size(options.console_log_max));
+  options.console_log_max = "1K";
+  EXPECT_EQ(make_machine_config(options, kKernel, 8)->console_log_max, 1024u);
+  options.console_log_max = "0";
+  EXPECT_EQ(make_machine_config(options, kKernel, 8)->console_log_max, 0u);
+  options.console_log_max = "lots";
+  EXPECT_EQ(config_error(options),
+            "--console-log-max: 'lots' is not a size (expected a number with an optional K, M or "
+            "G suffix)");
+}
+
 // A missing kernel or initrd file is named with the option.
 TEST(RunOptions, RejectsMissingFiles) {
   RunOptions options;
@@ -134,9 +256,9 @@ TEST(RunOptions, RejectsLongCommandLine) {
 
 // The CLI maps every option onto RunOptions.
 TEST(RunCli, ParsesEveryOption) {
-  auto options = cli::parse_run_arguments({"--kernel", "k.elf", "--initrd", "i.img", "--cmdline",
-                                           "a b", "--memory", "64M", "--vcpus", "3", "--fault-log",
-                                           "f.log", "--console-log", "c.log"});
+  auto options = cli::parse_run_arguments(
+      {"--kernel", "k.elf", "--initrd", "i.img", "--cmdline", "a b", "--memory", "64M", "--vcpus",
+       "3", "--fault-log", "f.log", "--console-log", "c.log", "--console-log-max", "1M"});
   ASSERT_TRUE(options.ok()) << options.error().message;
   EXPECT_EQ(options->kernel, "k.elf");
   EXPECT_EQ(options->initrd, "i.img");
@@ -145,6 +267,17 @@ TEST(RunCli, ParsesEveryOption) {
   EXPECT_EQ(options->vcpus, 3u);
   EXPECT_EQ(options->fault_log, "f.log");
   EXPECT_EQ(options->console_log, "c.log");
+  EXPECT_EQ(options->console_log_max, "1M");
+}
+
+// --console-log-max without --console-log is an error (stdout is never capped).
+TEST(RunCli, ConsoleLogMaxNeedsConsoleLog) {
+  auto options = cli::parse_run_arguments({"--console-log-max", "1M"});
+  ASSERT_FALSE(options.ok());
+  EXPECT_NE(options.error().message.find("--console-log-max requires --console-log"),
+            std::string::npos)
+      << options.error().message;
+  EXPECT_EQ(cli::parse_run_arguments({})->console_log_max, "64M");
 }
 
 // Unknown options and non-numeric vCPU counts are CLI errors.

@@ -2,14 +2,32 @@
 #pragma once
 
 #include <elf.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <vector>
 
 #include "hvmm/vmm/guest_access.h"
 
 namespace hvmm::vmm::testing {
+
+// Run `body` in a forked child that SIGALRM kills after `seconds`, so a call that would hang
+// (an open() of a FIFO) fails the test instead of stalling it. Returns the child's exit code,
+// or -1 when it was killed (timed out). `body` returns the code; it must not use gtest.
+template <typename Body>
+int run_with_timeout(Body body, unsigned seconds = 5) {
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::alarm(seconds);
+    ::_exit(body());
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
 
 // FakeGuestMemory is guest RAM [0, size) as a byte vector; out-of-range accesses fail.
 class FakeGuestMemory final : public GuestAccess {
@@ -67,6 +85,8 @@ struct PvhElfBuilder {
   bool with_note = true;
   uint32_t note_type = 18;
   uint32_t entry = 0x100000;
+  // When set, the PVH note carries this 8-byte descriptor instead of the 4-byte entry.
+  std::optional<uint64_t> note_descriptor64;
   std::vector<TestSegment> segments{{0x100000, {0xf4, 0xeb, 0xfd, 0x90}, 0x2000}};
 
   // Serialize the image: header, program headers, note, segment data.
@@ -79,7 +99,8 @@ struct PvhElfBuilder {
   std::vector<uint8_t> build_as() const {
     size_t phnum = segments.size() + (with_note ? 1 : 0);
     size_t note_offset = sizeof(Ehdr) + phnum * sizeof(Phdr);
-    size_t data_offset = note_offset + 20;
+    size_t note_size = note_descriptor64 ? 24 : 20;
+    size_t data_offset = note_offset + note_size;
     std::vector<uint8_t> image(data_offset, 0);
     Ehdr header{};
     std::memcpy(header.e_ident, ELFMAG, SELFMAG);
@@ -103,11 +124,14 @@ struct PvhElfBuilder {
       Phdr note{};
       note.p_type = PT_NOTE;
       note.p_offset = note_offset;
-      note.p_filesz = 20;
+      note.p_filesz = note_size;
       put_phdr(note);
-      uint32_t words[5] = {4, 4, note_type, 0, entry};
+      uint32_t words[6] = {4, note_descriptor64 ? 8u : 4u, note_type, 0, entry, 0};
       std::memcpy(&words[3], "Xen", 4);
-      std::memcpy(image.data() + note_offset, words, sizeof(words));
+      if (note_descriptor64) {
+        std::memcpy(&words[4], &*note_descriptor64, 8);
+      }
+      std::memcpy(image.data() + note_offset, words, note_size);
     }
     for (const TestSegment& segment : segments) {
       Phdr load{};

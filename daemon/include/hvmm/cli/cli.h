@@ -16,6 +16,9 @@ namespace hvmm::cli {
 // options, or an Error with CLI11's message for unknown options or malformed values.
 Result<vmm::RunOptions> parse_run_arguments(const std::vector<std::string>& args);
 
+// The version `hvmm --version` prints after "hvmm " (CMake's PROJECT_VERSION).
+const char* version();
+
 // Run the CLI: parse argv, dispatch the subcommand, return the process exit status.
 int run_cli(int argc, char** argv, std::span<const uint8_t> bundled_kernel);
 

@@ -50,7 +50,4 @@ Result<void> check_kernel_placement(const PvhKernel& kernel, const std::vector<R
 Result<void> load_kernel(const PvhKernel& kernel, std::span<const uint8_t> image,
                          GuestAccess& memory);
 
-// Read a whole file (kernel or initrd), naming it in errors.
-Result<std::vector<uint8_t>> read_file(const std::string& path, const char* what);
-
 }  // namespace hvmm::vmm

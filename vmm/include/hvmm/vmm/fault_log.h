@@ -7,18 +7,21 @@
 //       "ipa":"0xd0000000","access":"read","size":4,"kind":"unbacked","resolution":
 //       "read-all-ones","latency_ns":812}
 // Every fault is counted; printing is rate limited (a token bucket) so a guest hammering
-// an unbacked address cannot flood the log. Thread-safe.
+// an unbacked address cannot flood the log. The log is a LogFile opened before the VM (or
+// stderr); a line a full FIFO or terminal cannot take without blocking is dropped and
+// counted. Thread-safe.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "hvmm/base/address.h"
 #include "hvmm/base/result.h"
-#include "hvmm/vmm/unique_fd.h"
+#include "hvmm/vmm/log_file.h"
 
 namespace hvmm::vmm {
 
@@ -44,22 +47,26 @@ class FaultLog {
   static constexpr unsigned kBurst = 200;
   static constexpr unsigned kPerSecond = 100;
 
-  // Log to `path` (appending), or to stderr when `path` is empty.
-  static Result<std::unique_ptr<FaultLog>> open(const std::string& path);
-  explicit FaultLog(UniqueFd fd) : fd_(std::move(fd)) {}
+  // Log to `file`, or to stderr when there is none.
+  explicit FaultLog(std::optional<LogFile> file) : file_(std::move(file)) {}
 
   // Count the fault and print it unless the rate limit says otherwise.
   void record(const FaultRecord& record);
   uint64_t recorded() const;
   uint64_t suppressed() const;
+  // Printed lines the log could not take (a full FIFO or terminal).
+  uint64_t dropped() const;
+  // The end-of-run summary line for stderr, or "" when every fault was logged.
+  std::string summary() const;
 
  private:
   bool take_token(std::chrono::steady_clock::time_point now);
 
-  UniqueFd fd_;  // invalid means stderr
+  std::optional<LogFile> file_;  // none: stderr
   mutable std::mutex lock_;
   uint64_t recorded_ = 0;
   uint64_t suppressed_ = 0;
+  uint64_t dropped_ = 0;
   double tokens_ = kBurst;
   std::chrono::steady_clock::time_point last_refill_{};
 };

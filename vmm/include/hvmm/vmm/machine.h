@@ -5,14 +5,15 @@
 // vCPUs (the boot vCPU in the PVH entry state, APs parked until the guest's INIT/SIPI).
 // run() starts one thread per vCPU and returns when the guest writes its status to port
 // 0xf4, a vCPU fails, or SIGINT/SIGTERM arrives. While running, the calling thread serves
-// the console input (stdin, when a terminal) and signals.
+// the console input (stdin, when a terminal) and signals. When the VMM, not the guest, ended
+// the VM, run() prints "hvmm: VM ended by the VMM: REASON (exit status N)" as the last line
+// on stderr (vm_stop.h); a guest's own port-0xf4 exit prints nothing.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -27,22 +28,24 @@
 #include "hvmm/vmm/uart.h"
 #include "hvmm/vmm/vcpu.h"
 #include "hvmm/vmm/vcpu_gate.h"
+#include "hvmm/vmm/vm_stop.h"
 
 namespace hvmm::vmm {
 
 class Machine final : public VcpuHost {
  public:
-  // Open /dev/kvm and build the VM.
-  static Result<std::unique_ptr<Machine>> create(const MachineConfig& config);
+  // Open /dev/kvm and build the VM; the Machine takes the config's log files.
+  static Result<std::unique_ptr<Machine>> create(MachineConfig config);
   // Build the VM on an already opened /dev/kvm.
-  static Result<std::unique_ptr<Machine>> create(const MachineConfig& config, Kvm kvm);
+  static Result<std::unique_ptr<Machine>> create(MachineConfig config, Kvm kvm);
   Machine(const MachineConfig& config, Kvm kvm, KvmVm vm);
   ~Machine() override;
 
   // Run the VM to its end and return the exit status (see exit_status.h).
   int run();
-  // Ask the VM to stop with `status`; the first request wins. Thread-safe.
-  void request_stop(int status);
+  // The VMM stops the VM with `status` because of `reason`; the first request (this, a
+  // guest exit or a vCPU failure) wins. Thread-safe.
+  void request_stop(int status, std::string reason);
 
   GuestPhysical& physical() { return *physical_; }
   FaultLog& fault_log() { return *fault_log_; }
@@ -50,14 +53,18 @@ class Machine final : public VcpuHost {
   void port_io(unsigned vcpu, uint16_t port, bool write, std::span<uint8_t> data) override;
   void mmio(unsigned vcpu, Ipa ipa, bool write, std::span<uint8_t> data,
             std::chrono::steady_clock::time_point exit_time) override;
-  void vcpu_failed(unsigned vcpu, int status, const std::string& report) override;
+  void vcpu_failed(unsigned vcpu, int status, const std::string& what,
+                   const std::string& dump) override;
 
  private:
-  Result<void> build(const MachineConfig& config);
+  Result<void> build(MachineConfig& config);
   Result<void> load_and_create_vcpus(const MachineConfig& config);
   Result<Ipa> load(const MachineConfig& config, const PvhKernel& kernel);
   Result<void> create_vcpus(const MachineConfig& config, Ipa entry, Ipa start_info);
   void serve_until_stopped();
+  // Decide the end (when `stop` won) and wake the serving thread.
+  void wake_if_decided(bool decided);
+  void print_end_of_run_report() const;
   void pause_vcpus();
   void resume_vcpus();
   void log_fault(unsigned vcpu, Ipa ipa, bool write, size_t size, const char* kind,
@@ -75,8 +82,7 @@ class Machine final : public VcpuHost {
   std::unique_ptr<Uart16550> uart_;
   std::vector<std::unique_ptr<Vcpu>> vcpus_;
   UniqueFd stop_event_;
-  std::once_flag stop_once_;
-  std::atomic<int> status_{0};
+  VmStop stop_;
 };
 
 }  // namespace hvmm::vmm

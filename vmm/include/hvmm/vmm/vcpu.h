@@ -34,8 +34,10 @@ class VcpuHost {
   // An MMIO exit (no memslot at `ipa`); `exit_time` is when KVM_RUN returned.
   virtual void mmio(unsigned vcpu, Ipa ipa, bool write, std::span<uint8_t> data,
                     std::chrono::steady_clock::time_point exit_time) = 0;
-  // The vCPU cannot continue: stop the VM with `status`, printing `report`.
-  virtual void vcpu_failed(unsigned vcpu, int status, const std::string& report) = 0;
+  // The vCPU cannot continue because of `what` ("triple fault (KVM_EXIT_SHUTDOWN)"): stop
+  // the VM with `status`, printing `dump` (the registers, several lines).
+  virtual void vcpu_failed(unsigned vcpu, int status, const std::string& what,
+                           const std::string& dump) = 0;
 };
 
 class Vcpu {
