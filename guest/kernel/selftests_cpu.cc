@@ -145,7 +145,7 @@ bool tlb_remap_check(TestResult& r, UserMm& m, bool skip_shootdown, uint64_t* se
   mm::MmuGather gather(&kmem().buddy);
   mm::PtStatus remapped;
   {
-    IrqSpinGuard guard(m.lock);  // a reader fault in the unmapped window waits, then is spurious
+    mm::SpinGuard guard(m.lock);  // a reader fault in the unmapped window waits, then is spurious
     as.page_table().unmap(data, kPageSize, gather);
     remapped = as.page_table().map(data, new_pa, kPageSize,
                                    mm::kPteUser | mm::kPteWrite | mm::kPteNx | mm::kPteOwned);
@@ -230,7 +230,7 @@ bool test_tlb_batch(TestResult& r) {
   uint64_t remote0 = cpu_data(1).tlb_remote_flushes;
   mm::MmuGather gather(&kmem().buddy);
   {
-    IrqSpinGuard guard(m->lock);
+    mm::SpinGuard guard(m->lock);
     as.munmap(area, kPages * kPageSize, gather);
   }
   tlb_flush_mm_range(*m, gather.start(), gather.end(), gather.tables_freed());

@@ -9,10 +9,10 @@
 #include "hvmm/guest/arch/trap.h"
 #include "hvmm/guest/cmdline.h"
 #include "hvmm/guest/memory.h"
+#include "hvmm/guest/mm/spinlock.h"
 #include "hvmm/guest/percpu.h"
 #include "hvmm/guest/process.h"
 #include "hvmm/guest/smp.h"
-#include "hvmm/guest/spinlock.h"
 
 namespace hvmm::guest {
 namespace {

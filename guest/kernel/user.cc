@@ -49,7 +49,7 @@ int64_t sys_munmap(uint64_t addr, uint64_t len) {
   mm::MmuGather gather(&kmem().buddy);
   mm::MmResult r;
   {
-    IrqSpinGuard guard(current().mm->lock);
+    mm::SpinGuard guard(current().mm->lock);
     r = current().mm->as.munmap(addr, len, gather);
   }
   flush_and_release(gather);
@@ -61,7 +61,7 @@ int64_t sys_brk(uint64_t new_brk) {
   mm::MmuGather gather(&kmem().buddy);
   mm::MmResult r;
   {
-    IrqSpinGuard guard(current().mm->lock);
+    mm::SpinGuard guard(current().mm->lock);
     r = current().mm->as.brk(new_brk, gather);
   }
   flush_and_release(gather);
@@ -70,7 +70,7 @@ int64_t sys_brk(uint64_t new_brk) {
 
 // mmap(length, prot): anonymous, placed by the kernel.
 int64_t sys_mmap(uint64_t len, uint64_t prot) {
-  IrqSpinGuard guard(current().mm->lock);
+  mm::SpinGuard guard(current().mm->lock);
   mm::MmResult r = current().mm->as.mmap(0, len, static_cast<uint32_t>(prot), false);
   return r.ok ? static_cast<int64_t>(r.value) : -12;
 }
@@ -166,7 +166,7 @@ void handle_page_fault(TrapFrame& frame, uint64_t address) {
   mm::FaultDecision d;
   uint64_t t0 = arch::rdtsc();
   {
-    IrqSpinGuard guard(p.mm->lock);
+    mm::SpinGuard guard(p.mm->lock);
     d = p.mm->as.handle_fault(address, fault_access(frame.error_code));
   }
   p.run.fault_tsc += arch::rdtsc() - t0;
