@@ -19,7 +19,7 @@ extern "C" char user_tlb_reader[];
 namespace hvmm::guest {
 namespace {
 
-using mm::kPageSize;
+using hvmm::kPageSize;
 
 // How long to wait for the ring-3 reader on CPU 1 (generous: the host may be loaded).
 constexpr uint64_t kReaderTimeoutUs = 10000000;
@@ -136,7 +136,7 @@ bool tlb_remap_check(TestResult& r, UserMm& m, bool skip_shootdown, uint64_t* se
   auto* ctl = static_cast<volatile uint64_t*>(
       mm::arch::phys_to_virt(as.page_table().translate(control).pa));
   *old_page = 0xaaaa;
-  uint64_t new_pa = kmem().buddy.alloc_phys(mm::kGfpZero, 0);
+  PhysAddr new_pa = kmem().buddy.alloc_phys(mm::kGfpZero, 0);
   *static_cast<volatile uint64_t*>(mm::arch::phys_to_virt(new_pa)) = 0xbbbb;
   ReaderJob job{&m, data, status, control, {}};
   if (!smp_call_async(1, reader_main, &job))

@@ -59,18 +59,18 @@ void flush_current_pcid() {
 
 // Flush [start, end) page by page, or fall back to `full` above the ceiling.
 void flush_range_local(uint64_t start, uint64_t end, void (*full)()) {
-  uint64_t pages = (end - start + mm::kPageSize - 1) >> mm::kPageShift;
+  uint64_t pages = (end - start + kPageSize - 1) >> kPageShift;
   if (pages > kTlbFlushCeiling)
     return full();
-  for (uint64_t va = start; va < end; va += mm::kPageSize)
+  for (uint64_t va = start; va < end; va += kPageSize)
     arch::invlpg(va);
   count(g_stats.page_flushes, pages);
 }
 
 // Leave a user address space whose tables were freed while this CPU was lazy.
 void leave_lazy_mm() {
-  arch::write_cr3(kmem().kernel_pt.root());
-  this_cpu().loaded_cr3 = kmem().kernel_pt.root();
+  arch::write_cr3(kmem().kernel_pt.root().value());
+  this_cpu().loaded_cr3 = kmem().kernel_pt.root().value();
   this_cpu().loaded_mm = nullptr;
   count(g_stats.full_flushes);
 }

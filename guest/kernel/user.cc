@@ -179,7 +179,7 @@ void handle_page_fault(TrapFrame& frame, uint64_t address) {
 // mask IF/DF/TF/AC on entry.
 void syscall_init_this_cpu() {
   arch::wrmsr(arch::kMsrStar, (uint64_t{arch::kKernelCs} << 32) | (uint64_t{0x10 | 3} << 48));
-  arch::wrmsr(arch::kMsrLstar, kernel_image_phys(syscall_entry));
+  arch::wrmsr(arch::kMsrLstar, kernel_image_phys(syscall_entry).value());
   arch::wrmsr(arch::kMsrFmask, 0x40700);  // AC, DF, IF, TF
 }
 

@@ -48,6 +48,11 @@ uint64_t entry_pa(uint64_t entry, int level) {
   return (entry & kPteHuge) != 0 ? entry & mask : entry & kPteAddrMask;
 }
 
+// The table (or 4 KiB frame) a table entry or level-0 leaf points to.
+PhysAddr entry_target(uint64_t entry) {
+  return PhysAddr(entry & kPteAddrMask);
+}
+
 }  // namespace
 
 // Widen the range to flush.
@@ -78,7 +83,7 @@ bool PageTable::init(BuddyAllocator* buddy, Gfp gfp) {
   buddy_ = buddy;
   gfp_ = gfp;
   table_pages_ = 0;
-  const uint64_t pa = new_table();
+  const PhysAddr pa = new_table();
   if (pa == kNoPhys) {
     return false;
   }
@@ -94,13 +99,13 @@ void PageTable::share_kernel_half(const PageTable& kernel) {
 }
 
 // The direct-map view of a table page.
-uint64_t* PageTable::table_at(uint64_t pa) const {
+uint64_t* PageTable::table_at(PhysAddr pa) const {
   return static_cast<uint64_t*>(arch::phys_to_virt(pa));
 }
 
 // Allocate a zeroed table page with no present entries; kNoPhys when out of memory.
-uint64_t PageTable::new_table() {
-  const uint64_t pa = buddy_->alloc_phys(gfp_ | kGfpZero, 0);
+PhysAddr PageTable::new_table() {
+  const PhysAddr pa = buddy_->alloc_phys(gfp_ | kGfpZero, 0);
   if (pa == kNoPhys) {
     return kNoPhys;
   }
@@ -124,11 +129,11 @@ bool PageTable::table_empty(const uint64_t* table) const {
 
 // Allocate a zeroed table and point `entry` at it.
 uint64_t* PageTable::alloc_table(uint64_t* entry) {
-  const uint64_t pa = new_table();
+  const PhysAddr pa = new_table();
   if (pa == kNoPhys) {
     return nullptr;
   }
-  *entry = pa | kTableAttrs;
+  *entry = pa.value() | kTableAttrs;
   count_entry(entry, +1);
   return table_at(pa);
 }
@@ -136,7 +141,7 @@ uint64_t* PageTable::alloc_table(uint64_t* entry) {
 // Follow a table entry, creating the table when asked; nullptr at a leaf or when absent.
 uint64_t* PageTable::next_table(uint64_t* entry, bool create) {
   if ((*entry & kPtePresent) != 0) {
-    return (*entry & kPteHuge) != 0 ? nullptr : table_at(*entry & kPteAddrMask);
+    return (*entry & kPteHuge) != 0 ? nullptr : table_at(entry_target(*entry));
   }
   return create ? alloc_table(entry) : nullptr;
 }
@@ -149,7 +154,7 @@ bool PageTable::ensure_top_level(uint64_t va) {
 // Replace a large leaf with a table of 512 leaves one level down, same attributes.
 bool PageTable::split_leaf(uint64_t* entry, int level) {
   const uint64_t old = *entry;
-  const uint64_t pa = new_table();
+  const PhysAddr pa = new_table();
   if (pa == kNoPhys) {
     return false;
   }
@@ -161,20 +166,20 @@ bool PageTable::split_leaf(uint64_t* entry, int level) {
     table[i] = (entry_pa(old, level) + i * child) | attrs | huge;
   }
   buddy_->phys_to_page(pa)->private_data = kEntries;
-  *entry = pa | kTableAttrs;
+  *entry = pa.value() | kTableAttrs;
   return true;
 }
 
 // Validate, map level by level, and undo everything done if a step fails.
-PtStatus PageTable::map(uint64_t va, uint64_t pa, uint64_t len, uint64_t attrs, uint64_t max_page) {
-  const uint64_t mask = kSize4K - 1;
-  if (((va | pa | len) & mask) != 0 || len == 0 || !canonical_range(va, len) ||
+PtStatus PageTable::map(uint64_t va, PhysAddr pa, uint64_t len, uint64_t attrs, uint64_t max_page) {
+  const uint64_t mask = kPageSize - 1;
+  if (((va | pa.value() | len) & mask) != 0 || len == 0 || !canonical_range(va, len) ||
       (attrs & ~kPteAttrMask) != 0) {
     return PtStatus::kInvalid;
   }
   progress_ = va;
-  const PtStatus status =
-      map_level(table_at(root_), kRootLevel, va, va + len, pa, attrs | kPtePresent, max_page);
+  const PtStatus status = map_level(table_at(root_), kRootLevel, va, va + len, pa.value(),
+                                    attrs | kPtePresent, max_page);
   if (status != PtStatus::kOk && progress_ > va) {
     MmuGather gather(buddy_);
     rolling_back_ = true;
@@ -243,7 +248,7 @@ PtStatus PageTable::unmap_level(uint64_t* table, int level, uint64_t va, uint64_
           if (level != 0) {
             arch::mm_panic("page table: owned frames must be 4 KiB pages");
           }
-          gather.defer_free(buddy_->phys_to_page(*entry & kPteAddrMask), false);
+          gather.defer_free(buddy_->phys_to_page(entry_target(*entry)), false);
         }
         *entry = 0;
         count_entry(entry, -1);
@@ -253,14 +258,14 @@ PtStatus PageTable::unmap_level(uint64_t* table, int level, uint64_t va, uint64_
         if (is_leaf(*entry, level) && !split_leaf(entry, level)) {
           return PtStatus::kNoMemory;
         }
-        uint64_t* sub = table_at(*entry & kPteAddrMask);
+        uint64_t* sub = table_at(entry_target(*entry));
         const PtStatus status = unmap_level(sub, level - 1, va, next, gather);
         if (status != PtStatus::kOk) {
           return status;
         }
         const bool user = va < kUserHalfEnd;
         if (user && (whole || table_empty(sub))) {
-          gather.defer_free(buddy_->phys_to_page(*entry & kPteAddrMask), true);
+          gather.defer_free(buddy_->phys_to_page(entry_target(*entry)), true);
           --table_pages_;
           *entry = 0;
           count_entry(entry, -1);
@@ -301,7 +306,7 @@ PtStatus PageTable::protect_level(uint64_t* table, int level, uint64_t va, uint6
           return PtStatus::kNoMemory;
         }
         const PtStatus status =
-            protect_level(table_at(*entry & kPteAddrMask), level - 1, va, next, attrs, gather);
+            protect_level(table_at(entry_target(*entry)), level - 1, va, next, attrs, gather);
         if (status != PtStatus::kOk) {
           return status;
         }
@@ -322,10 +327,10 @@ Translation PageTable::translate(uint64_t va) const {
     }
     if (level <= 2 && is_leaf(entry, level)) {
       const uint64_t size = level_size(level);
-      return Translation{true, entry_pa(entry, level) + (va & (size - 1)), entry & ~kPteAddrMask,
-                         size};
+      return Translation{true, PhysAddr(entry_pa(entry, level) + (va & (size - 1))),
+                         entry & ~kPteAddrMask, size};
     }
-    table = table_at(entry & kPteAddrMask);
+    table = table_at(entry_target(entry));
   }
   return Translation{};
 }
@@ -339,28 +344,28 @@ void PageTable::free_tree(uint64_t* table, int level, MmuGather& gather) {
     }
     if (is_leaf(entry, level)) {
       if ((entry & kPteOwned) != 0 && level == 0) {
-        gather.defer_free(buddy_->phys_to_page(entry & kPteAddrMask), false);
+        gather.defer_free(buddy_->phys_to_page(entry_target(entry)), false);
       }
       continue;
     }
-    uint64_t* sub = table_at(entry & kPteAddrMask);
+    uint64_t* sub = table_at(entry_target(entry));
     free_tree(sub, level - 1, gather);
-    gather.defer_free(buddy_->phys_to_page(entry & kPteAddrMask), true);
+    gather.defer_free(buddy_->phys_to_page(entry_target(entry)), true);
     --table_pages_;
   }
 }
 
 // Free the user half, then the root; the caller flushes the ASID before release().
 void PageTable::destroy(MmuGather& gather) {
-  if (root_ == 0) {
+  if (root_ == PhysAddr()) {
     return;
   }
   uint64_t* root = table_at(root_);
   for (unsigned i = 0; i < kKernelPml4First; ++i) {
     if ((root[i] & kPtePresent) != 0) {
-      uint64_t* sub = table_at(root[i] & kPteAddrMask);
+      uint64_t* sub = table_at(entry_target(root[i]));
       free_tree(sub, kRootLevel - 1, gather);
-      gather.defer_free(buddy_->phys_to_page(root[i] & kPteAddrMask), true);
+      gather.defer_free(buddy_->phys_to_page(entry_target(root[i])), true);
       --table_pages_;
       root[i] = 0;
     }
@@ -368,7 +373,7 @@ void PageTable::destroy(MmuGather& gather) {
   gather.add_range(0, kUserHalfEnd);
   gather.defer_free(buddy_->phys_to_page(root_), true);
   --table_pages_;
-  root_ = 0;
+  root_ = PhysAddr();
 }
 
 }  // namespace hvmm::guest::mm

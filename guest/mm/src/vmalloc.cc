@@ -183,7 +183,7 @@ void Vmalloc::purge() {
     area_cache_.shrink();
     return;
   }
-  arch::flush_tlb_kernel_range(lo, hi);
+  arch::flush_tlb_kernel_range(VirtAddr(lo), VirtAddr(hi));
   SpinGuard guard(lock_);
   ++stats_.purges;
   while (Area* area = list) {

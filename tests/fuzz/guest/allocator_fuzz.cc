@@ -43,8 +43,8 @@ struct FuzzMachine {
   FuzzMachine() {
     host::set_cpu_count(kCpus);
     host::set_this_cpu(0);
-    memblock->add(0, arena.size());
-    memblock->reserve(0, 1u << 20);
+    memblock->add(PhysRange{PhysAddr(0), arena.size()});
+    memblock->reserve(PhysRange{PhysAddr(0), 1u << 20});
     if (!buddy->init(*memblock) || !kmalloc->init(buddy.get(), true) ||
         !cache->init(buddy.get(), "fuzz-200", 200, 8, kSlabDebug) || !kernel->init(buddy.get()) ||
         !vmalloc->init(buddy.get(), kernel.get(), kVmallocStart, kVmallocStart + (1ull << 30)) ||

@@ -27,12 +27,12 @@ class PageTableTest : public ::testing::Test {
 
 // The largest page that alignment allows is used: 1 GiB, then 2 MiB, then 4 KiB.
 TEST_F(PageTableTest, ChoosesLargestAlignedPages) {
-  ASSERT_EQ(table_->map(kBase, 0, kSize1G + kSize2M + kSize4K, kAttrs), PtStatus::kOk);
+  ASSERT_EQ(table_->map(kBase, PhysAddr(0), kSize1G + kSize2M + kSize4K, kAttrs), PtStatus::kOk);
   EXPECT_EQ(table_->translate(kBase + 5).page_size, kSize1G);
-  EXPECT_EQ(table_->translate(kBase + 5).pa, 5u);
+  EXPECT_EQ(table_->translate(kBase + 5).pa.value(), 5u);
   EXPECT_EQ(table_->translate(kBase + kSize1G + 7).page_size, kSize2M);
   EXPECT_EQ(table_->translate(kBase + kSize1G + kSize2M).page_size, kSize4K);
-  EXPECT_EQ(table_->translate(kBase + kSize1G + kSize2M).pa, kSize1G + kSize2M);
+  EXPECT_EQ(table_->translate(kBase + kSize1G + kSize2M).pa.value(), kSize1G + kSize2M);
   EXPECT_FALSE(table_->translate(kBase + kSize1G + kSize2M + kSize4K).present);
   const Translation t = table_->translate(kBase);
   EXPECT_EQ(t.flags & (kPteWrite | kPteUser | kPteNx | kPtePresent),
@@ -41,24 +41,26 @@ TEST_F(PageTableTest, ChoosesLargestAlignedPages) {
 
 // max_page limits the page size; misaligned or overlapping requests are refused unchanged.
 TEST_F(PageTableTest, LimitsAndRefusals) {
-  ASSERT_EQ(table_->map(kBase, kSize2M, kSize2M, kAttrs, kSize4K), PtStatus::kOk);
+  ASSERT_EQ(table_->map(kBase, PhysAddr(kSize2M), kSize2M, kAttrs, kSize4K), PtStatus::kOk);
   EXPECT_EQ(table_->translate(kBase).page_size, kSize4K);
-  EXPECT_EQ(table_->map(kBase + 1, 0, kSize4K, kAttrs), PtStatus::kInvalid);
-  EXPECT_EQ(table_->map(kBase, 0, 0, kAttrs), PtStatus::kInvalid);
-  EXPECT_EQ(table_->map(kBase, 0, kSize4K, kPteHuge), PtStatus::kInvalid);
+  EXPECT_EQ(table_->map(kBase + 1, PhysAddr(0), kSize4K, kAttrs), PtStatus::kInvalid);
+  EXPECT_EQ(table_->map(kBase, PhysAddr(0), 0, kAttrs), PtStatus::kInvalid);
+  EXPECT_EQ(table_->map(kBase, PhysAddr(0), kSize4K, kPteHuge), PtStatus::kInvalid);
   // Non-canonical, or crossing from the user half into the hole.
-  EXPECT_EQ(table_->map(0x0000800000000000ull, 0, kSize4K, kAttrs), PtStatus::kInvalid);
-  EXPECT_EQ(table_->map(0x00007ffffffff000ull, 0, 2 * kSize4K, kAttrs), PtStatus::kInvalid);
-  EXPECT_EQ(table_->map(0xffff7ffffffff000ull, 0, kSize4K, kAttrs), PtStatus::kInvalid);
+  EXPECT_EQ(table_->map(0x0000800000000000ull, PhysAddr(0), kSize4K, kAttrs), PtStatus::kInvalid);
+  EXPECT_EQ(table_->map(0x00007ffffffff000ull, PhysAddr(0), 2 * kSize4K, kAttrs),
+            PtStatus::kInvalid);
+  EXPECT_EQ(table_->map(0xffff7ffffffff000ull, PhysAddr(0), kSize4K, kAttrs), PtStatus::kInvalid);
   // Overlap in the middle: the part before it must be rolled back.
-  EXPECT_EQ(table_->map(kBase - kSize2M, 0, kSize2M + kSize4K, kAttrs, kSize4K), PtStatus::kExists);
+  EXPECT_EQ(table_->map(kBase - kSize2M, PhysAddr(0), kSize2M + kSize4K, kAttrs, kSize4K),
+            PtStatus::kExists);
   EXPECT_FALSE(table_->translate(kBase - kSize2M).present);
   EXPECT_TRUE(table_->translate(kBase).present);
 }
 
 // Unmapping part of a 2 MiB page splits it and keeps the rest; emptied tables are freed.
 TEST_F(PageTableTest, PartialUnmapSplitsAndFreesTables) {
-  ASSERT_EQ(table_->map(kBase, 0, kSize2M, kAttrs), PtStatus::kOk);
+  ASSERT_EQ(table_->map(kBase, PhysAddr(0), kSize2M, kAttrs), PtStatus::kOk);
   const uint64_t tables = table_->table_pages();
   MmuGather gather(&machine_.buddy());
   ASSERT_EQ(table_->unmap(kBase + kSize4K, kSize4K, gather), PtStatus::kOk);
@@ -67,7 +69,7 @@ TEST_F(PageTableTest, PartialUnmapSplitsAndFreesTables) {
   EXPECT_TRUE(table_->translate(kBase).present);
   EXPECT_EQ(table_->translate(kBase).page_size, kSize4K);
   EXPECT_FALSE(table_->translate(kBase + kSize4K).present);
-  EXPECT_EQ(table_->translate(kBase + 2 * kSize4K).pa, 2 * kSize4K);
+  EXPECT_EQ(table_->translate(kBase + 2 * kSize4K).pa.value(), 2 * kSize4K);
   EXPECT_EQ(table_->table_pages(), tables + 1);
   ASSERT_EQ(table_->unmap(kBase, kSize2M, gather), PtStatus::kOk);
   EXPECT_TRUE(gather.tables_freed());
@@ -79,16 +81,16 @@ TEST_F(PageTableTest, PartialUnmapSplitsAndFreesTables) {
 // address keeps its translation, and remapping and unmapping the rest frees every table.
 TEST_F(PageTableTest, SplitsGigabytePageDownToFourK) {
   constexpr uint64_t kPa = 3 * kSize1G;
-  ASSERT_EQ(table_->map(kBase, kPa, kSize1G, kAttrs), PtStatus::kOk);
+  ASSERT_EQ(table_->map(kBase, PhysAddr(kPa), kSize1G, kAttrs), PtStatus::kOk);
   const uint64_t hole = kBase + 5 * kSize2M + 7 * kSize4K;
   MmuGather gather(&machine_.buddy());
   ASSERT_EQ(table_->unmap(hole, kSize4K, gather), PtStatus::kOk);
   EXPECT_FALSE(table_->translate(hole).present);
   EXPECT_EQ(table_->translate(hole - kSize4K).page_size, kSize4K);
-  EXPECT_EQ(table_->translate(hole - kSize4K).pa, kPa + 5 * kSize2M + 6 * kSize4K);
+  EXPECT_EQ(table_->translate(hole - kSize4K).pa.value(), kPa + 5 * kSize2M + 6 * kSize4K);
   EXPECT_EQ(table_->translate(hole + kSize2M).page_size, kSize2M);
-  EXPECT_EQ(table_->translate(hole + kSize2M).pa, kPa + 6 * kSize2M + 7 * kSize4K);
-  EXPECT_EQ(table_->translate(kBase + kSize1G - 1).pa, kPa + kSize1G - 1);
+  EXPECT_EQ(table_->translate(hole + kSize2M).pa.value(), kPa + 6 * kSize2M + 7 * kSize4K);
+  EXPECT_EQ(table_->translate(kBase + kSize1G - 1).pa.value(), kPa + kSize1G - 1);
   ASSERT_EQ(table_->unmap(kBase, kSize1G, gather), PtStatus::kOk);
   EXPECT_EQ(table_->table_pages(), 1u);
   gather.release();
@@ -110,13 +112,13 @@ TEST_F(PageTableTest, OwnedFramesFreedAfterRelease) {
 
 // protect rewrites attributes, splitting a large page when only part is covered.
 TEST_F(PageTableTest, ProtectSplitsAndRewrites) {
-  ASSERT_EQ(table_->map(kBase, 0, kSize2M, kAttrs), PtStatus::kOk);
+  ASSERT_EQ(table_->map(kBase, PhysAddr(0), kSize2M, kAttrs), PtStatus::kOk);
   MmuGather gather(&machine_.buddy());
   ASSERT_EQ(table_->protect(kBase, kSize4K, kPteUser, gather), PtStatus::kOk);
   EXPECT_EQ(table_->translate(kBase).flags & kPteWrite, 0u);
   EXPECT_EQ(table_->translate(kBase).flags & kPteNx, 0u);
   EXPECT_NE(table_->translate(kBase + kSize4K).flags & kPteWrite, 0u);
-  EXPECT_EQ(table_->translate(kBase + kSize4K).pa, kSize4K);
+  EXPECT_EQ(table_->translate(kBase + kSize4K).pa.value(), kSize4K);
 }
 
 // The kernel half is shared by copying PML4 slots; destroy frees only the user half.
@@ -124,10 +126,10 @@ TEST_F(PageTableTest, ShareKernelHalfAndDestroy) {
   auto kernel = std::make_unique<PageTable>();
   ASSERT_TRUE(kernel->init(&machine_.buddy()));
   constexpr uint64_t kKernelVa = 0xffff888000000000ull;
-  ASSERT_EQ(kernel->map(kKernelVa, 0, kSize2M, kPteWrite | kPteGlobal), PtStatus::kOk);
+  ASSERT_EQ(kernel->map(kKernelVa, PhysAddr(0), kSize2M, kPteWrite | kPteGlobal), PtStatus::kOk);
   table_->share_kernel_half(*kernel);
   EXPECT_TRUE(table_->translate(kKernelVa + 0x1234).present);
-  ASSERT_EQ(table_->map(kBase, 0, kSize4K, kAttrs), PtStatus::kOk);
+  ASSERT_EQ(table_->map(kBase, PhysAddr(0), kSize4K, kAttrs), PtStatus::kOk);
   BuddyAllocator& buddy = machine_.buddy();
   buddy.drain_all();
   const uint64_t free_before = buddy.free_pages_total();
@@ -175,7 +177,7 @@ TEST_F(PageTableTest, RandomizedAgainstMap) {
         for (uint64_t p = first; p < first + count; ++p) {
           free_range = free_range && model.count(p) == 0;
         }
-        const PtStatus status = table_->map(va, pa, len, attrs, big ? kSize2M : kSize4K);
+        const PtStatus status = table_->map(va, PhysAddr(pa), len, attrs, big ? kSize2M : kSize4K);
         ASSERT_EQ(status, free_range ? PtStatus::kOk : PtStatus::kExists) << "step " << step;
         if (free_range) {
           for (uint64_t p = 0; p < count; ++p) {
@@ -204,7 +206,7 @@ TEST_F(PageTableTest, RandomizedAgainstMap) {
       auto it = model.find(p);
       ASSERT_EQ(t.present, it != model.end()) << "page " << p << " step " << step;
       if (t.present) {
-        ASSERT_EQ(t.pa, it->second.pa) << "page " << p << " step " << step;
+        ASSERT_EQ(t.pa.value(), it->second.pa) << "page " << p << " step " << step;
         ASSERT_EQ(t.flags & kPteAttrMask, it->second.attrs) << "page " << p << " step " << step;
       }
     }

@@ -45,7 +45,7 @@ enum class PtStatus { kOk, kNoMemory, kInvalid, kExists };
 // The result of translate().
 struct Translation {
   bool present = false;
-  uint64_t pa = 0;         // physical address of the byte at va
+  PhysAddr pa;             // physical address of the byte at va
   uint64_t flags = 0;      // leaf entry bits without the address
   uint64_t page_size = 0;  // 4K, 2M or 1G
 };
@@ -90,7 +90,7 @@ class PageTable {
   // Share the kernel half (PML4 slots 256..511) of `kernel`: the entries are copied, so
   // the kernel must pre-populate every kernel-half slot it will ever use before this.
   void share_kernel_half(const PageTable& kernel);
-  uint64_t root() const { return root_; }
+  PhysAddr root() const { return root_; }
   // Make sure the PML4 slot of `va` points to a PDPT (so it can be shared before use).
   bool ensure_top_level(uint64_t va);
 
@@ -98,7 +98,8 @@ class PageTable {
   // implied), using pages of at most `max_page` bytes where alignment allows. All of va,
   // pa and len must be 4 KiB aligned and the range must be unmapped (kExists otherwise).
   // On failure nothing is left mapped.
-  PtStatus map(uint64_t va, uint64_t pa, uint64_t len, uint64_t attrs, uint64_t max_page = kSize1G);
+  PtStatus map(uint64_t va, PhysAddr pa, uint64_t len, uint64_t attrs,
+               uint64_t max_page = kHugePageSize);
   // Remove translations in [va, va + len), splitting large pages at the edges; frames
   // mapped with kPteOwned (4 KiB only) and emptied user-half tables are queued on
   // `gather`. Kernel-half tables are never freed (as in Linux: they are shared by every
@@ -114,8 +115,8 @@ class PageTable {
   uint64_t table_pages() const { return table_pages_; }
 
  private:
-  uint64_t* table_at(uint64_t pa) const;
-  uint64_t new_table();
+  uint64_t* table_at(PhysAddr pa) const;
+  PhysAddr new_table();
   void count_entry(const uint64_t* entry, int delta);
   bool table_empty(const uint64_t* table) const;
   uint64_t* alloc_table(uint64_t* entry);
@@ -129,7 +130,7 @@ class PageTable {
   void free_tree(uint64_t* table, int level, MmuGather& gather);
 
   BuddyAllocator* buddy_ = nullptr;
-  uint64_t root_ = 0;
+  PhysAddr root_;
   uint64_t progress_ = 0;      // end of what map() has done so far (for its rollback)
   bool rolling_back_ = false;  // unmap is undoing a failed map: keep owned frames
   uint64_t table_pages_ = 0;
