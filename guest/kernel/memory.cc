@@ -88,7 +88,8 @@ void fill_memblock(const BootInfo& info, KernelMemory& km) {
 void map_image_section(const char* start, const char* end, uint64_t attrs, const char* what) {
   uint64_t va = reinterpret_cast<uint64_t>(start);
   uint64_t len = (reinterpret_cast<uint64_t>(end) - va + kPageSize - 1) & ~(kPageSize - 1);
-  mm::PtStatus st = g_kmem.kernel_pt.map(va, kernel_image_phys(start), len, attrs, kPageSize);
+  mm::PtStatus st =
+      g_kmem.kernel_pt.map(VirtAddr(va), kernel_image_phys(start), len, attrs, kPageSize);
   if (st != mm::PtStatus::kOk)
     panic("kernel page table: cannot map %s at %lx", what, va);
 }
@@ -99,8 +100,8 @@ void map_xapic_page(KernelMemory& km) {
   if (arch::x2apic_supported() || (arch::cpuid(1).edx & (1u << 9)) == 0)
     return;
   uint64_t attrs = mm::kPteWrite | mm::kPteNx | mm::kPtePcd | mm::kPtePwt | mm::kPteGlobal;
-  if (km.kernel_pt.map(kApicVa, PhysAddr(arch::kXapicPhys), kPageSize, attrs, kPageSize) !=
-      mm::PtStatus::kOk)
+  if (km.kernel_pt.map(VirtAddr(kApicVa), PhysAddr(arch::kXapicPhys), kPageSize, attrs,
+                       kPageSize) != mm::PtStatus::kOk)
     panic("kernel page table: cannot map the xAPIC page");
   arch::apic_set_mmio(reinterpret_cast<void*>(kApicVa));
 }
@@ -111,7 +112,7 @@ void build_kernel_page_table(KernelMemory& km) {
     panic("kernel page table: no memory for the PML4");
   uint64_t dm_len = align_up(km.ram_end, kLargePageSize);
   uint64_t dm_attrs = mm::kPteWrite | mm::kPteNx | mm::kPteGlobal;
-  if (km.kernel_pt.map(kDirectMapBase, PhysAddr(0), dm_len, dm_attrs,
+  if (km.kernel_pt.map(VirtAddr(kDirectMapBase), PhysAddr(0), dm_len, dm_attrs,
                        km.gbpages ? kHugePageSize : kLargePageSize) != mm::PtStatus::kOk)
     panic("kernel page table: cannot build the direct map");
   map_image_section(__kernel_text_start, __kernel_text_end, mm::kPteGlobal, "text (RX)");
@@ -120,7 +121,8 @@ void build_kernel_page_table(KernelMemory& km) {
   map_image_section(__kernel_data_start, __kernel_end, mm::kPteWrite | mm::kPteNx | mm::kPteGlobal,
                     "data (RW NX)");
   map_xapic_page(km);
-  if (!km.vmalloc.init(&km.buddy, &km.kernel_pt, kVmallocStart, kVmallocEnd))
+  if (!km.vmalloc.init(&km.buddy, &km.kernel_pt,
+                       VirtRange{VirtAddr(kVmallocStart), kVmallocEnd - kVmallocStart}))
     panic("vmalloc: init failed");
   if (!cmdline_has("nopge"))
     arch::write_cr4(arch::read_cr4() | (1u << 7));  // CR4.PGE

@@ -30,10 +30,10 @@ bool map_user_code(UserMm& m) {
   uint64_t len =
       reinterpret_cast<uint64_t>(__user_text_end) - reinterpret_cast<uint64_t>(__user_text_start);
   len = (len + kPageSize - 1) & ~(kPageSize - 1);
-  mm::MmResult r = m.as.mmap(kUserCodeBase, len, mm::kVmRead | mm::kVmExec, true);
+  mm::MmResult r = m.as.mmap(VirtAddr(kUserCodeBase), len, mm::kVmRead | mm::kVmExec, true);
   if (!r.ok)
     return false;
-  return m.as.page_table().map(kUserCodeBase, kernel_image_phys(__user_text_start), len,
+  return m.as.page_table().map(VirtAddr(kUserCodeBase), kernel_image_phys(__user_text_start), len,
                                mm::kPteUser, kPageSize) == mm::PtStatus::kOk;
 }
 
@@ -41,7 +41,7 @@ bool map_user_code(UserMm& m) {
 // user-accessible and executable: LSTAR points at this alias.
 bool map_syscall_alias(UserMm& m) {
   const PhysAddr pa = kernel_image_phys(syscall_entry_page);
-  return m.as.page_table().map(pa.value(), pa, kPageSize, mm::kPteUser, kPageSize) ==
+  return m.as.page_table().map(VirtAddr(pa.value()), pa, kPageSize, mm::kPteUser, kPageSize) ==
          mm::PtStatus::kOk;
 }
 
@@ -67,11 +67,12 @@ UserMm* mm_create() {
   if (mem == nullptr)
     return nullptr;
   UserMm* m = new (mem) UserMm();
-  bool ok =
-      m->as.init(&kmem().buddy, &g_vma_cache, kmem().kernel_pt, kUserBrkBase) &&
-      map_user_code(*m) && map_syscall_alias(*m) &&
-      m->as.mmap(kUserStackTop - kUserStackSize, kUserStackSize, mm::kVmRead | mm::kVmWrite, true)
-          .ok;
+  bool ok = m->as.init(&kmem().buddy, &g_vma_cache, kmem().kernel_pt, VirtAddr(kUserBrkBase)) &&
+            map_user_code(*m) && map_syscall_alias(*m) &&
+            m->as
+                .mmap(VirtAddr(kUserStackTop - kUserStackSize), kUserStackSize,
+                      mm::kVmRead | mm::kVmWrite, true)
+                .ok;
   if (!ok) {
     mm_destroy(m);
     return nullptr;
@@ -83,7 +84,7 @@ UserMm* mm_create() {
 void mm_destroy(UserMm* m) {
   if (this_cpu().loaded_mm == m)
     leave_mm();
-  tlb_flush_mm_range(*m, 0, mm::kUserEnd, true);
+  tlb_flush_mm_range(*m, 0, mm::kUserEnd.value(), true);
   {
     mm::MmuGather gather(&kmem().buddy);
     m->as.destroy(gather);

@@ -150,7 +150,7 @@ bool test_vmalloc(TestResult& r) {
 bool test_page_table(TestResult& r) {
   const mm::PageTable& pt = kmem().kernel_pt;
   auto check = [&](const char* sym, bool w, bool nx) {
-    mm::Translation t = pt.translate(reinterpret_cast<uint64_t>(sym));
+    mm::Translation t = pt.translate(VirtAddr(reinterpret_cast<uint64_t>(sym)));
     return t.present && ((t.flags & mm::kPteWrite) != 0) == w &&
            ((t.flags & mm::kPteNx) != 0) == nx;
   };
@@ -160,31 +160,31 @@ bool test_page_table(TestResult& r) {
     return r.fail("rodata is not R+NX");
   if (!check(__kernel_data_start, true, true))
     return r.fail("data is not RW+NX");
-  mm::Translation dm = pt.translate(kDirectMapBase);
-  if (!dm.present || dm.page_size < mm::kSize2M)
+  mm::Translation dm = pt.translate(VirtAddr(kDirectMapBase));
+  if (!dm.present || dm.page_size < kLargePageSize)
     return r.fail("direct map not in large pages");
   static mm::PageTable scratch;
   if (!scratch.init(&kmem().buddy))
     return r.fail("scratch PML4 allocation failed");
-  constexpr uint64_t kVa = 0x40000000 - mm::kSize2M;
+  constexpr uint64_t kVa = 0x40000000 - kLargePageSize;
   PhysAddr pa = kmem().buddy.alloc_phys(mm::kGfpKernel, 10);
   if (pa == mm::kNoPhys)
     return r.fail("no 4 MiB block");
   // Two 4 KiB pages below a 2 MiB boundary, then one 2 MiB page above it.
-  constexpr uint64_t kOff = mm::kSize2M - 2 * kPageSize;
-  if (scratch.map(kVa + kOff, pa + kOff, 2 * mm::kSize2M - kOff, mm::kPteWrite) !=
+  constexpr uint64_t kOff = kLargePageSize - 2 * kPageSize;
+  if (scratch.map(VirtAddr(kVa + kOff), pa + kOff, 2 * kLargePageSize - kOff, mm::kPteWrite) !=
       mm::PtStatus::kOk)
     return r.fail("scratch map failed");
-  mm::Translation t = scratch.translate(kVa + mm::kSize2M + 0x123);
-  if (!t.present || t.pa != pa + mm::kSize2M + 0x123 || t.page_size != mm::kSize2M)
+  mm::Translation t = scratch.translate(VirtAddr(kVa + kLargePageSize + 0x123));
+  if (!t.present || t.pa != pa + kLargePageSize + 0x123 || t.page_size != kLargePageSize)
     return r.fail("wrong translation above the boundary");
-  if (scratch.translate(kVa + kOff).page_size != kPageSize)
+  if (scratch.translate(VirtAddr(kVa + kOff)).page_size != kPageSize)
     return r.fail("no 4 KiB page below the boundary");
-  if (scratch.translate(kVa + kOff - kPageSize).present)
+  if (scratch.translate(VirtAddr(kVa + kOff - kPageSize)).present)
     return r.fail("page before the range is mapped");
   mm::MmuGather gather(&kmem().buddy);
-  scratch.unmap(kVa, 2 * mm::kSize2M, gather);
-  if (scratch.translate(kVa + mm::kSize2M).present)
+  scratch.unmap(VirtAddr(kVa), 2 * kLargePageSize, gather);
+  if (scratch.translate(VirtAddr(kVa + kLargePageSize)).present)
     return r.fail("still mapped after unmap");
   scratch.destroy(gather);
   gather.release();
@@ -199,20 +199,20 @@ bool test_demand_paging(TestResult& r) {
   if (m == nullptr)
     return r.fail("mm_create failed");
   bool ok = false;
-  mm::MmResult area = m->as.mmap(0, 4 * kPageSize, mm::kVmRead | mm::kVmWrite, false);
+  mm::MmResult area = m->as.mmap(VirtAddr(0), 4 * kPageSize, mm::kVmRead | mm::kVmWrite, false);
   if (!area.ok) {
     r.fail("mmap failed: %s", area.error);
-  } else if (m->as.handle_fault(area.value + kPageSize, mm::kFaultWrite) !=
+  } else if (m->as.handle_fault(VirtAddr(area.address.value() + kPageSize), mm::kFaultWrite) !=
              mm::FaultDecision::kMapZeroPage) {
     r.fail("write fault in RW area not served");
-  } else if (!m->as.page_table().translate(area.value + kPageSize).present) {
+  } else if (!m->as.page_table().translate(VirtAddr(area.address.value() + kPageSize)).present) {
     r.fail("page not mapped after the fault");
-  } else if (m->as.page_table().translate(area.value).present) {
+  } else if (m->as.page_table().translate(VirtAddr(area.address.value())).present) {
     r.fail("neighbour page mapped without a fault");
-  } else if (m->as.decide_fault(kUserCodeBase, mm::kFaultWrite | mm::kFaultPresent) !=
+  } else if (m->as.decide_fault(VirtAddr(kUserCodeBase), mm::kFaultWrite | mm::kFaultPresent) !=
              mm::FaultDecision::kPermissionFault) {
     r.fail("write to code not a permission fault");
-  } else if (m->as.decide_fault(0x1000, mm::kFaultRead) != mm::FaultDecision::kSegv) {
+  } else if (m->as.decide_fault(VirtAddr(0x1000), mm::kFaultRead) != mm::FaultDecision::kSegv) {
     r.fail("fault outside areas not segv");
   } else {
     ok = true;

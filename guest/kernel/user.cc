@@ -39,7 +39,8 @@ Process& current() {
 // Flush what an unmap changed in the current process, then free the frames.
 void flush_and_release(mm::MmuGather& gather) {
   if (gather.need_flush())
-    tlb_flush_mm_range(*current().mm, gather.start(), gather.end(), gather.tables_freed());
+    tlb_flush_mm_range(*current().mm, gather.start().value(), gather.end().value(),
+                       gather.tables_freed());
   gather.release();
 }
 
@@ -50,7 +51,7 @@ int64_t sys_munmap(uint64_t addr, uint64_t len) {
   mm::MmResult r;
   {
     mm::SpinGuard guard(current().mm->lock);
-    r = current().mm->as.munmap(addr, len, gather);
+    r = current().mm->as.munmap(VirtAddr(addr), len, gather);
   }
   flush_and_release(gather);
   return r.ok ? 0 : -22;
@@ -62,17 +63,17 @@ int64_t sys_brk(uint64_t new_brk) {
   mm::MmResult r;
   {
     mm::SpinGuard guard(current().mm->lock);
-    r = current().mm->as.brk(new_brk, gather);
+    r = current().mm->as.brk(VirtAddr(new_brk), gather);
   }
   flush_and_release(gather);
-  return r.ok ? static_cast<int64_t>(r.value) : -12;
+  return r.ok ? static_cast<int64_t>(r.address.value()) : -12;
 }
 
 // mmap(length, prot): anonymous, placed by the kernel.
 int64_t sys_mmap(uint64_t len, uint64_t prot) {
   mm::SpinGuard guard(current().mm->lock);
-  mm::MmResult r = current().mm->as.mmap(0, len, static_cast<uint32_t>(prot), false);
-  return r.ok ? static_cast<int64_t>(r.value) : -12;
+  mm::MmResult r = current().mm->as.mmap(VirtAddr(0), len, static_cast<uint32_t>(prot), false);
+  return r.ok ? static_cast<int64_t>(r.address.value()) : -12;
 }
 
 // Classify the error code of #PF as guest/mm FaultAccess bits.
@@ -167,7 +168,7 @@ void handle_page_fault(TrapFrame& frame, uint64_t address) {
   uint64_t t0 = arch::rdtsc();
   {
     mm::SpinGuard guard(p.mm->lock);
-    d = p.mm->as.handle_fault(address, fault_access(frame.error_code));
+    d = p.mm->as.handle_fault(VirtAddr(address), fault_access(frame.error_code));
   }
   p.run.fault_tsc += arch::rdtsc() - t0;
   if (d == mm::FaultDecision::kMapZeroPage || d == mm::FaultDecision::kSpurious)

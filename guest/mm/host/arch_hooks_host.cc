@@ -44,7 +44,7 @@ void set_this_cpu(unsigned cpu) {
 
 // Return the fake TLB counters.
 FlushStats flush_stats() {
-  return FlushStats{g_flushes.load(), g_last_start.load(), g_last_end.load()};
+  return FlushStats{g_flushes.load(), VirtAddr(g_last_start.load()), VirtAddr(g_last_end.load())};
 }
 
 // Zero the fake TLB counters.

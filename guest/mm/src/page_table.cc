@@ -5,19 +5,18 @@ namespace hvmm::guest::mm {
 namespace {
 
 constexpr int kRootLevel = 3;
-constexpr uint64_t kEntries = 512;
+constexpr uint64_t kEntries = kEntriesPerTable;
 // Intermediate entries allow everything; the leaf decides (SDM vol. 3A §4.6).
 constexpr uint64_t kTableAttrs = kPtePresent | kPteWrite | kPteUser;
 constexpr uint64_t kUserHalfEnd = uint64_t{1} << 47;
 
-// Bytes mapped by one entry at `level` (0: 4 KiB, 1: 2 MiB, 2: 1 GiB, 3: 512 GiB).
+// Base's level arithmetic (hvmm/base/levels.h) for the signed levels the walkers count down
+// with: bytes mapped by one entry at `level` (0: 4 KiB ... 3: 512 GiB), and va's index there.
 uint64_t level_size(int level) {
-  return uint64_t{1} << (12 + 9 * level);
+  return hvmm::level_size(static_cast<unsigned>(level));
 }
-
-// Index of `va` in a table at `level`.
 unsigned level_index(uint64_t va, int level) {
-  return static_cast<unsigned>((va >> (12 + 9 * level)) & (kEntries - 1));
+  return hvmm::level_index(va, static_cast<unsigned>(level));
 }
 
 // End of the entry containing `va`, clipped to `end` (and safe at the top of the space).
@@ -56,7 +55,7 @@ PhysAddr entry_target(uint64_t entry) {
 }  // namespace
 
 // Widen the range to flush.
-void MmuGather::add_range(uint64_t start, uint64_t end) {
+void MmuGather::add_range(VirtAddr start, VirtAddr end) {
   start_ = start < start_ ? start : start_;
   end_ = end > end_ ? end : end_;
 }
@@ -73,8 +72,8 @@ void MmuGather::release() {
     set_page_flags(page, 0);
     buddy_->free_pages(page, 0);
   }
-  start_ = ~uint64_t{0};
-  end_ = 0;
+  start_ = VirtAddr(~uint64_t{0});
+  end_ = VirtAddr(0);
   tables_freed_ = false;
 }
 
@@ -147,8 +146,8 @@ uint64_t* PageTable::next_table(uint64_t* entry, bool create) {
 }
 
 // Pre-create the PDPT behind va's PML4 slot.
-bool PageTable::ensure_top_level(uint64_t va) {
-  return next_table(&table_at(root_)[level_index(va, kRootLevel)], true) != nullptr;
+bool PageTable::ensure_top_level(VirtAddr va) {
+  return next_table(&table_at(root_)[level_index(va.value(), kRootLevel)], true) != nullptr;
 }
 
 // Replace a large leaf with a table of 512 leaves one level down, same attributes.
@@ -171,7 +170,9 @@ bool PageTable::split_leaf(uint64_t* entry, int level) {
 }
 
 // Validate, map level by level, and undo everything done if a step fails.
-PtStatus PageTable::map(uint64_t va, PhysAddr pa, uint64_t len, uint64_t attrs, uint64_t max_page) {
+PtStatus PageTable::map(VirtAddr start, PhysAddr pa, uint64_t len, uint64_t attrs,
+                        uint64_t max_page) {
+  const uint64_t va = start.value();
   const uint64_t mask = kPageSize - 1;
   if (((va | pa.value() | len) & mask) != 0 || len == 0 || !canonical_range(va, len) ||
       (attrs & ~kPteAttrMask) != 0) {
@@ -183,7 +184,7 @@ PtStatus PageTable::map(uint64_t va, PhysAddr pa, uint64_t len, uint64_t attrs, 
   if (status != PtStatus::kOk && progress_ > va) {
     MmuGather gather(buddy_);
     rolling_back_ = true;
-    (void)unmap(va, progress_ - va, gather);
+    (void)unmap(start, progress_ - va, gather);
     rolling_back_ = false;
   }
   return status;
@@ -224,8 +225,9 @@ PtStatus PageTable::map_level(uint64_t* table, int level, uint64_t va, uint64_t 
 }
 
 // Validate and walk.
-PtStatus PageTable::unmap(uint64_t va, uint64_t len, MmuGather& gather) {
-  if (((va | len) & (kSize4K - 1)) != 0 || (len != 0 && !canonical_range(va, len))) {
+PtStatus PageTable::unmap(VirtAddr start, uint64_t len, MmuGather& gather) {
+  const uint64_t va = start.value();
+  if (((va | len) & (kPageSize - 1)) != 0 || (len != 0 && !canonical_range(va, len))) {
     return PtStatus::kInvalid;
   }
   if (len == 0) {
@@ -252,8 +254,8 @@ PtStatus PageTable::unmap_level(uint64_t* table, int level, uint64_t va, uint64_
         }
         *entry = 0;
         count_entry(entry, -1);
-        gather.add_range(va, next);
-        gather.count_unmapped(size / kSize4K);
+        gather.add_range(VirtAddr(va), VirtAddr(next));
+        gather.count_unmapped(size / kPageSize);
       } else {
         if (is_leaf(*entry, level) && !split_leaf(entry, level)) {
           return PtStatus::kNoMemory;
@@ -278,8 +280,9 @@ PtStatus PageTable::unmap_level(uint64_t* table, int level, uint64_t va, uint64_
 }
 
 // Validate and walk.
-PtStatus PageTable::protect(uint64_t va, uint64_t len, uint64_t attrs, MmuGather& gather) {
-  if (((va | len) & (kSize4K - 1)) != 0 || (len != 0 && !canonical_range(va, len)) ||
+PtStatus PageTable::protect(VirtAddr start, uint64_t len, uint64_t attrs, MmuGather& gather) {
+  const uint64_t va = start.value();
+  if (((va | len) & (kPageSize - 1)) != 0 || (len != 0 && !canonical_range(va, len)) ||
       (attrs & ~kPteAttrMask) != 0) {
     return PtStatus::kInvalid;
   }
@@ -300,7 +303,7 @@ PtStatus PageTable::protect_level(uint64_t* table, int level, uint64_t va, uint6
       if (is_leaf(*entry, level) && next - va == size) {
         const uint64_t keep = *entry & (kPteAddrMask | kPteHuge | kPteOwned);
         *entry = keep | (attrs & ~kPteOwned);
-        gather.add_range(va, next);
+        gather.add_range(VirtAddr(va), VirtAddr(next));
       } else {
         if (is_leaf(*entry, level) && !split_leaf(entry, level)) {
           return PtStatus::kNoMemory;
@@ -318,7 +321,8 @@ PtStatus PageTable::protect_level(uint64_t* table, int level, uint64_t va, uint6
 }
 
 // Walk from the root to the leaf covering `va`.
-Translation PageTable::translate(uint64_t va) const {
+Translation PageTable::translate(VirtAddr address) const {
+  const uint64_t va = address.value();
   const uint64_t* table = table_at(root_);
   for (int level = kRootLevel; level >= 0; --level) {
     const uint64_t entry = table[level_index(va, level)];
@@ -370,7 +374,7 @@ void PageTable::destroy(MmuGather& gather) {
       root[i] = 0;
     }
   }
-  gather.add_range(0, kUserHalfEnd);
+  gather.add_range(VirtAddr(0), VirtAddr(kUserHalfEnd));
   gather.defer_free(buddy_->phys_to_page(root_), true);
   --table_pages_;
   root_ = PhysAddr();
