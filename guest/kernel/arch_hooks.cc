@@ -22,19 +22,19 @@ unsigned cpu_count() {
 }
 
 // The direct-map alias of a physical address.
-void* phys_to_virt(uint64_t pa) {
-  return reinterpret_cast<void*>(pa + kDirectMapBase);
+void* phys_to_virt(PhysAddr pa) {
+  return reinterpret_cast<void*>(pa.value() + kDirectMapBase);
 }
 
 // The physical address behind a direct-map or kernel-image address.
-uint64_t virt_to_phys(const void* va) {
+PhysAddr virt_to_phys(const void* va) {
   uint64_t v = reinterpret_cast<uint64_t>(va);
-  return v >= kKernelVma ? v - kKernelVma : v - kDirectMapBase;
+  return PhysAddr(v >= kKernelVma ? v - kKernelVma : v - kDirectMapBase);
 }
 
 // Flush kernel translations of [start, end) on every CPU and wait.
-void flush_tlb_kernel_range(uint64_t start, uint64_t end) {
-  hvmm::guest::tlb_flush_kernel_range(start, end);
+void flush_tlb_kernel_range(VirtAddr start, VirtAddr end) {
+  hvmm::guest::tlb_flush_kernel_range(start.value(), end.value());
 }
 
 // Interrupt masking for guest/mm's irq-saving locks.

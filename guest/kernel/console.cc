@@ -4,14 +4,14 @@
 #include "hvmm/guest/console.h"
 
 #include "hvmm/guest/arch/cpu.h"
-#include "hvmm/guest/spinlock.h"
+#include "hvmm/guest/mm/spinlock.h"
 
 namespace hvmm::guest {
 namespace {
 
 constexpr uint16_t kCom1 = 0x3f8;
 int g_loglevel = kLogInfo;
-Spinlock g_console_lock;
+mm::SpinLock g_console_lock;
 
 // An append-only writer into a fixed buffer that silently truncates.
 struct Sink {
@@ -95,7 +95,7 @@ void console_init() {
 
 // Write bytes to the console under the console lock.
 void console_write(const char* data, size_t size) {
-  IrqSpinGuard guard(g_console_lock);
+  mm::SpinGuard guard(g_console_lock);
   raw_write(data, size);
 }
 

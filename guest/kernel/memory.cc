@@ -38,7 +38,7 @@ bool cpu_has_gbpages() {
 // allocator can reach every frame before the final tables exist.
 void early_direct_map(KernelMemory& km) {
   constexpr uint64_t kLeaf = 0x83;  // present, writable, large page
-  uint64_t gib = (km.ram_end + (mm::kSize1G - 1)) >> 30;
+  uint64_t gib = align_up(km.ram_end, kHugePageSize) >> 30;
   for (uint64_t i = 0; i < gib; ++i) {
     if (km.gbpages) {
       g_early_pdpt[i] = (i << 30) | kLeaf;
@@ -46,16 +46,16 @@ void early_direct_map(KernelMemory& km) {
     }
     // One page directory of 2 MiB leaves per GiB: static for the first 4 GiB, then from
     // memblock below 1 GiB (written through the boot identity map).
-    uint64_t pd_pa = i < 4 ? kernel_image_phys(g_early_pd[i])
-                           : km.memblock.alloc(mm::kPageSize, mm::kPageSize, mm::kSize1G);
+    PhysAddr pd_pa = i < 4 ? kernel_image_phys(g_early_pd[i])
+                           : km.memblock.alloc(kPageSize, kPageSize, PhysAddr(kHugePageSize));
     if (pd_pa == mm::kNoPhys)
       panic("early direct map: no page for the directory of GiB %lu", i);
-    auto* pd = i < 4 ? g_early_pd[i] : reinterpret_cast<uint64_t*>(pd_pa);
+    auto* pd = i < 4 ? g_early_pd[i] : reinterpret_cast<uint64_t*>(pd_pa.value());
     for (uint64_t j = 0; j < 512; ++j)
       pd[j] = (i << 30) + (j << 21) + kLeaf;
-    g_early_pdpt[i] = pd_pa | 3;
+    g_early_pdpt[i] = pd_pa.value() | 3;
   }
-  boot_pml4[kDirectMapSlot] = kernel_image_phys(g_early_pdpt) | 3;
+  boot_pml4[kDirectMapSlot] = kernel_image_phys(g_early_pdpt).value() | 3;
 }
 
 // Fill memblock: RAM from the memory map, minus low memory, the kernel image and modules.
@@ -66,7 +66,7 @@ void fill_memblock(const BootInfo& info, KernelMemory& km) {
     if (e.type != kMemmapRam || e.size == 0 || e.addr >= limit)
       continue;
     uint64_t end = e.addr + e.size < limit ? e.addr + e.size : limit;
-    if (!km.memblock.add(e.addr, end - e.addr))
+    if (!km.memblock.add(PhysRange{PhysAddr(e.addr), end - e.addr}))
       panic("memblock: too many RAM ranges");
     km.ram_total += end - e.addr;
     if (end > km.ram_end)
@@ -74,21 +74,22 @@ void fill_memblock(const BootInfo& info, KernelMemory& km) {
   }
   if (km.ram_total == 0)
     panic("no RAM in the PVH memory map");
-  km.memblock.reserve(0, kLowReserved);
-  uint64_t image_end = kernel_image_phys(__kernel_end);
-  km.memblock.reserve(kLowReserved, image_end - kLowReserved);
+  km.memblock.reserve(PhysRange{PhysAddr(0), kLowReserved});
+  PhysAddr image_end = kernel_image_phys(__kernel_end);
+  km.memblock.reserve(PhysRange{PhysAddr(kLowReserved), image_end.value() - kLowReserved});
   for (unsigned i = 0; i < info.reserved_count; ++i)
-    km.memblock.reserve(info.reserved_base[i], info.reserved_size[i]);
+    km.memblock.reserve(PhysRange{PhysAddr(info.reserved_base[i]), info.reserved_size[i]});
   for (unsigned i = 0; i < info.nr_modules; ++i)
-    km.memblock.reserve(info.modules[i].paddr & ~(mm::kPageSize - 1),
-                        info.modules[i].size + mm::kPageSize);
+    km.memblock.reserve(PhysRange{PhysAddr(info.modules[i].paddr).align_down(kPageSize),
+                                  info.modules[i].size + kPageSize});
 }
 
 // Map one kernel-image section [start, end) with `attrs`, panicking on failure.
 void map_image_section(const char* start, const char* end, uint64_t attrs, const char* what) {
   uint64_t va = reinterpret_cast<uint64_t>(start);
-  uint64_t len = (reinterpret_cast<uint64_t>(end) - va + mm::kPageSize - 1) & ~(mm::kPageSize - 1);
-  mm::PtStatus st = g_kmem.kernel_pt.map(va, kernel_image_phys(start), len, attrs, mm::kSize4K);
+  uint64_t len = (reinterpret_cast<uint64_t>(end) - va + kPageSize - 1) & ~(kPageSize - 1);
+  mm::PtStatus st =
+      g_kmem.kernel_pt.map(VirtAddr(va), kernel_image_phys(start), len, attrs, kPageSize);
   if (st != mm::PtStatus::kOk)
     panic("kernel page table: cannot map %s at %lx", what, va);
 }
@@ -99,8 +100,8 @@ void map_xapic_page(KernelMemory& km) {
   if (arch::x2apic_supported() || (arch::cpuid(1).edx & (1u << 9)) == 0)
     return;
   uint64_t attrs = mm::kPteWrite | mm::kPteNx | mm::kPtePcd | mm::kPtePwt | mm::kPteGlobal;
-  if (km.kernel_pt.map(kApicVa, arch::kXapicPhys, mm::kPageSize, attrs, mm::kSize4K) !=
-      mm::PtStatus::kOk)
+  if (km.kernel_pt.map(VirtAddr(kApicVa), PhysAddr(arch::kXapicPhys), kPageSize, attrs,
+                       kPageSize) != mm::PtStatus::kOk)
     panic("kernel page table: cannot map the xAPIC page");
   arch::apic_set_mmio(reinterpret_cast<void*>(kApicVa));
 }
@@ -109,10 +110,10 @@ void map_xapic_page(KernelMemory& km) {
 void build_kernel_page_table(KernelMemory& km) {
   if (!km.kernel_pt.init(&km.buddy))
     panic("kernel page table: no memory for the PML4");
-  uint64_t dm_len = (km.ram_end + mm::kSize2M - 1) & ~(mm::kSize2M - 1);
+  uint64_t dm_len = align_up(km.ram_end, kLargePageSize);
   uint64_t dm_attrs = mm::kPteWrite | mm::kPteNx | mm::kPteGlobal;
-  if (km.kernel_pt.map(kDirectMapBase, 0, dm_len, dm_attrs,
-                       km.gbpages ? mm::kSize1G : mm::kSize2M) != mm::PtStatus::kOk)
+  if (km.kernel_pt.map(VirtAddr(kDirectMapBase), PhysAddr(0), dm_len, dm_attrs,
+                       km.gbpages ? kHugePageSize : kLargePageSize) != mm::PtStatus::kOk)
     panic("kernel page table: cannot build the direct map");
   map_image_section(__kernel_text_start, __kernel_text_end, mm::kPteGlobal, "text (RX)");
   map_image_section(__kernel_rodata_start, __kernel_rodata_end, mm::kPteNx | mm::kPteGlobal,
@@ -120,12 +121,13 @@ void build_kernel_page_table(KernelMemory& km) {
   map_image_section(__kernel_data_start, __kernel_end, mm::kPteWrite | mm::kPteNx | mm::kPteGlobal,
                     "data (RW NX)");
   map_xapic_page(km);
-  if (!km.vmalloc.init(&km.buddy, &km.kernel_pt, kVmallocStart, kVmallocEnd))
+  if (!km.vmalloc.init(&km.buddy, &km.kernel_pt,
+                       VirtRange{VirtAddr(kVmallocStart), kVmallocEnd - kVmallocStart}))
     panic("vmalloc: init failed");
   if (!cmdline_has("nopge"))
     arch::write_cr4(arch::read_cr4() | (1u << 7));  // CR4.PGE
-  arch::write_cr3(km.kernel_pt.root());
-  this_cpu().loaded_cr3 = km.kernel_pt.root();
+  arch::write_cr3(km.kernel_pt.root().value());
+  this_cpu().loaded_cr3 = km.kernel_pt.root().value();
 }
 
 }  // namespace
@@ -164,7 +166,7 @@ void memory_print_summary() {
   KernelMemory& km = g_kmem;
   printk("memory: %lu MiB RAM, direct map with %s pages, kernel image %lu KiB (W^X)\n",
          km.ram_total >> 20, km.gbpages ? "1 GiB" : "2 MiB",
-         (kernel_image_phys(__kernel_end) - 0x100000) >> 10);
+         (kernel_image_phys(__kernel_end).value() - 0x100000) >> 10);
   for (unsigned z = 0; z < mm::kNrZones; ++z) {
     mm::ZoneStats s = km.buddy.zone_stats(static_cast<mm::ZoneId>(z));
     if (s.managed_pages == 0)

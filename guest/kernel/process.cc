@@ -29,19 +29,19 @@ mm::KmemCache g_mm_cache;
 bool map_user_code(UserMm& m) {
   uint64_t len =
       reinterpret_cast<uint64_t>(__user_text_end) - reinterpret_cast<uint64_t>(__user_text_start);
-  len = (len + mm::kPageSize - 1) & ~(mm::kPageSize - 1);
-  mm::MmResult r = m.as.mmap(kUserCodeBase, len, mm::kVmRead | mm::kVmExec, true);
+  len = (len + kPageSize - 1) & ~(kPageSize - 1);
+  mm::MmResult r = m.as.mmap(VirtAddr(kUserCodeBase), len, mm::kVmRead | mm::kVmExec, true);
   if (!r.ok)
     return false;
-  return m.as.page_table().map(kUserCodeBase, kernel_image_phys(__user_text_start), len,
-                               mm::kPteUser, mm::kSize4K) == mm::PtStatus::kOk;
+  return m.as.page_table().map(VirtAddr(kUserCodeBase), kernel_image_phys(__user_text_start), len,
+                               mm::kPteUser, kPageSize) == mm::PtStatus::kOk;
 }
 
 // Map the page holding syscall_entry (one int3, see entry.S) at its physical address,
 // user-accessible and executable: LSTAR points at this alias.
 bool map_syscall_alias(UserMm& m) {
-  uint64_t pa = kernel_image_phys(syscall_entry_page);
-  return m.as.page_table().map(pa, pa, mm::kPageSize, mm::kPteUser, mm::kSize4K) ==
+  const PhysAddr pa = kernel_image_phys(syscall_entry_page);
+  return m.as.page_table().map(VirtAddr(pa.value()), pa, kPageSize, mm::kPteUser, kPageSize) ==
          mm::PtStatus::kOk;
 }
 
@@ -67,11 +67,12 @@ UserMm* mm_create() {
   if (mem == nullptr)
     return nullptr;
   UserMm* m = new (mem) UserMm();
-  bool ok =
-      m->as.init(&kmem().buddy, &g_vma_cache, kmem().kernel_pt, kUserBrkBase) &&
-      map_user_code(*m) && map_syscall_alias(*m) &&
-      m->as.mmap(kUserStackTop - kUserStackSize, kUserStackSize, mm::kVmRead | mm::kVmWrite, true)
-          .ok;
+  bool ok = m->as.init(&kmem().buddy, &g_vma_cache, kmem().kernel_pt, VirtAddr(kUserBrkBase)) &&
+            map_user_code(*m) && map_syscall_alias(*m) &&
+            m->as
+                .mmap(VirtAddr(kUserStackTop - kUserStackSize), kUserStackSize,
+                      mm::kVmRead | mm::kVmWrite, true)
+                .ok;
   if (!ok) {
     mm_destroy(m);
     return nullptr;
@@ -83,7 +84,7 @@ UserMm* mm_create() {
 void mm_destroy(UserMm* m) {
   if (this_cpu().loaded_mm == m)
     leave_mm();
-  tlb_flush_mm_range(*m, 0, mm::kUserEnd, true);
+  tlb_flush_mm_range(*m, 0, mm::kUserEnd.value(), true);
   {
     mm::MmuGather gather(&kmem().buddy);
     m->as.destroy(gather);
@@ -104,7 +105,7 @@ void switch_mm(UserMm& m) {
   __atomic_store_n(&me.loaded_mm, &m, __ATOMIC_SEQ_CST);
   uint64_t gen = __atomic_load_n(&m.tlb_gen, __ATOMIC_SEQ_CST);
   bool stale = m.flushed_gen[me.cpu] != gen;
-  uint64_t cr3 = m.as.page_table().root();
+  uint64_t cr3 = m.as.page_table().root().value();
   // ASIDs are allocated even without PCIDs (the bookkeeping is the same; only CR3 differs).
   mm::AsidSwitch sw = g_asids.switch_to(m.as.asid_context(), me.cpu);
   me.loaded_asid = sw.asid;
@@ -128,7 +129,7 @@ void leave_mm() {
   uint64_t flags = arch::irq_save();
   me.loaded_mm = nullptr;
   me.lazy_tlb = 1;
-  me.loaded_cr3 = kmem().kernel_pt.root();
+  me.loaded_cr3 = kmem().kernel_pt.root().value();
   arch::write_cr3(me.loaded_cr3 | (pcid_enabled() ? kCr3NoFlush : 0));
   arch::irq_restore(flags);
 }

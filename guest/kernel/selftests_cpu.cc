@@ -20,7 +20,7 @@ extern "C" char user_tlb_reader[];
 namespace hvmm::guest {
 namespace {
 
-using mm::kPageSize;
+using hvmm::kPageSize;
 
 // How long to wait for the ring-3 reader on CPU 1 (generous: the host may be loaded).
 constexpr uint64_t kReaderTimeoutUs = 10000000;
@@ -133,20 +133,23 @@ struct RemapOutcome {
 // frame and shoots the old translation down; record what the reader and CPU 1 did.
 bool tlb_remap_check(TestResult& r, UserMm& m, bool skip_shootdown, RemapOutcome* out) {
   mm::AddressSpace& as = m.as;
-  uint64_t data = as.mmap(0, kPageSize, mm::kVmRead | mm::kVmWrite, false).value;
-  uint64_t status = as.mmap(0, kPageSize, mm::kVmRead | mm::kVmWrite, false).value;
-  uint64_t control = as.mmap(0, kPageSize, mm::kVmRead | mm::kVmWrite, false).value;
-  as.handle_fault(data, mm::kFaultWrite);
-  as.handle_fault(status, mm::kFaultWrite);
-  as.handle_fault(control, mm::kFaultWrite);
-  auto* old_page =
-      static_cast<volatile uint64_t*>(mm::arch::phys_to_virt(as.page_table().translate(data).pa));
-  auto* st =
-      static_cast<volatile uint64_t*>(mm::arch::phys_to_virt(as.page_table().translate(status).pa));
+  uint64_t data =
+      as.mmap(VirtAddr(0), kPageSize, mm::kVmRead | mm::kVmWrite, false).address.value();
+  uint64_t status =
+      as.mmap(VirtAddr(0), kPageSize, mm::kVmRead | mm::kVmWrite, false).address.value();
+  uint64_t control =
+      as.mmap(VirtAddr(0), kPageSize, mm::kVmRead | mm::kVmWrite, false).address.value();
+  as.handle_fault(VirtAddr(data), mm::kFaultWrite);
+  as.handle_fault(VirtAddr(status), mm::kFaultWrite);
+  as.handle_fault(VirtAddr(control), mm::kFaultWrite);
+  auto* old_page = static_cast<volatile uint64_t*>(
+      mm::arch::phys_to_virt(as.page_table().translate(VirtAddr(data)).pa));
+  auto* st = static_cast<volatile uint64_t*>(
+      mm::arch::phys_to_virt(as.page_table().translate(VirtAddr(status)).pa));
   auto* ctl = static_cast<volatile uint64_t*>(
-      mm::arch::phys_to_virt(as.page_table().translate(control).pa));
+      mm::arch::phys_to_virt(as.page_table().translate(VirtAddr(control)).pa));
   *old_page = 0xaaaa;
-  uint64_t new_pa = kmem().buddy.alloc_phys(mm::kGfpZero, 0);
+  PhysAddr new_pa = kmem().buddy.alloc_phys(mm::kGfpZero, 0);
   *static_cast<volatile uint64_t*>(mm::arch::phys_to_virt(new_pa)) = 0xbbbb;
   ReaderJob job{&m, data, status, control, {}};
   if (!smp_call_async(1, reader_main, &job))
@@ -155,9 +158,9 @@ bool tlb_remap_check(TestResult& r, UserMm& m, bool skip_shootdown, RemapOutcome
   mm::MmuGather gather(&kmem().buddy);
   mm::PtStatus remapped;
   {
-    IrqSpinGuard guard(m.lock);  // a reader fault in the unmapped window waits, then is spurious
-    as.page_table().unmap(data, kPageSize, gather);
-    remapped = as.page_table().map(data, new_pa, kPageSize,
+    mm::SpinGuard guard(m.lock);  // a reader fault in the unmapped window waits, then is spurious
+    as.page_table().unmap(VirtAddr(data), kPageSize, gather);
+    remapped = as.page_table().map(VirtAddr(data), new_pa, kPageSize,
                                    mm::kPteUser | mm::kPteWrite | mm::kPteNx | mm::kPteOwned);
   }
   tlb_set_skip_remote(skip_shootdown);
@@ -249,9 +252,10 @@ bool test_tlb_shootdown(TestResult& r) {
 
 // Map one demand-zero RW page in `as`; return its user address and direct-map view.
 volatile uint64_t* map_test_page(mm::AddressSpace& as, uint64_t* va) {
-  *va = as.mmap(0, kPageSize, mm::kVmRead | mm::kVmWrite, false).value;
-  as.handle_fault(*va, mm::kFaultWrite);
-  return static_cast<volatile uint64_t*>(mm::arch::phys_to_virt(as.page_table().translate(*va).pa));
+  *va = as.mmap(VirtAddr(0), kPageSize, mm::kVmRead | mm::kVmWrite, false).address.value();
+  as.handle_fault(VirtAddr(*va), mm::kFaultWrite);
+  return static_cast<volatile uint64_t*>(
+      mm::arch::phys_to_virt(as.page_table().translate(VirtAddr(*va)).pa));
 }
 
 // Unmapping many pages of an address space another CPU is running costs one shootdown:
@@ -268,9 +272,10 @@ bool test_tlb_batch(TestResult& r) {
   map_test_page(as, &data);
   volatile uint64_t* st = map_test_page(as, &status);
   volatile uint64_t* ctl = map_test_page(as, &control);
-  uint64_t area = as.mmap(0, kPages * kPageSize, mm::kVmRead | mm::kVmWrite, false).value;
+  uint64_t area =
+      as.mmap(VirtAddr(0), kPages * kPageSize, mm::kVmRead | mm::kVmWrite, false).address.value();
   for (uint64_t i = 0; i < kPages; ++i)
-    as.handle_fault(area + i * kPageSize, mm::kFaultWrite);
+    as.handle_fault(VirtAddr(area + i * kPageSize), mm::kFaultWrite);
   ReaderJob job{m, data, status, control, {}};
   bool started = smp_call_async(1, reader_main, &job);
   bool ok = started && wait_counter(&st[1], 1000, kReaderTimeoutUs);
@@ -278,10 +283,11 @@ bool test_tlb_batch(TestResult& r) {
   uint64_t remote0 = cpu_data(1).tlb_remote_flushes;
   mm::MmuGather gather(&kmem().buddy);
   {
-    IrqSpinGuard guard(m->lock);
-    as.munmap(area, kPages * kPageSize, gather);
+    mm::SpinGuard guard(m->lock);
+    as.munmap(VirtAddr(area), kPages * kPageSize, gather);
   }
-  uint64_t gen = tlb_flush_mm_range(*m, gather.start(), gather.end(), gather.tables_freed());
+  uint64_t gen =
+      tlb_flush_mm_range(*m, gather.start().value(), gather.end().value(), gather.tables_freed());
   TlbFlushRecord flush = tlb_last_flush(1);
   gather.release();
   TlbStats s1 = tlb_stats();

@@ -12,34 +12,34 @@ extern "C" char __kernel_text_start[], __kernel_rodata_start[], __kernel_data_st
 namespace hvmm::guest {
 namespace {
 
-using mm::kPageSize;
+using hvmm::kPageSize;
 
 // Memblock on a private instance: merging, top-down aligned allocation under a limit,
 // free ranges exclude reservations; the boot memblock reserved the image and the modules.
 bool test_memblock(TestResult& r) {
   static mm::Memblock mb;
   mb = mm::Memblock();
-  mb.add(0x100000, 0x100000);
-  mb.add(0x200000, 0x200000);  // adjacent: merged
-  mb.add(0x1000000, 0x100000);
+  mb.add(PhysRange{PhysAddr(0x100000), 0x100000});
+  mb.add(PhysRange{PhysAddr(0x200000), 0x200000});  // adjacent: merged
+  mb.add(PhysRange{PhysAddr(0x1000000), 0x100000});
   if (mb.memory().count() != 2)
     return r.fail("adjacent RAM not merged (%u ranges)", mb.memory().count());
-  mb.reserve(0x100000, 0x10000);
-  uint64_t a = mb.alloc(0x4000, 0x4000, 0x400000);
-  if (a != 0x400000 - 0x4000)
-    return r.fail("alloc below limit returned %lx", a);
-  uint64_t b = mb.alloc(0x2000000, kPageSize);
+  mb.reserve(PhysRange{PhysAddr(0x100000), 0x10000});
+  PhysAddr a = mb.alloc(0x4000, 0x4000, PhysAddr(0x400000));
+  if (a != PhysAddr(0x400000 - 0x4000))
+    return r.fail("alloc below limit returned %lx", a.value());
+  PhysAddr b = mb.alloc(0x2000000, kPageSize);
   if (b != mm::kNoPhys)
-    return r.fail("oversized alloc returned %lx", b);
+    return r.fail("oversized alloc returned %lx", b.value());
   uint64_t free_bytes = 0;
-  mb.for_each_free_range([&](uint64_t lo, uint64_t hi) { free_bytes += hi - lo; });
+  mb.for_each_free_range([&](PhysRange free) { free_bytes += free.size; });
   uint64_t expect = 0x300000 + 0x100000 - 0x10000 - 0x4000;
   if (free_bytes != expect)
     return r.fail("free bytes %lx, expected %lx", free_bytes, expect);
   for (unsigned i = 0; i < boot_info().nr_modules; ++i)
-    if (!kmem().memblock.reserved().overlaps(boot_info().modules[i].paddr, 1))
+    if (!kmem().memblock.reserved().overlaps(PhysRange{PhysAddr(boot_info().modules[i].paddr), 1}))
       return r.fail("module %u not reserved in the boot memblock", i);
-  if (!kmem().memblock.reserved().overlaps(kernel_image_phys(__kernel_text_start), 1))
+  if (!kmem().memblock.reserved().overlaps(PhysRange{kernel_image_phys(__kernel_text_start), 1}))
     return r.fail("kernel image not reserved in the boot memblock");
   return true;
 }
@@ -49,19 +49,19 @@ bool test_buddy(TestResult& r) {
   mm::BuddyAllocator& buddy = kmem().buddy;
   buddy.drain_this_cpu();
   uint64_t before = buddy.free_pages_total();
-  uint64_t blocks[6];
+  PhysAddr blocks[6];
   for (unsigned order = 0; order < 6; ++order) {
     blocks[order] = buddy.alloc_phys(order == 0 ? mm::kGfpZero : mm::kGfpKernel, order);
     if (blocks[order] == mm::kNoPhys)
       return r.fail("order %u allocation failed", order);
-    if (blocks[order] % (kPageSize << order) != 0)
-      return r.fail("order %u block %lx misaligned", order, blocks[order]);
+    if (!blocks[order].is_aligned(kPageSize << order))
+      return r.fail("order %u block %lx misaligned", order, blocks[order].value());
   }
   const auto* z = static_cast<const uint64_t*>(mm::arch::phys_to_virt(blocks[0]));
   for (unsigned i = 0; i < kPageSize / 8; i += 64)
     if (z[i] != 0)
       return r.fail("GFP_ZERO page not zero at qword %u", i);
-  uint64_t max_block = buddy.alloc_phys(mm::kGfpKernel, mm::kMaxOrder);
+  PhysAddr max_block = buddy.alloc_phys(mm::kGfpKernel, mm::kMaxOrder);
   if (max_block == mm::kNoPhys)
     return r.fail("order %u allocation failed", mm::kMaxOrder);
   buddy.free_phys(max_block, mm::kMaxOrder);
@@ -150,7 +150,7 @@ bool test_vmalloc(TestResult& r) {
 bool test_page_table(TestResult& r) {
   const mm::PageTable& pt = kmem().kernel_pt;
   auto check = [&](const char* sym, bool w, bool nx) {
-    mm::Translation t = pt.translate(reinterpret_cast<uint64_t>(sym));
+    mm::Translation t = pt.translate(VirtAddr(reinterpret_cast<uint64_t>(sym)));
     return t.present && ((t.flags & mm::kPteWrite) != 0) == w &&
            ((t.flags & mm::kPteNx) != 0) == nx;
   };
@@ -160,31 +160,31 @@ bool test_page_table(TestResult& r) {
     return r.fail("rodata is not R+NX");
   if (!check(__kernel_data_start, true, true))
     return r.fail("data is not RW+NX");
-  mm::Translation dm = pt.translate(kDirectMapBase);
-  if (!dm.present || dm.page_size < mm::kSize2M)
+  mm::Translation dm = pt.translate(VirtAddr(kDirectMapBase));
+  if (!dm.present || dm.page_size < kLargePageSize)
     return r.fail("direct map not in large pages");
   static mm::PageTable scratch;
   if (!scratch.init(&kmem().buddy))
     return r.fail("scratch PML4 allocation failed");
-  constexpr uint64_t kVa = 0x40000000 - mm::kSize2M;
-  uint64_t pa = kmem().buddy.alloc_phys(mm::kGfpKernel, 10);
+  constexpr uint64_t kVa = 0x40000000 - kLargePageSize;
+  PhysAddr pa = kmem().buddy.alloc_phys(mm::kGfpKernel, 10);
   if (pa == mm::kNoPhys)
     return r.fail("no 4 MiB block");
   // Two 4 KiB pages below a 2 MiB boundary, then one 2 MiB page above it.
-  constexpr uint64_t kOff = mm::kSize2M - 2 * kPageSize;
-  if (scratch.map(kVa + kOff, pa + kOff, 2 * mm::kSize2M - kOff, mm::kPteWrite) !=
+  constexpr uint64_t kOff = kLargePageSize - 2 * kPageSize;
+  if (scratch.map(VirtAddr(kVa + kOff), pa + kOff, 2 * kLargePageSize - kOff, mm::kPteWrite) !=
       mm::PtStatus::kOk)
     return r.fail("scratch map failed");
-  mm::Translation t = scratch.translate(kVa + mm::kSize2M + 0x123);
-  if (!t.present || t.pa != pa + mm::kSize2M + 0x123 || t.page_size != mm::kSize2M)
+  mm::Translation t = scratch.translate(VirtAddr(kVa + kLargePageSize + 0x123));
+  if (!t.present || t.pa != pa + kLargePageSize + 0x123 || t.page_size != kLargePageSize)
     return r.fail("wrong translation above the boundary");
-  if (scratch.translate(kVa + kOff).page_size != kPageSize)
+  if (scratch.translate(VirtAddr(kVa + kOff)).page_size != kPageSize)
     return r.fail("no 4 KiB page below the boundary");
-  if (scratch.translate(kVa + kOff - kPageSize).present)
+  if (scratch.translate(VirtAddr(kVa + kOff - kPageSize)).present)
     return r.fail("page before the range is mapped");
   mm::MmuGather gather(&kmem().buddy);
-  scratch.unmap(kVa, 2 * mm::kSize2M, gather);
-  if (scratch.translate(kVa + mm::kSize2M).present)
+  scratch.unmap(VirtAddr(kVa), 2 * kLargePageSize, gather);
+  if (scratch.translate(VirtAddr(kVa + kLargePageSize)).present)
     return r.fail("still mapped after unmap");
   scratch.destroy(gather);
   gather.release();
@@ -199,20 +199,20 @@ bool test_demand_paging(TestResult& r) {
   if (m == nullptr)
     return r.fail("mm_create failed");
   bool ok = false;
-  mm::MmResult area = m->as.mmap(0, 4 * kPageSize, mm::kVmRead | mm::kVmWrite, false);
+  mm::MmResult area = m->as.mmap(VirtAddr(0), 4 * kPageSize, mm::kVmRead | mm::kVmWrite, false);
   if (!area.ok) {
     r.fail("mmap failed: %s", area.error);
-  } else if (m->as.handle_fault(area.value + kPageSize, mm::kFaultWrite) !=
+  } else if (m->as.handle_fault(VirtAddr(area.address.value() + kPageSize), mm::kFaultWrite) !=
              mm::FaultDecision::kMapZeroPage) {
     r.fail("write fault in RW area not served");
-  } else if (!m->as.page_table().translate(area.value + kPageSize).present) {
+  } else if (!m->as.page_table().translate(VirtAddr(area.address.value() + kPageSize)).present) {
     r.fail("page not mapped after the fault");
-  } else if (m->as.page_table().translate(area.value).present) {
+  } else if (m->as.page_table().translate(VirtAddr(area.address.value())).present) {
     r.fail("neighbour page mapped without a fault");
-  } else if (m->as.decide_fault(kUserCodeBase, mm::kFaultWrite | mm::kFaultPresent) !=
+  } else if (m->as.decide_fault(VirtAddr(kUserCodeBase), mm::kFaultWrite | mm::kFaultPresent) !=
              mm::FaultDecision::kPermissionFault) {
     r.fail("write to code not a permission fault");
-  } else if (m->as.decide_fault(0x1000, mm::kFaultRead) != mm::FaultDecision::kSegv) {
+  } else if (m->as.decide_fault(VirtAddr(0x1000), mm::kFaultRead) != mm::FaultDecision::kSegv) {
     r.fail("fault outside areas not segv");
   } else {
     ok = true;

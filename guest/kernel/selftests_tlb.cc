@@ -21,9 +21,9 @@ bool test_tlb_ceiling(TestResult& r) {
     return r.fail("mm_create failed");
   switch_mm(*m);
   TlbStats s0 = tlb_stats();
-  tlb_flush_mm_range(*m, kBase, kBase + 4 * mm::kPageSize, false);
+  tlb_flush_mm_range(*m, kBase, kBase + 4 * kPageSize, false);
   TlbStats s1 = tlb_stats();
-  tlb_flush_mm_range(*m, kBase, kBase + (kTlbFlushCeiling + 1) * mm::kPageSize, false);
+  tlb_flush_mm_range(*m, kBase, kBase + (kTlbFlushCeiling + 1) * kPageSize, false);
   TlbStats s2 = tlb_stats();
   leave_mm();
   mm_destroy(m);
@@ -45,7 +45,7 @@ struct LazyJob {
 // Body of the work posted to CPU 1.
 void run_short_program(void* arg) {
   auto* job = static_cast<LazyJob*>(arg);
-  job->run = run_user(*job->mm, user_touch_seq, mm::kPageSize, 0, 0);
+  job->run = run_user(*job->mm, user_touch_seq, kPageSize, 0, 0);
 }
 
 // Check the lazy CPU is skipped, then reached when tables are freed.
@@ -54,12 +54,12 @@ bool lazy_checks(TestResult& r, UserMm& m) {
   if (cpu1.loaded_mm != &m || !cpu1.lazy_tlb)
     return r.fail("CPU 1 is not lazy in the mm");
   TlbStats s0 = tlb_stats();
-  tlb_flush_mm_range(m, kBase, kBase + mm::kPageSize, false);
+  tlb_flush_mm_range(m, kBase, kBase + kPageSize, false);
   TlbStats s1 = tlb_stats();
   if (s1.ipis != s0.ipis || s1.lazy_skipped - s0.lazy_skipped != 1)
     return r.fail("lazy CPU not skipped (%lu IPIs, %lu skips)", s1.ipis - s0.ipis,
                   s1.lazy_skipped - s0.lazy_skipped);
-  uint64_t gen = tlb_flush_mm_range(m, kBase, kBase + mm::kPageSize, true);
+  uint64_t gen = tlb_flush_mm_range(m, kBase, kBase + kPageSize, true);
   TlbFlushRecord left = tlb_last_flush(1);
   TlbStats s2 = tlb_stats();
   if (s2.ipis - s1.ipis != 1)

@@ -52,18 +52,18 @@ void patch(char* copy, const char* field, T value) {
 
 // Allocate a kernel stack of 2^order pages and return its top.
 uint64_t alloc_stack(unsigned order) {
-  uint64_t pa = kmem().buddy.alloc_phys(mm::kGfpKernel, order);
+  PhysAddr pa = kmem().buddy.alloc_phys(mm::kGfpKernel, order);
   if (pa == mm::kNoPhys)
     panic("smp: no memory for a CPU stack");
-  return pa + kDirectMapBase + (mm::kPageSize << order);
+  return reinterpret_cast<uint64_t>(mm::arch::phys_to_virt(pa)) + (kPageSize << order);
 }
 
 // The AP starts on the boot page tables: give them the kernel's vmalloc PML4 slot (its PDPT
 // never changes) so the AP can use its vmalloc'ed stack before it loads the kernel tables.
 void share_vmalloc_slot_with_boot_tables() {
   constexpr unsigned kSlot = (kVmallocStart >> 39) & 511;
-  auto* boot =
-      static_cast<uint64_t*>(mm::arch::phys_to_virt(reinterpret_cast<uint64_t>(boot_pml4)));
+  auto* boot = static_cast<uint64_t*>(
+      mm::arch::phys_to_virt(PhysAddr(reinterpret_cast<uint64_t>(boot_pml4))));
   auto* kernel = static_cast<uint64_t*>(mm::arch::phys_to_virt(kmem().kernel_pt.root()));
   boot[kSlot] = kernel[kSlot];
 }
@@ -242,8 +242,8 @@ extern "C" [[noreturn]] void ap_main(uint64_t cpu) {
   syscall_init_this_cpu();
   arch::write_cr4(arch::read_cr4() | (1u << 7));
   cpu_enable_pcid();
-  arch::write_cr3(kmem().kernel_pt.root());
-  this_cpu().loaded_cr3 = kmem().kernel_pt.root();
+  arch::write_cr3(kmem().kernel_pt.root().value());
+  this_cpu().loaded_cr3 = kmem().kernel_pt.root().value();
   this_cpu().lazy_tlb = 1;
   arch::apic_init_this_cpu();
   cpu_data(c).apic_id = arch::apic_id();

@@ -99,7 +99,7 @@ void print_modules(const BootInfo& info) {
   for (unsigned i = 0; i < info.nr_modules; ++i) {
     const HvmModlistEntry& m = info.modules[i];
     char head[17] = {};
-    const auto* bytes = static_cast<const char*>(mm::arch::phys_to_virt(m.paddr));
+    const auto* bytes = static_cast<const char*>(mm::arch::phys_to_virt(PhysAddr(m.paddr)));
     for (unsigned j = 0; j < 16 && j < m.size; ++j)
       head[j] = (bytes[j] >= 0x20 && bytes[j] < 0x7f) ? bytes[j] : '.';
     printk("module %u: [%lx-%lx) %lu bytes, starts with \"%s\"\n", i, m.paddr, m.paddr + m.size,

@@ -11,10 +11,10 @@
 #include "hvmm/guest/arch/trap.h"
 #include "hvmm/guest/cmdline.h"
 #include "hvmm/guest/memory.h"
+#include "hvmm/guest/mm/spinlock.h"
 #include "hvmm/guest/percpu.h"
 #include "hvmm/guest/process.h"
 #include "hvmm/guest/smp.h"
-#include "hvmm/guest/spinlock.h"
 
 namespace hvmm::guest {
 namespace {
@@ -62,12 +62,12 @@ void flush_current_pcid() {
 
 // Flush [start, end) page by page, or fall back to `full` above the ceiling; returns how.
 TlbFlushRecord::Kind flush_range_local(uint64_t start, uint64_t end, void (*full)()) {
-  uint64_t pages = (end - start + mm::kPageSize - 1) >> mm::kPageShift;
+  uint64_t pages = (end - start + kPageSize - 1) >> kPageShift;
   if (pages > kTlbFlushCeiling) {
     full();
     return TlbFlushRecord::kWholeAsid;
   }
-  for (uint64_t va = start; va < end; va += mm::kPageSize)
+  for (uint64_t va = start; va < end; va += kPageSize)
     arch::invlpg(va);
   count(g_stats.page_flushes, pages);
   return TlbFlushRecord::kPages;
@@ -81,8 +81,8 @@ void record_flush(const PerCpu& me, const TlbRequest& req, TlbFlushRecord::Kind 
 
 // Leave a user address space whose tables were freed while this CPU was lazy.
 void leave_lazy_mm() {
-  arch::write_cr3(kmem().kernel_pt.root());
-  this_cpu().loaded_cr3 = kmem().kernel_pt.root();
+  arch::write_cr3(kmem().kernel_pt.root().value());
+  this_cpu().loaded_cr3 = kmem().kernel_pt.root().value();
   this_cpu().loaded_mm = nullptr;
   count(g_stats.full_flushes);
 }

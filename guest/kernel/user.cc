@@ -39,7 +39,8 @@ Process& current() {
 // Flush what an unmap changed in the current process, then free the frames.
 void flush_and_release(mm::MmuGather& gather) {
   if (gather.need_flush())
-    tlb_flush_mm_range(*current().mm, gather.start(), gather.end(), gather.tables_freed());
+    tlb_flush_mm_range(*current().mm, gather.start().value(), gather.end().value(),
+                       gather.tables_freed());
   gather.release();
 }
 
@@ -49,8 +50,8 @@ int64_t sys_munmap(uint64_t addr, uint64_t len) {
   mm::MmuGather gather(&kmem().buddy);
   mm::MmResult r;
   {
-    IrqSpinGuard guard(current().mm->lock);
-    r = current().mm->as.munmap(addr, len, gather);
+    mm::SpinGuard guard(current().mm->lock);
+    r = current().mm->as.munmap(VirtAddr(addr), len, gather);
   }
   flush_and_release(gather);
   return r.ok ? 0 : -22;
@@ -61,18 +62,18 @@ int64_t sys_brk(uint64_t new_brk) {
   mm::MmuGather gather(&kmem().buddy);
   mm::MmResult r;
   {
-    IrqSpinGuard guard(current().mm->lock);
-    r = current().mm->as.brk(new_brk, gather);
+    mm::SpinGuard guard(current().mm->lock);
+    r = current().mm->as.brk(VirtAddr(new_brk), gather);
   }
   flush_and_release(gather);
-  return r.ok ? static_cast<int64_t>(r.value) : -12;
+  return r.ok ? static_cast<int64_t>(r.address.value()) : -12;
 }
 
 // mmap(length, prot): anonymous, placed by the kernel.
 int64_t sys_mmap(uint64_t len, uint64_t prot) {
-  IrqSpinGuard guard(current().mm->lock);
-  mm::MmResult r = current().mm->as.mmap(0, len, static_cast<uint32_t>(prot), false);
-  return r.ok ? static_cast<int64_t>(r.value) : -12;
+  mm::SpinGuard guard(current().mm->lock);
+  mm::MmResult r = current().mm->as.mmap(VirtAddr(0), len, static_cast<uint32_t>(prot), false);
+  return r.ok ? static_cast<int64_t>(r.address.value()) : -12;
 }
 
 // Classify the error code of #PF as guest/mm FaultAccess bits.
@@ -166,8 +167,8 @@ void handle_page_fault(TrapFrame& frame, uint64_t address) {
   mm::FaultDecision d;
   uint64_t t0 = arch::rdtsc();
   {
-    IrqSpinGuard guard(p.mm->lock);
-    d = p.mm->as.handle_fault(address, fault_access(frame.error_code));
+    mm::SpinGuard guard(p.mm->lock);
+    d = p.mm->as.handle_fault(VirtAddr(address), fault_access(frame.error_code));
   }
   p.run.fault_tsc += arch::rdtsc() - t0;
   if (d == mm::FaultDecision::kMapZeroPage || d == mm::FaultDecision::kSpurious)
@@ -179,7 +180,7 @@ void handle_page_fault(TrapFrame& frame, uint64_t address) {
 // mask IF/DF/TF/AC on entry.
 void syscall_init_this_cpu() {
   arch::wrmsr(arch::kMsrStar, (uint64_t{arch::kKernelCs} << 32) | (uint64_t{0x10 | 3} << 48));
-  arch::wrmsr(arch::kMsrLstar, kernel_image_phys(syscall_entry));
+  arch::wrmsr(arch::kMsrLstar, kernel_image_phys(syscall_entry).value());
   arch::wrmsr(arch::kMsrFmask, 0x40700);  // AC, DF, IF, TF
 }
 

@@ -44,7 +44,7 @@ void set_this_cpu(unsigned cpu) {
 
 // Return the fake TLB counters.
 FlushStats flush_stats() {
-  return FlushStats{g_flushes.load(), g_last_start.load(), g_last_end.load()};
+  return FlushStats{g_flushes.load(), VirtAddr(g_last_start.load()), VirtAddr(g_last_end.load())};
 }
 
 // Zero the fake TLB counters.
@@ -72,30 +72,30 @@ unsigned cpu_count() {
 }
 
 // Translate a fake physical address into the arena; outside it is a bug.
-void* phys_to_virt(uint64_t pa) {
-  if (g_arena_base == nullptr || pa >= g_arena_size) {
+void* phys_to_virt(PhysAddr pa) {
+  if (g_arena_base == nullptr || pa.value() >= g_arena_size) {
     std::fprintf(stderr, "phys_to_virt(0x%llx) outside the fake arena\n",
-                 static_cast<unsigned long long>(pa));
+                 static_cast<unsigned long long>(pa.value()));
     std::abort();
   }
-  return g_arena_base + pa;
+  return g_arena_base + pa.value();
 }
 
 // Translate an arena pointer back into a fake physical address.
-uint64_t virt_to_phys(const void* va) {
+PhysAddr virt_to_phys(const void* va) {
   const auto* p = static_cast<const uint8_t*>(va);
   if (g_arena_base == nullptr || p < g_arena_base || p >= g_arena_base + g_arena_size) {
     std::fprintf(stderr, "virt_to_phys(%p) outside the fake arena\n", va);
     std::abort();
   }
-  return static_cast<uint64_t>(p - g_arena_base);
+  return PhysAddr(static_cast<uint64_t>(p - g_arena_base));
 }
 
 // Count the flush (there is no TLB on the host side).
-void flush_tlb_kernel_range(uint64_t start, uint64_t end) {
+void flush_tlb_kernel_range(VirtAddr start, VirtAddr end) {
   g_flushes.fetch_add(1);
-  g_last_start = start;
-  g_last_end = end;
+  g_last_start = start.value();
+  g_last_end = end.value();
 }
 
 // No interrupts on the host: nothing to save.

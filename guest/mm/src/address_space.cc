@@ -8,8 +8,14 @@ namespace {
 
 // Round up to a page; 0 stays 0, overflow becomes 0 (rejected by callers).
 uint64_t page_round_up(uint64_t value) {
-  return (value + kPageSize - 1) & ~(kPageSize - 1);
+  return align_up(value, kPageSize);
 }
+VirtAddr page_round_up(VirtAddr address) {
+  return address.align_up(kPageSize);
+}
+
+// "No address": mmap's gap search and hint checks never produce the page at 0.
+constexpr VirtAddr kNoVirt{0};
 
 // The VMA right an access needs (x86 cannot express write-only: write implies read).
 bool access_allowed(uint32_t prot, uint32_t access) {
@@ -52,7 +58,7 @@ const char* fault_decision_name(FaultDecision decision) {
 
 // Empty tables sharing the kernel half; empty heap at brk_base.
 bool AddressSpace::init(BuddyAllocator* buddy, KmemCache* vma_cache, const PageTable& kernel,
-                        uint64_t brk_base) {
+                        VirtAddr brk_base) {
   buddy_ = buddy;
   vma_cache_ = vma_cache;
   if (!table_.init(buddy)) {
@@ -78,7 +84,7 @@ uint64_t AddressSpace::pte_attrs(uint32_t prot) {
 }
 
 // Allocate and fill a Vma from the cache (nullptr when out of memory).
-Vma* AddressSpace::new_vma(uint64_t start, uint64_t end, uint32_t prot, uint32_t kind) {
+Vma* AddressSpace::new_vma(VirtAddr start, VirtAddr end, uint32_t prot, uint32_t kind) {
   void* memory = vma_cache_->alloc(kGfpKernel);
   if (memory == nullptr) {
     return nullptr;
@@ -91,15 +97,15 @@ Vma* AddressSpace::new_vma(uint64_t start, uint64_t end, uint32_t prot, uint32_t
   return vma;
 }
 
-// Highest gap of `len` bytes below kUserMmapTop and above kUserStart, or 0.
-uint64_t AddressSpace::find_gap(uint64_t len) const {
-  uint64_t gap_end = kUserMmapTop;
+// Highest gap of `len` bytes below kUserMmapTop and above kUserStart, or kNoVirt.
+VirtAddr AddressSpace::find_gap(uint64_t len) const {
+  VirtAddr gap_end = kUserMmapTop;
   const Vma* vma = vmas_.last();
   while (vma != nullptr && vma->start >= gap_end) {
     vma = VmaTree::prev(vma);
   }
   for (;;) {
-    uint64_t lower = vma != nullptr ? vma->end : kUserStart;
+    VirtAddr lower = vma != nullptr ? vma->end : kUserStart;
     if (vma == nullptr && brk_ > lower) {
       lower = page_round_up(brk_);
     }
@@ -107,7 +113,7 @@ uint64_t AddressSpace::find_gap(uint64_t len) const {
       return gap_end - len;
     }
     if (vma == nullptr) {
-      return 0;
+      return kNoVirt;
     }
     gap_end = vma->start;
     vma = VmaTree::prev(vma);
@@ -115,32 +121,32 @@ uint64_t AddressSpace::find_gap(uint64_t len) const {
 }
 
 // Place the area at the hint when it is free, else in the highest gap.
-MmResult AddressSpace::mmap(uint64_t hint, uint64_t len, uint32_t prot, bool fixed) {
+MmResult AddressSpace::mmap(VirtAddr hint, uint64_t len, uint32_t prot, bool fixed) {
   len = page_round_up(len);
   if (len == 0 || len > kUserEnd - kUserStart) {
-    return MmResult{false, 0, "mmap: length is zero or larger than the user half"};
+    return MmResult{false, kNoVirt, "mmap: length is zero or larger than the user half"};
   }
-  uint64_t addr = 0;
+  VirtAddr addr = kNoVirt;
   const bool hint_usable =
-      hint != 0 && (hint & (kPageSize - 1)) == 0 && hint >= kUserStart && hint <= kUserEnd - len;
+      hint != kNoVirt && hint.is_aligned(kPageSize) && hint >= kUserStart && hint <= kUserEnd - len;
   if (hint_usable) {
     const Vma* next = vmas_.find_next(hint);
     if (next == nullptr || next->start >= hint + len) {
       addr = hint;
     }
   }
-  if (addr == 0 && fixed) {
-    return MmResult{false, 0, "mmap: fixed range is not free or not in the user half"};
+  if (addr == kNoVirt && fixed) {
+    return MmResult{false, kNoVirt, "mmap: fixed range is not free or not in the user half"};
   }
-  if (addr == 0) {
+  if (addr == kNoVirt) {
     addr = find_gap(len);
   }
-  if (addr == 0) {
-    return MmResult{false, 0, "mmap: no free range large enough"};
+  if (addr == kNoVirt) {
+    return MmResult{false, kNoVirt, "mmap: no free range large enough"};
   }
   Vma* vma = new_vma(addr, addr + len, prot, kVmaAnon);
   if (vma == nullptr) {
-    return MmResult{false, 0, "mmap: out of memory for the area"};
+    return MmResult{false, kNoVirt, "mmap: out of memory for the area"};
   }
   (void)vmas_.insert(vma);
   return MmResult{true, addr, ""};
@@ -148,7 +154,7 @@ MmResult AddressSpace::mmap(uint64_t hint, uint64_t len, uint32_t prot, bool fix
 
 // Remove [start, end) from the VMA tree; allocates the one split piece first, so a
 // failure leaves every area unchanged.
-bool AddressSpace::carve(uint64_t start, uint64_t end) {
+bool AddressSpace::carve(VirtAddr start, VirtAddr end) {
   Vma* containing = vmas_.find(start);
   Vma* spare = nullptr;
   if (containing != nullptr && containing->start < start && containing->end > end) {
@@ -179,32 +185,32 @@ bool AddressSpace::carve(uint64_t start, uint64_t end) {
 }
 
 // Carve the areas, then unmap the range (frames are freed by the caller's gather).
-MmResult AddressSpace::munmap(uint64_t addr, uint64_t len, MmuGather& gather) {
+MmResult AddressSpace::munmap(VirtAddr addr, uint64_t len, MmuGather& gather) {
   len = page_round_up(len);
-  if ((addr & (kPageSize - 1)) != 0 || len == 0 || addr < kUserStart || addr > kUserEnd - len) {
-    return MmResult{false, 0, "munmap: range is unaligned, empty or outside the user half"};
+  if (!addr.is_aligned(kPageSize) || len == 0 || addr < kUserStart || addr > kUserEnd - len) {
+    return MmResult{false, kNoVirt, "munmap: range is unaligned, empty or outside the user half"};
   }
   if (!carve(addr, addr + len)) {
-    return MmResult{false, 0, "munmap: out of memory splitting an area"};
+    return MmResult{false, kNoVirt, "munmap: out of memory splitting an area"};
   }
   const uint64_t before = gather.pages_unmapped();
   if (table_.unmap(addr, len, gather) != PtStatus::kOk) {
-    return MmResult{false, 0, "munmap: out of memory splitting a large page"};
+    return MmResult{false, kNoVirt, "munmap: out of memory splitting a large page"};
   }
   stats_.resident_pages -= gather.pages_unmapped() - before;
-  return MmResult{true, 0, ""};
+  return MmResult{true, kNoVirt, ""};
 }
 
 // Grow the heap area (refusing to run into another area) or shrink it and unmap.
-MmResult AddressSpace::brk(uint64_t new_brk, MmuGather& gather) {
-  if (new_brk == 0) {
+MmResult AddressSpace::brk(VirtAddr new_brk, MmuGather& gather) {
+  if (new_brk == kNoVirt) {
     return MmResult{true, brk_, ""};
   }
   if (new_brk < brk_base_ || new_brk > kUserMmapTop) {
     return MmResult{false, brk_, "brk: below the heap start or above the mmap area"};
   }
-  const uint64_t old_top = page_round_up(brk_);
-  const uint64_t new_top = page_round_up(new_brk);
+  const VirtAddr old_top = page_round_up(brk_);
+  const VirtAddr new_top = page_round_up(new_brk);
   if (new_top > old_top) {
     const Vma* next = vmas_.find_next(old_top);
     if (next != nullptr && next->start < new_top) {
@@ -231,7 +237,7 @@ MmResult AddressSpace::brk(uint64_t new_brk, MmuGather& gather) {
 }
 
 // No area: SEGV. Area without the right: permission. Mapped with the right: spurious.
-FaultDecision AddressSpace::decide_fault(uint64_t address, uint32_t access) const {
+FaultDecision AddressSpace::decide_fault(VirtAddr address, uint32_t access) const {
   const Vma* vma = vmas_.find(address);
   if (vma == nullptr) {
     return FaultDecision::kSegv;
@@ -247,7 +253,7 @@ FaultDecision AddressSpace::decide_fault(uint64_t address, uint32_t access) cons
 }
 
 // Decide, and for demand-zero faults map a zeroed owned frame with the area's rights.
-FaultDecision AddressSpace::handle_fault(uint64_t address, uint32_t access) {
+FaultDecision AddressSpace::handle_fault(VirtAddr address, uint32_t access) {
   const FaultDecision decision = decide_fault(address, access);
   ++stats_.faults;
   switch (decision) {
@@ -265,9 +271,9 @@ FaultDecision AddressSpace::handle_fault(uint64_t address, uint32_t access) {
   }
   const Vma* vma = vmas_.find(address);
   Page* page = buddy_->alloc_pages(kGfpZero, 0);
-  const uint64_t va = address & ~(kPageSize - 1);
+  const VirtAddr va = address.align_down(kPageSize);
   if (page == nullptr || table_.map(va, buddy_->page_to_phys(page), kPageSize,
-                                    pte_attrs(vma->prot) | kPteOwned, kSize4K) != PtStatus::kOk) {
+                                    pte_attrs(vma->prot) | kPteOwned, kPageSize) != PtStatus::kOk) {
     buddy_->free_pages(page, 0);
     --stats_.faults;
     return FaultDecision::kSegv;

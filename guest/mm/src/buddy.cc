@@ -50,9 +50,8 @@ bool BuddyAllocator::init(Memblock& memblock, bool memory_is_zero) {
   memory_is_zero_ = memory_is_zero;
   start_pfn_ = memblock.start_pfn();
   end_pfn_ = memblock.end_pfn();
-  const uint64_t bytes =
-      ((end_pfn_ - start_pfn_) * sizeof(Page) + kPageSize - 1) & ~(kPageSize - 1);
-  const uint64_t pa = memblock.alloc(bytes, kPageSize);
+  const uint64_t bytes = align_up((end_pfn_ - start_pfn_) * sizeof(Page), kPageSize);
+  const PhysAddr pa = memblock.alloc(bytes, kPageSize);
   if (pa == kNoPhys) {
     return false;
   }
@@ -72,8 +71,9 @@ bool BuddyAllocator::init(Memblock& memblock, bool memory_is_zero) {
       pcp.list.init();
     }
   }
-  memblock.for_each_free_range(
-      [this](uint64_t lo, uint64_t hi) { release_range(lo >> kPageShift, hi >> kPageShift); });
+  memblock.for_each_free_range([this](PhysRange free) {
+    release_range(free.start.page_number(), free.end().page_number());
+  });
   for (Zone& zone : zones_) {
     setup_watermarks(zone);
   }
@@ -329,13 +329,13 @@ void BuddyAllocator::drain_all() {
 }
 
 // Allocate and return the physical address.
-uint64_t BuddyAllocator::alloc_phys(Gfp gfp, unsigned order) {
+PhysAddr BuddyAllocator::alloc_phys(Gfp gfp, unsigned order) {
   Page* page = alloc_pages(gfp, order);
   return page == nullptr ? kNoPhys : page_to_phys(page);
 }
 
 // Free by physical address.
-void BuddyAllocator::free_phys(uint64_t pa, unsigned order) {
+void BuddyAllocator::free_phys(PhysAddr pa, unsigned order) {
   free_pages(phys_to_page(pa), order);
 }
 

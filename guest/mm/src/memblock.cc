@@ -4,7 +4,7 @@
 namespace hvmm::guest::mm {
 
 // Shift ranges right to open a slot at `index` (capacity checked by the caller).
-void RangeList::insert_at(unsigned index, MemRange range) {
+void RangeList::insert_at(unsigned index, PhysRange range) {
   for (unsigned i = count_; i > index; --i) {
     ranges_[i] = ranges_[i - 1];
   }
@@ -21,27 +21,28 @@ void RangeList::erase_at(unsigned index) {
 }
 
 // Insert, then absorb every following range that overlaps or touches the new one.
-bool RangeList::add(uint64_t base, uint64_t size) {
-  if (size == 0) {
+bool RangeList::add(PhysRange range) {
+  if (range.size == 0) {
     return true;
   }
-  uint64_t end = base + size;
+  const PhysAddr base = range.start;
+  PhysAddr end = range.end();
   unsigned i = 0;
   while (i < count_ && ranges_[i].end() < base) {
     ++i;
   }
-  if (i < count_ && ranges_[i].base <= end) {
+  if (i < count_ && ranges_[i].start <= end) {
     // Overlaps or touches ranges_[i]: grow it, then swallow successors.
-    if (base < ranges_[i].base) {
-      ranges_[i].size += ranges_[i].base - base;
-      ranges_[i].base = base;
+    if (base < ranges_[i].start) {
+      ranges_[i].size += ranges_[i].start - base;
+      ranges_[i].start = base;
     }
     if (end > ranges_[i].end()) {
-      ranges_[i].size = end - ranges_[i].base;
+      ranges_[i].size = end - ranges_[i].start;
     }
-    while (i + 1 < count_ && ranges_[i + 1].base <= ranges_[i].end()) {
+    while (i + 1 < count_ && ranges_[i + 1].start <= ranges_[i].end()) {
       end = ranges_[i + 1].end() > ranges_[i].end() ? ranges_[i + 1].end() : ranges_[i].end();
-      ranges_[i].size = end - ranges_[i].base;
+      ranges_[i].size = end - ranges_[i].start;
       erase_at(i + 1);
     }
     return true;
@@ -49,34 +50,35 @@ bool RangeList::add(uint64_t base, uint64_t size) {
   if (count_ == kCapacity) {
     return false;
   }
-  insert_at(i, MemRange{base, size});
+  insert_at(i, range);
   return true;
 }
 
 // Trim or split every range meeting [base, base + size).
-bool RangeList::remove(uint64_t base, uint64_t size) {
-  const uint64_t end = base + size;
-  for (unsigned i = 0; i < count_ && size != 0;) {
-    MemRange& r = ranges_[i];
-    if (r.end() <= base || r.base >= end) {
+bool RangeList::remove(PhysRange range) {
+  const PhysAddr base = range.start;
+  const PhysAddr end = range.end();
+  for (unsigned i = 0; i < count_ && range.size != 0;) {
+    PhysRange& r = ranges_[i];
+    if (r.end() <= base || r.start >= end) {
       ++i;
       continue;
     }
-    if (r.base < base && r.end() > end) {  // split in two
+    if (r.start < base && r.end() > end) {  // split in two
       if (count_ == kCapacity) {
         return false;
       }
-      const MemRange tail{end, r.end() - end};
-      r.size = base - r.base;
+      const PhysRange tail{end, r.end() - end};
+      r.size = base - r.start;
       insert_at(i + 1, tail);
       return true;
     }
-    if (r.base < base) {  // keep the head
-      r.size = base - r.base;
+    if (r.start < base) {  // keep the head
+      r.size = base - r.start;
       ++i;
     } else if (r.end() > end) {  // keep the tail
       r.size = r.end() - end;
-      r.base = end;
+      r.start = end;
       ++i;
     } else {  // fully covered
       erase_at(i);
@@ -86,9 +88,9 @@ bool RangeList::remove(uint64_t base, uint64_t size) {
 }
 
 // Scan for an intersecting range.
-bool RangeList::overlaps(uint64_t base, uint64_t size) const {
+bool RangeList::overlaps(PhysRange range) const {
   for (unsigned i = 0; i < count_; ++i) {
-    if (ranges_[i].base < base + size && base < ranges_[i].end()) {
+    if (ranges_[i].start < range.end() && range.start < ranges_[i].end()) {
       return true;
     }
   }
@@ -105,24 +107,23 @@ uint64_t RangeList::total() const {
 }
 
 // Walk free ranges from the top down and take the highest aligned fit below `limit`.
-uint64_t Memblock::alloc(uint64_t size, uint64_t align, uint64_t limit) {
+PhysAddr Memblock::alloc(uint64_t size, uint64_t align, PhysAddr limit) {
   if (size == 0 || align == 0 || (align & (align - 1)) != 0) {
     return kNoPhys;
   }
-  uint64_t found = kNoPhys;
-  for_each_free_range([&](uint64_t lo, uint64_t hi) {
-    if (hi > limit) {
-      hi = limit;
-    }
+  PhysAddr found = kNoPhys;
+  for_each_free_range([&](PhysRange free) {
+    const uint64_t lo = free.start.value();
+    const uint64_t hi = free.end() > limit ? limit.value() : free.end().value();
     if (hi < lo + size || hi < size) {
       return;
     }
-    const uint64_t candidate = (hi - size) & ~(align - 1);
-    if (candidate >= lo && (found == kNoPhys || candidate > found)) {
-      found = candidate;
+    const uint64_t candidate = align_down(hi - size, align);
+    if (candidate >= lo && (found == kNoPhys || PhysAddr(candidate) > found)) {
+      found = PhysAddr(candidate);
     }
   });
-  if (found != kNoPhys && !reserve(found, size)) {
+  if (found != kNoPhys && !reserve(PhysRange{found, size})) {
     return kNoPhys;
   }
   return found;
@@ -130,12 +131,12 @@ uint64_t Memblock::alloc(uint64_t size, uint64_t align, uint64_t limit) {
 
 // The first RAM frame.
 uint64_t Memblock::start_pfn() const {
-  return memory_.count() == 0 ? 0 : memory_.at(0).base >> 12;
+  return memory_.count() == 0 ? 0 : memory_.at(0).start.page_number();
 }
 
 // One past the last whole RAM frame.
 uint64_t Memblock::end_pfn() const {
-  return memory_.count() == 0 ? 0 : memory_.at(memory_.count() - 1).end() >> 12;
+  return memory_.count() == 0 ? 0 : memory_.at(memory_.count() - 1).end().page_number();
 }
 
 }  // namespace hvmm::guest::mm

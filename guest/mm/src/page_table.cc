@@ -5,19 +5,18 @@ namespace hvmm::guest::mm {
 namespace {
 
 constexpr int kRootLevel = 3;
-constexpr uint64_t kEntries = 512;
+constexpr uint64_t kEntries = kEntriesPerTable;
 // Intermediate entries allow everything; the leaf decides (SDM vol. 3A §4.6).
 constexpr uint64_t kTableAttrs = kPtePresent | kPteWrite | kPteUser;
 constexpr uint64_t kUserHalfEnd = uint64_t{1} << 47;
 
-// Bytes mapped by one entry at `level` (0: 4 KiB, 1: 2 MiB, 2: 1 GiB, 3: 512 GiB).
+// Base's level arithmetic (hvmm/base/levels.h) for the signed levels the walkers count down
+// with: bytes mapped by one entry at `level` (0: 4 KiB ... 3: 512 GiB), and va's index there.
 uint64_t level_size(int level) {
-  return uint64_t{1} << (12 + 9 * level);
+  return hvmm::level_size(static_cast<unsigned>(level));
 }
-
-// Index of `va` in a table at `level`.
 unsigned level_index(uint64_t va, int level) {
-  return static_cast<unsigned>((va >> (12 + 9 * level)) & (kEntries - 1));
+  return hvmm::level_index(va, static_cast<unsigned>(level));
 }
 
 // End of the entry containing `va`, clipped to `end` (and safe at the top of the space).
@@ -48,10 +47,15 @@ uint64_t entry_pa(uint64_t entry, int level) {
   return (entry & kPteHuge) != 0 ? entry & mask : entry & kPteAddrMask;
 }
 
+// The table (or 4 KiB frame) a table entry or level-0 leaf points to.
+PhysAddr entry_target(uint64_t entry) {
+  return PhysAddr(entry & kPteAddrMask);
+}
+
 }  // namespace
 
 // Widen the range to flush.
-void MmuGather::add_range(uint64_t start, uint64_t end) {
+void MmuGather::add_range(VirtAddr start, VirtAddr end) {
   start_ = start < start_ ? start : start_;
   end_ = end > end_ ? end : end_;
 }
@@ -68,8 +72,8 @@ void MmuGather::release() {
     set_page_flags(page, 0);
     buddy_->free_pages(page, 0);
   }
-  start_ = ~uint64_t{0};
-  end_ = 0;
+  start_ = VirtAddr(~uint64_t{0});
+  end_ = VirtAddr(0);
   tables_freed_ = false;
 }
 
@@ -78,7 +82,7 @@ bool PageTable::init(BuddyAllocator* buddy, Gfp gfp) {
   buddy_ = buddy;
   gfp_ = gfp;
   table_pages_ = 0;
-  const uint64_t pa = new_table();
+  const PhysAddr pa = new_table();
   if (pa == kNoPhys) {
     return false;
   }
@@ -94,13 +98,13 @@ void PageTable::share_kernel_half(const PageTable& kernel) {
 }
 
 // The direct-map view of a table page.
-uint64_t* PageTable::table_at(uint64_t pa) const {
+uint64_t* PageTable::table_at(PhysAddr pa) const {
   return static_cast<uint64_t*>(arch::phys_to_virt(pa));
 }
 
 // Allocate a zeroed table page with no present entries; kNoPhys when out of memory.
-uint64_t PageTable::new_table() {
-  const uint64_t pa = buddy_->alloc_phys(gfp_ | kGfpZero, 0);
+PhysAddr PageTable::new_table() {
+  const PhysAddr pa = buddy_->alloc_phys(gfp_ | kGfpZero, 0);
   if (pa == kNoPhys) {
     return kNoPhys;
   }
@@ -124,11 +128,11 @@ bool PageTable::table_empty(const uint64_t* table) const {
 
 // Allocate a zeroed table and point `entry` at it.
 uint64_t* PageTable::alloc_table(uint64_t* entry) {
-  const uint64_t pa = new_table();
+  const PhysAddr pa = new_table();
   if (pa == kNoPhys) {
     return nullptr;
   }
-  *entry = pa | kTableAttrs;
+  *entry = pa.value() | kTableAttrs;
   count_entry(entry, +1);
   return table_at(pa);
 }
@@ -136,20 +140,20 @@ uint64_t* PageTable::alloc_table(uint64_t* entry) {
 // Follow a table entry, creating the table when asked; nullptr at a leaf or when absent.
 uint64_t* PageTable::next_table(uint64_t* entry, bool create) {
   if ((*entry & kPtePresent) != 0) {
-    return (*entry & kPteHuge) != 0 ? nullptr : table_at(*entry & kPteAddrMask);
+    return (*entry & kPteHuge) != 0 ? nullptr : table_at(entry_target(*entry));
   }
   return create ? alloc_table(entry) : nullptr;
 }
 
 // Pre-create the PDPT behind va's PML4 slot.
-bool PageTable::ensure_top_level(uint64_t va) {
-  return next_table(&table_at(root_)[level_index(va, kRootLevel)], true) != nullptr;
+bool PageTable::ensure_top_level(VirtAddr va) {
+  return next_table(&table_at(root_)[level_index(va.value(), kRootLevel)], true) != nullptr;
 }
 
 // Replace a large leaf with a table of 512 leaves one level down, same attributes.
 bool PageTable::split_leaf(uint64_t* entry, int level) {
   const uint64_t old = *entry;
-  const uint64_t pa = new_table();
+  const PhysAddr pa = new_table();
   if (pa == kNoPhys) {
     return false;
   }
@@ -161,24 +165,26 @@ bool PageTable::split_leaf(uint64_t* entry, int level) {
     table[i] = (entry_pa(old, level) + i * child) | attrs | huge;
   }
   buddy_->phys_to_page(pa)->private_data = kEntries;
-  *entry = pa | kTableAttrs;
+  *entry = pa.value() | kTableAttrs;
   return true;
 }
 
 // Validate, map level by level, and undo everything done if a step fails.
-PtStatus PageTable::map(uint64_t va, uint64_t pa, uint64_t len, uint64_t attrs, uint64_t max_page) {
-  const uint64_t mask = kSize4K - 1;
-  if (((va | pa | len) & mask) != 0 || len == 0 || !canonical_range(va, len) ||
+PtStatus PageTable::map(VirtAddr start, PhysAddr pa, uint64_t len, uint64_t attrs,
+                        uint64_t max_page) {
+  const uint64_t va = start.value();
+  const uint64_t mask = kPageSize - 1;
+  if (((va | pa.value() | len) & mask) != 0 || len == 0 || !canonical_range(va, len) ||
       (attrs & ~kPteAttrMask) != 0) {
     return PtStatus::kInvalid;
   }
   progress_ = va;
-  const PtStatus status =
-      map_level(table_at(root_), kRootLevel, va, va + len, pa, attrs | kPtePresent, max_page);
+  const PtStatus status = map_level(table_at(root_), kRootLevel, va, va + len, pa.value(),
+                                    attrs | kPtePresent, max_page);
   if (status != PtStatus::kOk && progress_ > va) {
     MmuGather gather(buddy_);
     rolling_back_ = true;
-    (void)unmap(va, progress_ - va, gather);
+    (void)unmap(start, progress_ - va, gather);
     rolling_back_ = false;
   }
   return status;
@@ -219,8 +225,9 @@ PtStatus PageTable::map_level(uint64_t* table, int level, uint64_t va, uint64_t 
 }
 
 // Validate and walk.
-PtStatus PageTable::unmap(uint64_t va, uint64_t len, MmuGather& gather) {
-  if (((va | len) & (kSize4K - 1)) != 0 || (len != 0 && !canonical_range(va, len))) {
+PtStatus PageTable::unmap(VirtAddr start, uint64_t len, MmuGather& gather) {
+  const uint64_t va = start.value();
+  if (((va | len) & (kPageSize - 1)) != 0 || (len != 0 && !canonical_range(va, len))) {
     return PtStatus::kInvalid;
   }
   if (len == 0) {
@@ -243,24 +250,24 @@ PtStatus PageTable::unmap_level(uint64_t* table, int level, uint64_t va, uint64_
           if (level != 0) {
             arch::mm_panic("page table: owned frames must be 4 KiB pages");
           }
-          gather.defer_free(buddy_->phys_to_page(*entry & kPteAddrMask), false);
+          gather.defer_free(buddy_->phys_to_page(entry_target(*entry)), false);
         }
         *entry = 0;
         count_entry(entry, -1);
-        gather.add_range(va, next);
-        gather.count_unmapped(size / kSize4K);
+        gather.add_range(VirtAddr(va), VirtAddr(next));
+        gather.count_unmapped(size / kPageSize);
       } else {
         if (is_leaf(*entry, level) && !split_leaf(entry, level)) {
           return PtStatus::kNoMemory;
         }
-        uint64_t* sub = table_at(*entry & kPteAddrMask);
+        uint64_t* sub = table_at(entry_target(*entry));
         const PtStatus status = unmap_level(sub, level - 1, va, next, gather);
         if (status != PtStatus::kOk) {
           return status;
         }
         const bool user = va < kUserHalfEnd;
         if (user && (whole || table_empty(sub))) {
-          gather.defer_free(buddy_->phys_to_page(*entry & kPteAddrMask), true);
+          gather.defer_free(buddy_->phys_to_page(entry_target(*entry)), true);
           --table_pages_;
           *entry = 0;
           count_entry(entry, -1);
@@ -273,8 +280,9 @@ PtStatus PageTable::unmap_level(uint64_t* table, int level, uint64_t va, uint64_
 }
 
 // Validate and walk.
-PtStatus PageTable::protect(uint64_t va, uint64_t len, uint64_t attrs, MmuGather& gather) {
-  if (((va | len) & (kSize4K - 1)) != 0 || (len != 0 && !canonical_range(va, len)) ||
+PtStatus PageTable::protect(VirtAddr start, uint64_t len, uint64_t attrs, MmuGather& gather) {
+  const uint64_t va = start.value();
+  if (((va | len) & (kPageSize - 1)) != 0 || (len != 0 && !canonical_range(va, len)) ||
       (attrs & ~kPteAttrMask) != 0) {
     return PtStatus::kInvalid;
   }
@@ -295,13 +303,13 @@ PtStatus PageTable::protect_level(uint64_t* table, int level, uint64_t va, uint6
       if (is_leaf(*entry, level) && next - va == size) {
         const uint64_t keep = *entry & (kPteAddrMask | kPteHuge | kPteOwned);
         *entry = keep | (attrs & ~kPteOwned);
-        gather.add_range(va, next);
+        gather.add_range(VirtAddr(va), VirtAddr(next));
       } else {
         if (is_leaf(*entry, level) && !split_leaf(entry, level)) {
           return PtStatus::kNoMemory;
         }
         const PtStatus status =
-            protect_level(table_at(*entry & kPteAddrMask), level - 1, va, next, attrs, gather);
+            protect_level(table_at(entry_target(*entry)), level - 1, va, next, attrs, gather);
         if (status != PtStatus::kOk) {
           return status;
         }
@@ -313,7 +321,8 @@ PtStatus PageTable::protect_level(uint64_t* table, int level, uint64_t va, uint6
 }
 
 // Walk from the root to the leaf covering `va`.
-Translation PageTable::translate(uint64_t va) const {
+Translation PageTable::translate(VirtAddr address) const {
+  const uint64_t va = address.value();
   const uint64_t* table = table_at(root_);
   for (int level = kRootLevel; level >= 0; --level) {
     const uint64_t entry = table[level_index(va, level)];
@@ -322,10 +331,10 @@ Translation PageTable::translate(uint64_t va) const {
     }
     if (level <= 2 && is_leaf(entry, level)) {
       const uint64_t size = level_size(level);
-      return Translation{true, entry_pa(entry, level) + (va & (size - 1)), entry & ~kPteAddrMask,
-                         size};
+      return Translation{true, PhysAddr(entry_pa(entry, level) + (va & (size - 1))),
+                         entry & ~kPteAddrMask, size};
     }
-    table = table_at(entry & kPteAddrMask);
+    table = table_at(entry_target(entry));
   }
   return Translation{};
 }
@@ -339,36 +348,36 @@ void PageTable::free_tree(uint64_t* table, int level, MmuGather& gather) {
     }
     if (is_leaf(entry, level)) {
       if ((entry & kPteOwned) != 0 && level == 0) {
-        gather.defer_free(buddy_->phys_to_page(entry & kPteAddrMask), false);
+        gather.defer_free(buddy_->phys_to_page(entry_target(entry)), false);
       }
       continue;
     }
-    uint64_t* sub = table_at(entry & kPteAddrMask);
+    uint64_t* sub = table_at(entry_target(entry));
     free_tree(sub, level - 1, gather);
-    gather.defer_free(buddy_->phys_to_page(entry & kPteAddrMask), true);
+    gather.defer_free(buddy_->phys_to_page(entry_target(entry)), true);
     --table_pages_;
   }
 }
 
 // Free the user half, then the root; the caller flushes the ASID before release().
 void PageTable::destroy(MmuGather& gather) {
-  if (root_ == 0) {
+  if (root_ == PhysAddr()) {
     return;
   }
   uint64_t* root = table_at(root_);
   for (unsigned i = 0; i < kKernelPml4First; ++i) {
     if ((root[i] & kPtePresent) != 0) {
-      uint64_t* sub = table_at(root[i] & kPteAddrMask);
+      uint64_t* sub = table_at(entry_target(root[i]));
       free_tree(sub, kRootLevel - 1, gather);
-      gather.defer_free(buddy_->phys_to_page(root[i] & kPteAddrMask), true);
+      gather.defer_free(buddy_->phys_to_page(entry_target(root[i])), true);
       --table_pages_;
       root[i] = 0;
     }
   }
-  gather.add_range(0, kUserHalfEnd);
+  gather.add_range(VirtAddr(0), VirtAddr(kUserHalfEnd));
   gather.defer_free(buddy_->phys_to_page(root_), true);
   --table_pages_;
-  root_ = 0;
+  root_ = PhysAddr();
 }
 
 }  // namespace hvmm::guest::mm

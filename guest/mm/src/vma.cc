@@ -136,7 +136,7 @@ void VmaTree::erase(Vma* vma) {
 }
 
 // Descend by start/end.
-Vma* VmaTree::find(uint64_t address) const {
+Vma* VmaTree::find(VirtAddr address) const {
   Vma* node = root_;
   while (node != nullptr) {
     if (address < node->start) {
@@ -151,7 +151,7 @@ Vma* VmaTree::find(uint64_t address) const {
 }
 
 // Lowest node with end > address (ends are ordered like starts: areas do not overlap).
-Vma* VmaTree::find_next(uint64_t address) const {
+Vma* VmaTree::find_next(VirtAddr address) const {
   Vma* best = nullptr;
   for (Vma* node = root_; node != nullptr;) {
     if (node->end > address) {
@@ -165,7 +165,7 @@ Vma* VmaTree::find_next(uint64_t address) const {
 }
 
 // Highest node with end <= address.
-Vma* VmaTree::find_prev(uint64_t address) const {
+Vma* VmaTree::find_prev(VirtAddr address) const {
   Vma* best = nullptr;
   for (Vma* node = root_; node != nullptr;) {
     if (node->end <= address) {
@@ -231,7 +231,7 @@ Vma* VmaTree::prev(const Vma* vma) {
 }
 
 // Check links, order bounds, heights and balance of a subtree.
-bool VmaTree::validate_node(const Vma* node, const Vma* parent, uint64_t lo, uint64_t hi,
+bool VmaTree::validate_node(const Vma* node, const Vma* parent, VirtAddr lo, VirtAddr hi,
                             int* height_out) {
   if (node == nullptr) {
     *height_out = 0;
@@ -257,7 +257,7 @@ bool VmaTree::validate_node(const Vma* node, const Vma* parent, uint64_t lo, uin
 // Check the whole tree and its count.
 bool VmaTree::validate() const {
   int h = 0;
-  if (!validate_node(root_, nullptr, 0, ~uint64_t{0}, &h)) {
+  if (!validate_node(root_, nullptr, VirtAddr(0), VirtAddr(~uint64_t{0}), &h)) {
     return false;
   }
   uint64_t n = 0;

@@ -11,8 +11,10 @@ constexpr uint64_t kVmallocAttrs = kPteWrite | kPteNx | kPteGlobal;
 }  // namespace
 
 // Check the range, pre-create its PDPT so the PML4 slot is final, set up the area cache.
-bool Vmalloc::init(BuddyAllocator* buddy, PageTable* kernel, uint64_t start, uint64_t end) {
-  if (((start | end) & (kPageSize - 1)) != 0 || start >= end ||
+bool Vmalloc::init(BuddyAllocator* buddy, PageTable* kernel, VirtRange range) {
+  const uint64_t start = range.start.value();
+  const uint64_t end = range.end().value();
+  if (((start | end) & (kPageSize - 1)) != 0 || range.overflows() || start >= end ||
       (start >> kPml4Shift) != ((end - 1) >> kPml4Shift)) {
     return false;
   }
@@ -20,7 +22,7 @@ bool Vmalloc::init(BuddyAllocator* buddy, PageTable* kernel, uint64_t start, uin
   kernel_ = kernel;
   start_ = start;
   end_ = end;
-  if (!kernel->ensure_top_level(start)) {
+  if (!kernel->ensure_top_level(range.start)) {
     return false;
   }
   return area_cache_.init(buddy, "vmap_area", sizeof(Area), 8, kSlabNone);
@@ -72,13 +74,14 @@ Vmalloc::Area* Vmalloc::find_area(uint64_t address, bool live_only) const {
 bool Vmalloc::map_area(Area* area, Gfp gfp) {
   for (uint64_t i = 0; i < area->pages; ++i) {
     Page* page = buddy_->alloc_pages(gfp, 0);
-    if (page == nullptr || kernel_->map(area->start + i * kPageSize, buddy_->page_to_phys(page),
-                                        kPageSize, kVmallocAttrs, kSize4K) != PtStatus::kOk) {
+    if (page == nullptr ||
+        kernel_->map(VirtAddr(area->start + i * kPageSize), buddy_->page_to_phys(page), kPageSize,
+                     kVmallocAttrs, kPageSize) != PtStatus::kOk) {
       if (page != nullptr) {
         buddy_->free_pages(page, 0);
       }
       MmuGather gather(buddy_);
-      (void)kernel_->unmap(area->start, i * kPageSize, gather);
+      (void)kernel_->unmap(VirtAddr(area->start), i * kPageSize, gather);
       free_frames(area);
       return false;
     }
@@ -148,7 +151,7 @@ void Vmalloc::free(const void* address) {
       arch::mm_panic("vfree: address is not the start of a live vmalloc area");
     }
     MmuGather gather(buddy_);
-    (void)kernel_->unmap(area->start, area->pages * kPageSize, gather);
+    (void)kernel_->unmap(VirtAddr(area->start), area->pages * kPageSize, gather);
     area->lazy = true;
     area->next_lazy = lazy_;
     lazy_ = area;
@@ -183,7 +186,7 @@ void Vmalloc::purge() {
     area_cache_.shrink();
     return;
   }
-  arch::flush_tlb_kernel_range(lo, hi);
+  arch::flush_tlb_kernel_range(VirtAddr(lo), VirtAddr(hi));
   SpinGuard guard(lock_);
   ++stats_.purges;
   while (Area* area = list) {

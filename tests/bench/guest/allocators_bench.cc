@@ -31,8 +31,8 @@ struct Machine {
   std::unique_ptr<Kmalloc> kmalloc = std::make_unique<Kmalloc>();
   Machine() {
     host::set_this_cpu(0);
-    memblock->add(0, arena.size());
-    memblock->reserve(0, 1u << 20);
+    memblock->add(PhysRange{PhysAddr(0), arena.size()});
+    memblock->reserve(PhysRange{PhysAddr(0), 1u << 20});
     if (!buddy->init(*memblock) || !kmalloc->init(buddy.get(), false)) {
       std::abort();
     }

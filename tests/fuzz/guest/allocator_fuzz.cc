@@ -43,11 +43,11 @@ struct FuzzMachine {
   FuzzMachine() {
     host::set_cpu_count(kCpus);
     host::set_this_cpu(0);
-    memblock->add(0, arena.size());
-    memblock->reserve(0, 1u << 20);
+    memblock->add(PhysRange{PhysAddr(0), arena.size()});
+    memblock->reserve(PhysRange{PhysAddr(0), 1u << 20});
     if (!buddy->init(*memblock) || !kmalloc->init(buddy.get(), true) ||
         !cache->init(buddy.get(), "fuzz-200", 200, 8, kSlabDebug) || !kernel->init(buddy.get()) ||
-        !vmalloc->init(buddy.get(), kernel.get(), kVmallocStart, kVmallocStart + (1ull << 30)) ||
+        !vmalloc->init(buddy.get(), kernel.get(), VirtRange{VirtAddr(kVmallocStart), 1ull << 30}) ||
         !vma_cache->init(buddy.get(), "vma", sizeof(Vma), 8, kSlabNone)) {
       std::abort();
     }
@@ -107,7 +107,7 @@ uint8_t* bytes_of(FuzzMachine& m, const Live& live) {
   if (live.kind != Live::kVmalloc) {
     return static_cast<uint8_t*>(live.pointer);
   }
-  const Translation t = m.kernel->translate(reinterpret_cast<uint64_t>(live.pointer));
+  const Translation t = m.kernel->translate(VirtAddr(reinterpret_cast<uint64_t>(live.pointer)));
   if (!t.present) {
     std::abort();
   }
@@ -236,17 +236,18 @@ void space_mmap(AddressSpace& space, SpaceModel& model, Input& in) {
   const uint8_t mode = in.byte() % 3;  // 0: no hint, 1: hint, 2: fixed
   const uint64_t hint = mode == 0 ? 0 : kWindow + (in.word() % kWindowPages) * kPageSize;
   const bool hint_free = hint != 0 && !model_busy(model, hint, hint + len);
-  const MmResult r = space.mmap(hint, len, prot, mode == 2);
+  const MmResult r = space.mmap(VirtAddr(hint), len, prot, mode == 2);
   if (r.ok != (mode != 2 || hint_free)) {
     fail("mmap success differs from the model", hint);
   }
   if (!r.ok) {
     return;
   }
-  if ((hint_free && r.value != hint) || model_busy(model, r.value, r.value + len)) {
-    fail("mmap placed over a busy range or ignored a free hint", r.value);
+  if ((hint_free && r.address.value() != hint) ||
+      model_busy(model, r.address.value(), r.address.value() + len)) {
+    fail("mmap placed over a busy range or ignored a free hint", r.address.value());
   }
-  for (uint64_t page = r.value; page < r.value + len; page += kPageSize) {
+  for (uint64_t page = r.address.value(); page < r.address.value() + len; page += kPageSize) {
     model.prot[page] = prot;
   }
 }
@@ -256,7 +257,7 @@ void space_munmap(AddressSpace& space, SpaceModel& model, MmuGather& gather, Inp
   const uint64_t base = (in.byte() & 1) != 0 ? kBrkBase : kWindow;
   const uint64_t start = base + (in.word() % kWindowPages) * kPageSize;
   const uint64_t len = (1 + in.byte() % 32) * kPageSize;
-  if (!space.munmap(start, len, gather).ok) {
+  if (!space.munmap(VirtAddr(start), len, gather).ok) {
     fail("munmap refused a valid range", start);
   }
   model_remove(model, start, start + len);
@@ -268,7 +269,7 @@ void space_brk(AddressSpace& space, SpaceModel& model, MmuGather& gather, Input&
   const uint64_t old_top = page_up(model.brk);
   const uint64_t new_top = page_up(target);
   const bool expect_ok = new_top <= old_top || !model_busy(model, old_top, new_top);
-  const MmResult r = space.brk(target, gather);
+  const MmResult r = space.brk(VirtAddr(target), gather);
   if (r.ok != expect_ok) {
     fail("brk success differs from the model", target);
   }
@@ -300,7 +301,7 @@ void space_fault(AddressSpace& space, SpaceModel& model, Input& in) {
                           : (in.byte() & 1) != 0 ? kFaultWrite
                                                  : kFaultExec;
   const FaultDecision expected = model_fault(model, page, access);
-  if (space.handle_fault(page + in.byte(), access) != expected) {
+  if (space.handle_fault(VirtAddr(page + in.byte()), access) != expected) {
     fail("fault decision differs from the model", page);
   }
   if (expected == FaultDecision::kMapZeroPage) {
@@ -336,7 +337,7 @@ void run_one(const uint8_t* data, size_t size) {
   Input in(data, size);
   std::vector<Live> live;
   auto space = std::make_unique<AddressSpace>();
-  if (!space->init(m.buddy.get(), m.vma_cache.get(), *m.kernel, kBrkBase)) {
+  if (!space->init(m.buddy.get(), m.vma_cache.get(), *m.kernel, VirtAddr(kBrkBase))) {
     std::abort();
   }
   SpaceModel model;

@@ -85,8 +85,8 @@ TEST(Buddy, ZeroMemorySkipsClearingFreshFrames) {
   auto memblock = std::make_unique<Memblock>();
   auto buddy = std::make_unique<BuddyAllocator>();
   host::set_this_cpu(0);
-  memblock->add(0, arena.size());
-  memblock->reserve(0, kMiB);
+  memblock->add(PhysRange{PhysAddr(0), arena.size()});
+  memblock->reserve(PhysRange{PhysAddr(0), kMiB});
   ASSERT_TRUE(buddy->init(*memblock, true));
   Page* fresh = buddy->alloc_pages(kGfpZero, 2);
   ASSERT_NE(fresh, nullptr);
@@ -165,17 +165,18 @@ TEST(Buddy, ZonesSplitAtFourGiB) {
   host::PhysArena arena(kFourGiB + 16 * kMiB);
   auto memblock = std::make_unique<Memblock>();
   auto buddy = std::make_unique<BuddyAllocator>();
-  memblock->add(0, 32 * kMiB);  // the Page array (~50 MiB for the span) must fit here
-  memblock->add(32 * kMiB, 64 * kMiB);
-  memblock->add(kFourGiB, 16 * kMiB);
+  memblock->add(
+      PhysRange{PhysAddr(0), 32 * kMiB});  // the Page array (~50 MiB for the span) must fit here
+  memblock->add(PhysRange{PhysAddr(32 * kMiB), 64 * kMiB});
+  memblock->add(PhysRange{PhysAddr(kFourGiB), 16 * kMiB});
   ASSERT_TRUE(buddy->init(*memblock));
   EXPECT_EQ(buddy->zone_stats(kZoneNormal).managed_pages, 16 * kMiB / kPageSize);
   Page* normal = buddy->alloc_pages(kGfpKernel, 2);
   ASSERT_NE(normal, nullptr);
-  EXPECT_GE(buddy->page_to_phys(normal), kFourGiB);
+  EXPECT_GE(buddy->page_to_phys(normal).value(), kFourGiB);
   Page* low = buddy->alloc_pages(kGfpDma32, 2);
   ASSERT_NE(low, nullptr);
-  EXPECT_LT(buddy->page_to_phys(low), kFourGiB);
+  EXPECT_LT(buddy->page_to_phys(low).value(), kFourGiB);
   buddy->free_pages(normal, 2);
   buddy->free_pages(low, 2);
 }

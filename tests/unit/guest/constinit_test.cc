@@ -28,9 +28,9 @@ TEST(ConstInit, GlobalsAreConstantInitialised) {
   EXPECT_EQ(g_buddy.end_pfn(), 0u);
   EXPECT_EQ(g_cache.object_size(), 0u);
   EXPECT_EQ(g_kmalloc.cache_for(8)->object_size(), 0u);
-  EXPECT_EQ(g_table.root(), 0u);
+  EXPECT_EQ(g_table.root().value(), 0u);
   EXPECT_EQ(g_vmalloc.stats().allocs, 0u);
-  EXPECT_EQ(g_space.brk_current(), 0u);
+  EXPECT_EQ(g_space.brk_current().value(), 0u);
   EXPECT_EQ(g_asids.generation(), 0u);
 }
 

@@ -21,8 +21,8 @@ class FakeMachine {
         buddy_(std::make_unique<BuddyAllocator>()) {
     host::set_this_cpu(0);
     host::set_cpu_count(4);
-    memblock_->add(0, size);
-    memblock_->reserve(0, kMiB);
+    memblock_->add(PhysRange{PhysAddr(0), size});
+    memblock_->reserve(PhysRange{PhysAddr(0), kMiB});
     ok_ = buddy_->init(*memblock_);
   }
 

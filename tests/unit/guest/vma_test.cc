@@ -14,17 +14,17 @@ namespace {
 // Overlapping inserts are refused; lookups find the containing and neighbouring areas.
 TEST(VmaTree, InsertRefusesOverlapAndFinds) {
   VmaTree tree;
-  Vma a{0x1000, 0x3000};
-  Vma b{0x5000, 0x6000};
-  Vma overlap{0x2000, 0x5800};
+  Vma a{VirtAddr(0x1000), VirtAddr(0x3000)};
+  Vma b{VirtAddr(0x5000), VirtAddr(0x6000)};
+  Vma overlap{VirtAddr(0x2000), VirtAddr(0x5800)};
   ASSERT_TRUE(tree.insert(&a));
   ASSERT_TRUE(tree.insert(&b));
   EXPECT_FALSE(tree.insert(&overlap));
   EXPECT_EQ(tree.count(), 2u);
-  EXPECT_EQ(tree.find(0x2fff), &a);
-  EXPECT_EQ(tree.find(0x3000), nullptr);
-  EXPECT_EQ(tree.find_next(0x3000), &b);
-  EXPECT_EQ(tree.find_prev(0x5000), &a);
+  EXPECT_EQ(tree.find(VirtAddr(0x2fff)), &a);
+  EXPECT_EQ(tree.find(VirtAddr(0x3000)), nullptr);
+  EXPECT_EQ(tree.find_next(VirtAddr(0x3000)), &b);
+  EXPECT_EQ(tree.find_prev(VirtAddr(0x5000)), &a);
   EXPECT_EQ(tree.first(), &a);
   EXPECT_EQ(tree.last(), &b);
   EXPECT_EQ(VmaTree::next(&a), &b);
@@ -43,13 +43,13 @@ TEST(VmaTree, RandomizedAgainstMap) {
     const uint64_t slot = rng() % kSlots;
     if (storage[slot] == nullptr) {
       storage[slot] = std::make_unique<Vma>();
-      storage[slot]->start = slot * 0x10000;
-      storage[slot]->end = slot * 0x10000 + 0x1000 * (1 + rng() % 16);
+      storage[slot]->start = VirtAddr(slot * 0x10000);
+      storage[slot]->end = VirtAddr(slot * 0x10000 + 0x1000 * (1 + rng() % 16));
       ASSERT_TRUE(tree.insert(storage[slot].get()));
-      model[storage[slot]->start] = storage[slot].get();
+      model[storage[slot]->start.value()] = storage[slot].get();
     } else {
       tree.erase(storage[slot].get());
-      model.erase(storage[slot]->start);
+      model.erase(storage[slot]->start.value());
       storage[slot].reset();
     }
     if (step % 500 == 0) {
@@ -58,13 +58,13 @@ TEST(VmaTree, RandomizedAgainstMap) {
     const uint64_t probe = rng() % (kSlots * 0x10000);
     auto it = model.upper_bound(probe);
     Vma* expected = nullptr;
-    if (it != model.begin() && std::prev(it)->second->end > probe) {
+    if (it != model.begin() && std::prev(it)->second->end.value() > probe) {
       expected = std::prev(it)->second;
     }
-    ASSERT_EQ(tree.find(probe), expected) << "probe " << probe;
+    ASSERT_EQ(tree.find(VirtAddr(probe)), expected) << "probe " << probe;
     Vma* expected_next =
         expected != nullptr ? expected : (it == model.end() ? nullptr : it->second);
-    ASSERT_EQ(tree.find_next(probe), expected_next);
+    ASSERT_EQ(tree.find_next(VirtAddr(probe)), expected_next);
     ASSERT_EQ(tree.count(), model.size());
   }
   ASSERT_TRUE(tree.validate());

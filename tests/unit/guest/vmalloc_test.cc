@@ -22,7 +22,8 @@ class VmallocTest : public ::testing::Test {
  protected:
   VmallocTest() : machine_(64 * testing::kMiB) {
     EXPECT_TRUE(kernel_->init(&machine_.buddy()));
-    EXPECT_TRUE(vmalloc_->init(&machine_.buddy(), kernel_.get(), kStart, kEnd));
+    EXPECT_TRUE(vmalloc_->init(&machine_.buddy(), kernel_.get(),
+                               VirtRange{VirtAddr(kStart), kEnd - kStart}));
     host::reset_flush_stats();
   }
   FakeMachine machine_;
@@ -40,15 +41,15 @@ TEST_F(VmallocTest, AreasAreMappedWithGuardPages) {
   EXPECT_EQ(va, kStart);
   EXPECT_EQ(reinterpret_cast<uint64_t>(b), va + 4 * kPageSize);
   for (uint64_t i = 0; i < 3; ++i) {
-    const Translation t = kernel_->translate(va + i * kPageSize);
+    const Translation t = kernel_->translate(VirtAddr(va + i * kPageSize));
     ASSERT_TRUE(t.present);
-    EXPECT_EQ(t.page_size, kSize4K);
+    EXPECT_EQ(t.page_size, kPageSize);
     EXPECT_NE(t.flags & kPteWrite, 0u);
     EXPECT_NE(t.flags & kPteNx, 0u);
     // The memory is usable through the direct map (host view of the same frame).
     std::memset(arch::phys_to_virt(t.pa), 0x11, kPageSize);
   }
-  EXPECT_FALSE(kernel_->translate(va + 3 * kPageSize).present);  // the guard page
+  EXPECT_FALSE(kernel_->translate(VirtAddr(va + 3 * kPageSize)).present);  // the guard page
   EXPECT_EQ(vmalloc_->area_size(a), 3 * kPageSize);
   vmalloc_->free(a);
   vmalloc_->free(b);
@@ -61,14 +62,14 @@ TEST_F(VmallocTest, FreeIsLazyUntilPurge) {
   buddy.drain_all();
   const uint64_t free_with_area = buddy.free_pages_total();
   vmalloc_->free(a);
-  EXPECT_FALSE(kernel_->translate(reinterpret_cast<uint64_t>(a)).present);
+  EXPECT_FALSE(kernel_->translate(VirtAddr(reinterpret_cast<uint64_t>(a))).present);
   EXPECT_EQ(host::flush_stats().kernel_range_flushes, 0u);
   EXPECT_EQ(vmalloc_->stats().lazy_pages, 2u);
   void* b = vmalloc_->alloc(kPageSize);
   EXPECT_NE(b, a);  // the lazily freed range is not reused before the flush
   vmalloc_->purge();
   EXPECT_EQ(host::flush_stats().kernel_range_flushes, 1u);
-  EXPECT_EQ(host::flush_stats().last_start, reinterpret_cast<uint64_t>(a));
+  EXPECT_EQ(host::flush_stats().last_start.value(), reinterpret_cast<uint64_t>(a));
   EXPECT_EQ(vmalloc_->stats().lazy_pages, 0u);
   buddy.drain_all();
   EXPECT_GE(buddy.free_pages_total(), free_with_area + 2 - 1);
@@ -100,8 +101,8 @@ TEST_F(VmallocTest, PurgesAreBatched) {
 TEST_F(VmallocTest, ExhaustionPurgesAndRetries) {
   auto small = std::make_unique<Vmalloc>();
   constexpr uint64_t kSmallStart = kStart + (uint64_t{1} << 31);
-  ASSERT_TRUE(
-      small->init(&machine_.buddy(), kernel_.get(), kSmallStart, kSmallStart + 8 * kPageSize));
+  ASSERT_TRUE(small->init(&machine_.buddy(), kernel_.get(),
+                          VirtRange{VirtAddr(kSmallStart), 8 * kPageSize}));
   void* a = small->alloc(7 * kPageSize);
   ASSERT_NE(a, nullptr);
   EXPECT_EQ(small->alloc(kPageSize), nullptr);

@@ -16,6 +16,8 @@
 //   kResourceExhausted naming the VMID width: more VMs run than VMIDs exist.
 // Thread-safety: every member is safe to call concurrently, but one slot must not be activated
 // by two threads at once (slots are like CPUs in KVM: each is owned by one thread at a time).
+// The algorithm is hvmm::GenerationAllocator (hvmm/base/generation_allocator.h, shared with the
+// guest kernel's ASIDs); this class adds the mutex, the flush callback and the errors.
 #pragma once
 
 #include <atomic>
@@ -23,8 +25,8 @@
 #include <functional>
 #include <memory>
 #include <mutex>
-#include <vector>
 
+#include "hvmm/base/generation_allocator.h"
 #include "hvmm/base/result.h"
 
 namespace hvmm::stage2 {
@@ -49,7 +51,8 @@ struct VmidAllocatorOptions {
   // VMID width: 8 (VTCR_EL2.VS = 0) or 16 (VS = 1). Widths 2..16 are accepted so tests can
   // roll over quickly.
   unsigned vmid_bits = 8;
-  // Number of slots VMs can run on at once (vCPU threads or VM processes).
+  // Number of slots VMs can run on at once (vCPU threads or VM processes), at most
+  // VmidAllocator::kMaxRunningSlots.
   unsigned running_slots = 64;
 };
 
@@ -57,6 +60,7 @@ class VmidAllocator {
  public:
   static constexpr unsigned kMinBits = 2;
   static constexpr unsigned kMaxBits = 16;
+  static constexpr unsigned kMaxRunningSlots = 1024;
 
   // Called once per rollover, under the allocator's lock: flush every stage-2 TLB entry.
   using FlushCallback = std::function<void()>;
@@ -75,39 +79,24 @@ class VmidAllocator {
   void deactivate(unsigned slot);
 
   // VMID part of a {generation, vmid} value.
-  uint16_t vmid_of(uint64_t raw) const { return static_cast<uint16_t>(raw & vmid_mask_); }
+  uint16_t vmid_of(uint64_t raw) const { return static_cast<uint16_t>(ids_.id_of(raw)); }
   // Generation part of a {generation, vmid} value (counts from 1).
-  uint64_t generation_of(uint64_t raw) const { return raw >> bits_; }
+  uint64_t generation_of(uint64_t raw) const { return ids_.generation_of(raw); }
   // The current generation.
-  uint64_t generation() const { return generation_of(generation_.load(std::memory_order_relaxed)); }
+  uint64_t generation() const { return ids_.generation_of(ids_.current()); }
   // Number of rollovers so far.
   uint64_t rollovers() const { return generation() - 1; }
-  unsigned vmid_bits() const { return bits_; }
-  unsigned running_slots() const { return static_cast<unsigned>(active_.size()); }
+  unsigned vmid_bits() const { return ids_.bits(); }
+  unsigned running_slots() const { return ids_.slots(); }
   // VMIDs a generation can hand out (VMID 0 excluded).
-  unsigned usable_vmids() const { return static_cast<unsigned>(vmid_mask_); }
+  unsigned usable_vmids() const { return static_cast<unsigned>(ids_.usable_ids()); }
 
  private:
   VmidAllocator(VmidAllocatorOptions options, FlushCallback flush_all);
 
-  bool generation_matches(uint64_t raw) const;
-  Result<uint64_t> new_vmid(uint64_t old_raw);
-  bool update_reserved(uint64_t old_raw, uint64_t new_raw);
-  uint64_t allocate_free(uint64_t generation);
-  void rollover();
-
-  const unsigned bits_;
-  const uint64_t vmid_mask_;
   FlushCallback flush_all_;
-  // Current generation, shifted left by bits_ (so it can be or-ed with a VMID).
-  std::atomic<uint64_t> generation_;
-  // Per slot: the {generation, vmid} running there, or 0 (nothing, or cleared by rollover).
-  std::vector<std::atomic<uint64_t>> active_;
-
-  std::mutex mutex_;                // guards everything below and serializes slow paths
-  std::vector<uint64_t> reserved_;  // per slot: the value kept across the last rollover
-  std::vector<bool> used_;          // VMIDs taken in the current generation
-  uint64_t next_search_ = 1;        // where the next free-VMID search starts
+  std::mutex mutex_;  // serializes the slow path (GenerationAllocator::assign)
+  GenerationAllocator<kMaxBits, kMaxRunningSlots> ids_;
 };
 
 }  // namespace hvmm::stage2

@@ -41,8 +41,8 @@ KernelMemory& kmem();
 void memory_init(const BootInfo& info);
 
 // The physical address of a kernel-image symbol.
-inline uint64_t kernel_image_phys(const void* va) {
-  return reinterpret_cast<uint64_t>(va) - kKernelVma;
+inline PhysAddr kernel_image_phys(const void* va) {
+  return PhysAddr(reinterpret_cast<uint64_t>(va) - kKernelVma);
 }
 
 // Print a one-line summary of zones and free memory.

@@ -5,7 +5,7 @@
 
 #include "hvmm/guest/arch/gdt.h"
 #include "hvmm/guest/mm/address_space.h"
-#include "hvmm/guest/spinlock.h"
+#include "hvmm/guest/mm/spinlock.h"
 
 namespace hvmm::guest {
 
@@ -18,7 +18,7 @@ inline constexpr uint64_t kUserBrkBase = 0x10000000;
 // A user address space plus what TLB maintenance needs to know about it.
 struct UserMm {
   mm::AddressSpace as;
-  Spinlock lock;          // serialises changes of `as` (faults, mmap/munmap/brk) across CPUs
+  mm::SpinLock lock;      // serialises changes of `as` (faults, mmap/munmap/brk) across CPUs
   uint64_t cpu_mask = 0;  // CPUs that may hold its translations
   uint64_t tlb_gen = 0;   // bumped by every flush request
   uint64_t flushed_gen[arch::kMaxCpus] = {};  // generation each CPU has caught up with

@@ -18,9 +18,9 @@
 namespace hvmm::guest::mm {
 
 // The lower-half layout of a user address space.
-inline constexpr uint64_t kUserStart = 0x0000000000400000ull;    // nothing mapped below 4 MiB
-inline constexpr uint64_t kUserEnd = 0x00007ffffffff000ull;      // exclusive; canonical lower half
-inline constexpr uint64_t kUserMmapTop = 0x00007f0000000000ull;  // mmap grows down from here
+inline constexpr VirtAddr kUserStart{0x0000000000400000ull};    // nothing mapped below 4 MiB
+inline constexpr VirtAddr kUserEnd{0x00007ffffffff000ull};      // exclusive; canonical lower half
+inline constexpr VirtAddr kUserMmapTop{0x00007f0000000000ull};  // mmap grows down from here
 
 // The access that faulted (from the #PF error code).
 enum FaultAccess : uint32_t {
@@ -44,7 +44,7 @@ const char* fault_decision_name(FaultDecision decision);
 // Outcome of a memory-management call that returns an address or fails.
 struct MmResult {
   bool ok = false;
-  uint64_t value = 0;
+  VirtAddr address;        // the address returned (0 where the call returns none)
   const char* error = "";  // a static message when !ok
 };
 
@@ -63,21 +63,21 @@ class AddressSpace {
  public:
   // Create empty tables sharing `kernel`'s upper half; the heap starts at `brk_base`.
   bool init(BuddyAllocator* buddy, KmemCache* vma_cache, const PageTable& kernel,
-            uint64_t brk_base);
+            VirtAddr brk_base);
   // Reserve `len` bytes (rounded up to pages) with `prot`; at `hint` if it is free and
   // page-aligned (MAP_FIXED_NOREPLACE-like when `fixed`), else the highest free gap below
   // kUserMmapTop. Returns the start address.
-  MmResult mmap(uint64_t hint, uint64_t len, uint32_t prot, bool fixed);
+  MmResult mmap(VirtAddr hint, uint64_t len, uint32_t prot, bool fixed);
   // Remove [addr, addr + len) from all areas (splitting them) and unmap it; the caller
   // flushes TLBs per `gather` before releasing it.
-  MmResult munmap(uint64_t addr, uint64_t len, MmuGather& gather);
-  // Move the program break (0 queries it). Shrinking unmaps. Returns the new break.
-  MmResult brk(uint64_t new_brk, MmuGather& gather);
+  MmResult munmap(VirtAddr addr, uint64_t len, MmuGather& gather);
+  // Move the program break (address 0 queries it). Shrinking unmaps. Returns the new break.
+  MmResult brk(VirtAddr new_brk, MmuGather& gather);
   // Classify a fault at `address` with access bits `access`.
-  FaultDecision decide_fault(uint64_t address, uint32_t access) const;
+  FaultDecision decide_fault(VirtAddr address, uint32_t access) const;
   // Classify and, for kMapZeroPage, map a zeroed frame. Return the decision; a demand-zero
   // fault that runs out of memory is reported as kSegv with stats unchanged.
-  FaultDecision handle_fault(uint64_t address, uint32_t access);
+  FaultDecision handle_fault(VirtAddr address, uint32_t access);
   // Unmap everything, free all VMAs and tables.
   void destroy(MmuGather& gather);
 
@@ -85,14 +85,14 @@ class AddressSpace {
   const PageTable& page_table() const { return table_; }
   AsidContext& asid_context() { return asid_; }
   const VmaTree& vmas() const { return vmas_; }
-  uint64_t brk_base() const { return brk_base_; }
-  uint64_t brk_current() const { return brk_; }
+  VirtAddr brk_base() const { return brk_base_; }
+  VirtAddr brk_current() const { return brk_; }
   AddressSpaceStats stats() const { return stats_; }
 
  private:
-  Vma* new_vma(uint64_t start, uint64_t end, uint32_t prot, uint32_t kind);
-  bool carve(uint64_t start, uint64_t end);
-  uint64_t find_gap(uint64_t len) const;
+  Vma* new_vma(VirtAddr start, VirtAddr end, uint32_t prot, uint32_t kind);
+  bool carve(VirtAddr start, VirtAddr end);
+  VirtAddr find_gap(uint64_t len) const;
   static uint64_t pte_attrs(uint32_t prot);
 
   BuddyAllocator* buddy_ = nullptr;
@@ -100,8 +100,8 @@ class AddressSpace {
   PageTable table_;
   VmaTree vmas_;
   AsidContext asid_;
-  uint64_t brk_base_ = 0;
-  uint64_t brk_ = 0;
+  VirtAddr brk_base_;
+  VirtAddr brk_;
   Vma* heap_ = nullptr;
   AddressSpaceStats stats_;
 };

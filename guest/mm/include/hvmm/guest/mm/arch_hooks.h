@@ -19,14 +19,16 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "hvmm/base/address.h"
+#include "hvmm/base/levels.h"
+
 namespace hvmm::guest::mm {
 
 // The most CPUs any per-CPU array in guest/mm is sized for.
 inline constexpr unsigned kMaxCpus = 64;
 
-// The base page size and shift of x86-64.
-inline constexpr uint64_t kPageShift = 12;
-inline constexpr uint64_t kPageSize = uint64_t{1} << kPageShift;
+// Page sizes, level arithmetic and the PhysAddr/VirtAddr types are base's
+// (hvmm/base/address.h, hvmm/base/levels.h): hvmm::kPageSize, hvmm::level_size, ...
 
 namespace arch {
 
@@ -37,13 +39,13 @@ unsigned this_cpu();
 unsigned cpu_count();
 
 // Return the direct-map virtual address of physical address `pa`.
-void* phys_to_virt(uint64_t pa);
+void* phys_to_virt(PhysAddr pa);
 
 // Return the physical address behind direct-map address `va`.
-uint64_t virt_to_phys(const void* va);
+PhysAddr virt_to_phys(const void* va);
 
 // Invalidate kernel-half translations of [start, end) on all CPUs and wait for them.
-void flush_tlb_kernel_range(uint64_t start, uint64_t end);
+void flush_tlb_kernel_range(VirtAddr start, VirtAddr end);
 
 // Disable interrupts on this CPU and return the previous state (opaque, for irq_restore).
 uint64_t irq_save();

@@ -6,11 +6,16 @@
 // some CPU (kept, "reserved", so running processes keep theirs), and every CPU must flush
 // its whole TLB once before using an ASID of the new generation. ASID 0 is never handed
 // out (the kernel's own tables and CPUs without PCID use it).
+//
+// The algorithm is hvmm::GenerationAllocator (hvmm/base/generation_allocator.h, shared with
+// stage 2's VMIDs), with one slot per CPU; this class adds the lock, the counters and the
+// panic when more address spaces are live than ASIDs exist.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
 
+#include "hvmm/base/generation_allocator.h"
 #include "hvmm/guest/mm/arch_hooks.h"
 #include "hvmm/guest/mm/spinlock.h"
 
@@ -45,27 +50,14 @@ class AsidAllocator {
   // Pick the ASID `ctx` must use on CPU `cpu` (interrupts off, `cpu` is the caller's CPU).
   AsidSwitch switch_to(AsidContext& ctx, unsigned cpu);
   // Return the ASID part of a context id.
-  uint16_t asid_of(uint64_t id) const { return static_cast<uint16_t>(id & asid_mask_); }
-  uint64_t generation() const { return generation_.load(std::memory_order_relaxed); }
+  uint16_t asid_of(uint64_t id) const { return static_cast<uint16_t>(ids_.id_of(id)); }
+  // Return the current generation, shifted left by the ASID width (or-able with an ASID).
+  uint64_t generation() const { return ids_.current(); }
   AsidStats stats() const;
 
  private:
-  uint64_t new_context(AsidContext& ctx);
-  void rollover();
-  bool check_update_reserved(uint64_t id, uint64_t new_id);
-  bool bitmap_test_set(uint64_t asid);
-  uint64_t find_free(uint64_t from) const;
-
-  static constexpr unsigned kWords = (1u << kMaxBits) / 64;
-  SpinLock lock_;
-  unsigned bits_ = 0;
-  uint64_t asid_mask_ = 0;
-  uint64_t next_hint_ = 1;
-  std::atomic<uint64_t> generation_{0};  // already shifted left by bits_
-  uint64_t bitmap_[kWords] = {};
-  std::atomic<uint64_t> active_[kMaxCpus] = {};
-  uint64_t reserved_[kMaxCpus] = {};
-  bool flush_pending_[kMaxCpus] = {};
+  SpinLock lock_;  // serialises GenerationAllocator::assign
+  GenerationAllocator<kMaxBits, kMaxCpus> ids_;
   std::atomic<uint64_t> fast_switches_{0};
   uint64_t slow_switches_ = 0;
   uint64_t allocations_ = 0;

@@ -90,8 +90,8 @@ class BuddyAllocator {
   // Free 2^order frames starting at `page` (as returned by alloc_pages with that order).
   void free_pages(Page* page, unsigned order);
   // The same as alloc_pages/free_pages with physical addresses (kNoPhys on failure).
-  uint64_t alloc_phys(Gfp gfp, unsigned order);
-  void free_phys(uint64_t pa, unsigned order);
+  PhysAddr alloc_phys(Gfp gfp, unsigned order);
+  void free_phys(PhysAddr pa, unsigned order);
 
   // Return this CPU's order-0 frames to the buddy lists (CPU going idle, or tests).
   void drain_this_cpu();
@@ -103,8 +103,10 @@ class BuddyAllocator {
   uint64_t page_to_pfn(const Page* page) const {
     return start_pfn_ + static_cast<uint64_t>(page - pages_);
   }
-  uint64_t page_to_phys(const Page* page) const { return page_to_pfn(page) << kPageShift; }
-  Page* phys_to_page(uint64_t pa) const { return pfn_to_page(pa >> kPageShift); }
+  PhysAddr page_to_phys(const Page* page) const {
+    return PhysAddr(page_to_pfn(page) << kPageShift);
+  }
+  Page* phys_to_page(PhysAddr pa) const { return pfn_to_page(pa.page_number()); }
   void* page_address(const Page* page) const { return arch::phys_to_virt(page_to_phys(page)); }
   Page* virt_to_page(const void* va) const { return phys_to_page(arch::virt_to_phys(va)); }
   bool pfn_valid(uint64_t pfn) const { return pfn >= start_pfn_ && pfn < end_pfn_; }

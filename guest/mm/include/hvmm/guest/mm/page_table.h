@@ -32,9 +32,7 @@ inline constexpr uint64_t kPteAddrMask = 0x000ffffffffff000ull;
 inline constexpr uint64_t kPteAttrMask =
     kPteWrite | kPteUser | kPtePwt | kPtePcd | kPteGlobal | kPteOwned | kPteNx;
 
-inline constexpr uint64_t kSize4K = uint64_t{1} << 12;
-inline constexpr uint64_t kSize2M = uint64_t{1} << 21;
-inline constexpr uint64_t kSize1G = uint64_t{1} << 30;
+// Leaf sizes are base's: kPageSize (4 KiB), kLargePageSize (2 MiB), kHugePageSize (1 GiB).
 
 // The first kernel-half PML4 slot (addresses from 0xffff800000000000).
 inline constexpr unsigned kKernelPml4First = 256;
@@ -45,7 +43,7 @@ enum class PtStatus { kOk, kNoMemory, kInvalid, kExists };
 // The result of translate().
 struct Translation {
   bool present = false;
-  uint64_t pa = 0;         // physical address of the byte at va
+  PhysAddr pa;             // physical address of the byte at va
   uint64_t flags = 0;      // leaf entry bits without the address
   uint64_t page_size = 0;  // 4K, 2M or 1G
 };
@@ -59,15 +57,15 @@ class MmuGather {
   ~MmuGather() { release(); }
 
   // Record that [start, end) lost or changed translations.
-  void add_range(uint64_t start, uint64_t end);
+  void add_range(VirtAddr start, VirtAddr end);
   // Queue a frame (or table) for freeing after the flush.
   void defer_free(Page* page, bool is_table);
   // Free the queued frames: call after the TLB flush covering range().
   void release();
 
   bool need_flush() const { return start_ < end_; }
-  uint64_t start() const { return start_; }
-  uint64_t end() const { return end_; }
+  VirtAddr start() const { return start_; }
+  VirtAddr end() const { return end_; }
   // True if page-table pages were freed: CPUs in lazy-TLB mode must flush too.
   bool tables_freed() const { return tables_freed_; }
   uint64_t pages_unmapped() const { return pages_unmapped_; }
@@ -76,8 +74,8 @@ class MmuGather {
  private:
   BuddyAllocator* buddy_;
   PageList freed_;
-  uint64_t start_ = ~uint64_t{0};
-  uint64_t end_ = 0;
+  VirtAddr start_{~uint64_t{0}};
+  VirtAddr end_;
   uint64_t pages_unmapped_ = 0;
   bool tables_freed_ = false;
 };
@@ -90,32 +88,33 @@ class PageTable {
   // Share the kernel half (PML4 slots 256..511) of `kernel`: the entries are copied, so
   // the kernel must pre-populate every kernel-half slot it will ever use before this.
   void share_kernel_half(const PageTable& kernel);
-  uint64_t root() const { return root_; }
+  PhysAddr root() const { return root_; }
   // Make sure the PML4 slot of `va` points to a PDPT (so it can be shared before use).
-  bool ensure_top_level(uint64_t va);
+  bool ensure_top_level(VirtAddr va);
 
   // Map [va, va + len) to [pa, pa + len) with `attrs` (kPteAttrMask bits; present is
   // implied), using pages of at most `max_page` bytes where alignment allows. All of va,
   // pa and len must be 4 KiB aligned and the range must be unmapped (kExists otherwise).
   // On failure nothing is left mapped.
-  PtStatus map(uint64_t va, uint64_t pa, uint64_t len, uint64_t attrs, uint64_t max_page = kSize1G);
+  PtStatus map(VirtAddr va, PhysAddr pa, uint64_t len, uint64_t attrs,
+               uint64_t max_page = kHugePageSize);
   // Remove translations in [va, va + len), splitting large pages at the edges; frames
   // mapped with kPteOwned (4 KiB only) and emptied user-half tables are queued on
   // `gather`. Kernel-half tables are never freed (as in Linux: they are shared by every
   // address space through the copied PML4 slots).
-  PtStatus unmap(uint64_t va, uint64_t len, MmuGather& gather);
+  PtStatus unmap(VirtAddr va, uint64_t len, MmuGather& gather);
   // Replace the attributes of present translations in [va, va + len).
-  PtStatus protect(uint64_t va, uint64_t len, uint64_t attrs, MmuGather& gather);
+  PtStatus protect(VirtAddr va, uint64_t len, uint64_t attrs, MmuGather& gather);
   // Look up the translation of `va`.
-  Translation translate(uint64_t va) const;
+  Translation translate(VirtAddr va) const;
   // Unmap the user half and free every user-half table, then the root (process exit).
   void destroy(MmuGather& gather);
   // Return how many table pages this address space owns (root included).
   uint64_t table_pages() const { return table_pages_; }
 
  private:
-  uint64_t* table_at(uint64_t pa) const;
-  uint64_t new_table();
+  uint64_t* table_at(PhysAddr pa) const;
+  PhysAddr new_table();
   void count_entry(const uint64_t* entry, int delta);
   bool table_empty(const uint64_t* table) const;
   uint64_t* alloc_table(uint64_t* entry);
@@ -129,7 +128,7 @@ class PageTable {
   void free_tree(uint64_t* table, int level, MmuGather& gather);
 
   BuddyAllocator* buddy_ = nullptr;
-  uint64_t root_ = 0;
+  PhysAddr root_;
   uint64_t progress_ = 0;      // end of what map() has done so far (for its rollback)
   bool rolling_back_ = false;  // unmap is undoing a failed map: keep owned frames
   uint64_t table_pages_ = 0;

@@ -1,8 +1,13 @@
-// SpinLock: the lock every shared guest/mm structure uses, with interrupts off while held.
+// SpinLock: the guest's one spinlock type (guest/mm and guest/kernel), with SpinGuard, its
+// interrupt-saving guard.
 //
 // Allocations happen from interrupt context (GFP_ATOMIC), so a lock taken with interrupts
 // on could deadlock against an interrupt on the same CPU: the guard saves and disables
-// interrupts first, like spin_lock_irqsave.
+// interrupts first, like spin_lock_irqsave. It lives here rather than in guest/kernel because
+// guest/mm is portable: it reaches the CPU only through arch_hooks.h, so the same lock builds
+// into the host library and runs under the unit and TSan tests. While it spins it calls
+// arch::cpu_relax(), which in the kernel also answers TLB shootdowns: a CPU spinning with
+// interrupts off must not leave a shootdown issued by the lock's holder waiting forever.
 #pragma once
 
 #include <atomic>

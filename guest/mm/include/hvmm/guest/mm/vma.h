@@ -7,6 +7,8 @@
 
 #include <cstdint>
 
+#include "hvmm/base/address.h"
+
 namespace hvmm::guest::mm {
 
 // Access rights of an area (PROT_READ/WRITE/EXEC values).
@@ -25,8 +27,8 @@ enum VmaKind : uint32_t {
 
 // One area [start, end) with its rights; also its own tree node.
 struct Vma {
-  uint64_t start = 0;
-  uint64_t end = 0;
+  VirtAddr start;
+  VirtAddr end;
   uint32_t prot = 0;
   uint32_t kind = 0;
   Vma* left = nullptr;
@@ -43,11 +45,11 @@ class VmaTree {
   // Remove `vma`, which must be in the tree.
   void erase(Vma* vma);
   // Return the area containing `address`, or nullptr.
-  Vma* find(uint64_t address) const;
+  Vma* find(VirtAddr address) const;
   // Return the lowest area whose end is above `address` (it may start above it), or nullptr.
-  Vma* find_next(uint64_t address) const;
+  Vma* find_next(VirtAddr address) const;
   // Return the last area that ends at or below `address`, or nullptr.
-  Vma* find_prev(uint64_t address) const;
+  Vma* find_prev(VirtAddr address) const;
   // In-order neighbours and extremes.
   Vma* first() const;
   Vma* last() const;
@@ -64,7 +66,7 @@ class VmaTree {
   void rotate_right(Vma* node);
   void rebalance_from(Vma* node);
   void replace_child(Vma* parent, Vma* old_child, Vma* new_child);
-  static bool validate_node(const Vma* node, const Vma* parent, uint64_t lo, uint64_t hi,
+  static bool validate_node(const Vma* node, const Vma* parent, VirtAddr lo, VirtAddr hi,
                             int* height_out);
 
   Vma* root_ = nullptr;

@@ -32,10 +32,10 @@ class Vmalloc {
  public:
   static constexpr uint64_t kLazyMaxPages = 1024;  // purge once this many pages wait
 
-  // Manage virtual range [start, end) of `kernel`'s tables. The range must sit inside one
-  // PML4 slot; init pre-creates that slot's PDPT so the slot never changes later (user
-  // address spaces copy kernel PML4 slots once).
-  bool init(BuddyAllocator* buddy, PageTable* kernel, uint64_t start, uint64_t end);
+  // Manage virtual range `range` of `kernel`'s tables. The range must be page-aligned and sit
+  // inside one PML4 slot; init pre-creates that slot's PDPT so the slot never changes later
+  // (user address spaces copy kernel PML4 slots once).
+  bool init(BuddyAllocator* buddy, PageTable* kernel, VirtRange range);
   // Allocate `size` bytes (rounded up to pages) of mapped, writable, non-executable memory.
   void* alloc(size_t size, Gfp gfp = kGfpKernel);
   // Unmap an area returned by alloc (lazily flushed). nullptr is ignored.

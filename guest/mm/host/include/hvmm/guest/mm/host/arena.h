@@ -9,6 +9,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "hvmm/base/address.h"
+
 namespace hvmm::guest::mm::host {
 
 // An anonymous mapping standing for guest RAM [0, size); current while it lives.
@@ -36,8 +38,8 @@ void set_this_cpu(unsigned cpu);
 // Counters of the fake TLB: calls to flush_tlb_kernel_range and the last range.
 struct FlushStats {
   uint64_t kernel_range_flushes = 0;
-  uint64_t last_start = 0;
-  uint64_t last_end = 0;
+  VirtAddr last_start;
+  VirtAddr last_end;
 };
 FlushStats flush_stats();
 void reset_flush_stats();
