@@ -339,25 +339,45 @@ class DifferentialRun {
     return u;
   }
 
-  // Make a whole gigabyte uniform again, one half of it at a time: reset its page state, or
-  // map it as RAM at the output of its first page. Without these, the random stream would
-  // rarely undo every split of a gigabyte and 1 GiB blocks would seldom re-form.
+  // Undo what keeps a gigabyte from being one block again: reset the state of the whole
+  // gigabyte (or of one pinned run in it: pins block unmaps), unmap it, or map it as RAM at
+  // the output of its first page. Without these the random stream would seldom undo every
+  // split of a gigabyte, and 1 GiB blocks would stop re-forming once pins accumulate.
   Request restoring_request() {
+    static constexpr PageStateUpdate kReset{.set_backing = true,
+                                            .backing = Backing::kResident,
+                                            .set_write_tracked = true,
+                                            .write_tracked = false,
+                                            .set_pinned = true,
+                                            .pinned = false};
     Request r;
     r.range = IpaRange{Ipa(rng_() % (kWindowEnd / k1G) * k1G), k1G};
-    if (rng_() % 2 == 0) {
-      r.verb = Verb::kSetState;
-      r.update = PageStateUpdate{.set_backing = true,
-                                 .backing = Backing::kResident,
-                                 .set_write_tracked = true,
-                                 .write_tracked = false,
-                                 .set_pinned = true,
-                                 .pinned = false};
-    } else {
-      r.verb = Verb::kMap;
-      const auto run = model_.run_at(r.range.start.value());
-      r.output = r.range.start.value() + (run != model_.runs().end() ? run->second.delta : 0);
-      r.attributes = kRamAttributes;
+    switch (rng_() % 4) {
+      case 0:
+        r.verb = Verb::kSetState;
+        r.update = kReset;
+        break;
+      case 1:
+        r.verb = Verb::kSetState;
+        r.update = kReset;
+        for (auto it = model_.runs().lower_bound(r.range.start.value());
+             it != model_.runs().end() && it->first < r.range.end().value(); ++it) {
+          if (it->second.state.pinned) {
+            r.range = IpaRange{Ipa(it->first), it->second.end - it->first};
+            break;
+          }
+        }
+        break;
+      case 2:
+        r.verb = Verb::kUnmap;
+        break;
+      default: {
+        r.verb = Verb::kMap;
+        const auto run = model_.run_at(r.range.start.value());
+        r.output = r.range.start.value() + (run != model_.runs().end() ? run->second.delta : 0);
+        r.attributes = kRamAttributes;
+        break;
+      }
     }
     return r;
   }
@@ -711,11 +731,12 @@ TEST(Stage2MapRandomTest, PagesAndBothBlockSizesAgreeWithModel) {
   const auto stats =
       run({.max_block_level = 2, .steps = kMainSteps}, seed_from_environment(0x2024'0001));
   ASSERT_TRUE(stats.has_value());
-  EXPECT_GT(stats->coalesced_2m, 100u);
-  EXPECT_GT(stats->coalesced_1g, 10u);
-  EXPECT_GT(stats->split_2m, 100u);
-  EXPECT_GT(stats->split_1g, 10u);
-  EXPECT_GT(stats->rejected, uint64_t{kMainSteps} / 10);
+  constexpr auto kSteps = static_cast<uint64_t>(kMainSteps);
+  EXPECT_GT(stats->coalesced_2m, kSteps / 100);
+  EXPECT_GT(stats->coalesced_1g, kSteps / 1000);
+  EXPECT_GT(stats->split_2m, kSteps / 100);
+  EXPECT_GT(stats->split_1g, kSteps / 1000);
+  EXPECT_GT(stats->rejected, kSteps / 10);
   EXPECT_GT(stats->out_of_tables, 10u);
 }
 

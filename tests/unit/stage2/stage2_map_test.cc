@@ -144,6 +144,19 @@ TEST_F(Stage2MapTest, RefillingAHoleCoalescesToTheOriginalBlock) {
   EXPECT_EQ(tables_.tables_in_use(), 0u);
 }
 
+// Destroying the map gives every table back, pinned pages and all levels included.
+TEST_F(Stage2MapTest, DestroyingTheMapFreesEveryTable) {
+  {
+    Stage2Map map = make_map();
+    ASSERT_TRUE(map.map({Ipa(k1G - kPage), 2 * kPage}, HostOffset(0), kRamAttributes).ok());
+    ASSERT_TRUE(map.map({Ipa(5 * k1G), 3 * k2M}, HostOffset(0), kRamAttributes).ok());
+    ASSERT_TRUE(map.set_page_state({Ipa(k1G), kPage}, {.set_pinned = true, .pinned = true}).ok());
+    // Either side of 1 GiB a level-1 and a page table; three 2 MiB blocks in a level-1 table.
+    EXPECT_EQ(tables_.tables_in_use(), 5u);
+  }
+  EXPECT_EQ(tables_.tables_in_use(), 0u);
+}
+
 // Ballooning a page leaves an invalid descriptor that keeps the output address and state.
 TEST_F(Stage2MapTest, BalloonedPageIsAnnotatedInvalidLeaf) {
   Stage2Map map = make_map();
