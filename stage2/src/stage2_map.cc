@@ -61,28 +61,13 @@ Stage2Map::Stage2Map(Stage2Map&& other) noexcept
       table_count_(std::exchange(other.table_count_, 0)),
       hooks_(std::move(other.hooks_)) {}
 
-namespace {
-
-// Give every table below `table` (at `level`) back to `allocator`, whatever it maps.
-void free_tables_below(TableAllocator& allocator, uint64_t* table, unsigned level,
-                       unsigned entries) {
-  for (unsigned i = 0; i < entries; ++i) {
-    const Descriptor entry(table[i]);
-    if (!entry.is_table(level))
-      continue;
-    uint64_t* child = detail::table_of(entry);
-    free_tables_below(allocator, child, level - 1, kEntriesPerTable);
-    allocator.free_table(child);
-  }
-}
-
-}  // namespace
-
 // The VM is gone: no hooks run (nothing can observe the space any more), pinned pages go too.
 Stage2Map::~Stage2Map() {
   if (root_ == nullptr)
     return;
-  free_tables_below(*allocator_, root_, space_.root_level(), space_.root_entries());
+  detail::for_each_table_post_order(
+      root_, space_.root_level(), space_.root_entries(),
+      [this](Descriptor table, unsigned) { allocator_->free_table(detail::table_of(table)); });
   std::free(root_);
 }
 
@@ -202,7 +187,8 @@ Result<void> Stage2Map::set_page_state(IpaRange range, const PageStateUpdate& up
   return apply(Change{range, ChangeKind::kPageState, reason}, plan, op);
 }
 
-// Walk from the root to the leaf that maps `ipa` (one descriptor read per level).
+// Walk from the root to the leaf that maps `ipa` (one descriptor read per level). This is the
+// TLB-miss hot path; walker.h says why it is its own loop rather than a walk of the walker.
 std::optional<Translation> Stage2Map::translate(Ipa ipa) const {
   if (ipa.value() >= space_.size())
     return std::nullopt;

@@ -1,6 +1,7 @@
-// Concurrency of the stage-2 runtime: readers translating through a Translator while a writer
-// maps, unmaps and protects random ranges under the exclusive lock; the TLB's seqlock under
-// concurrent fills and invalidations; notifier subscriptions churning during invalidations.
+// Concurrency of the stage-2 runtime: readers translating through a Translator, and interval
+// subscribers reading the map between read_begin and read_retry, while a writer maps, unmaps
+// and protects random ranges under the exclusive lock; the TLB's seqlock under concurrent
+// fills and invalidations; notifier subscriptions churning during invalidations.
 // Runs under ThreadSanitizer in CI (label "concurrency"); every loop is bounded in time and
 // iterations.
 #include <gtest/gtest.h>
@@ -38,8 +39,11 @@ constexpr unsigned kReaders = 2;
 
 // The shape of a stress run.
 struct StressOptions {
-  bool invalidate_tlb = true;  // register TlbInvalidationHooks
-  bool blocks = false;         // allow 2 MiB blocks (1024 IPA pages, whole-block operations)
+  bool invalidate_tlb = true;     // register TlbInvalidationHooks
+  bool notify = true;             // register NotifierHooks (sequence counts follow the map)
+  bool blocks = false;            // allow 2 MiB blocks (1024 IPA pages, whole-block operations)
+  unsigned readers = kReaders;    // threads translating through the Translator
+  unsigned interval_readers = 1;  // threads reading the map under interval subscriptions
   uint64_t pages() const { return blocks ? 2 * kBlockPages : 64; }
   uint64_t backing_pages() const { return blocks ? 4 * kBlockPages : 256; }
 };
@@ -70,7 +74,40 @@ struct HarnessResult {
   uint64_t checks = 0;      // translations whose model was stable across the call
   uint64_t violations = 0;  // translations that contradicted a stable model
   uint64_t writer_ops = 0;
+  uint64_t interval_passes = 0;      // interval reads that read_retry accepted
+  uint64_t interval_retries = 0;     // interval reads that read_retry rejected
+  uint64_t interval_violations = 0;  // accepted reads that saw another generation or state
+  uint64_t interval_callbacks = 0;   // invalidate_range_start calls the subscribers received
   std::string first_violation;
+};
+
+// The writer's side of the interval check: while a change is inside its invalidation (after
+// NotifierHooks made the overlapping sequences odd, before they become even again), publish
+// the model of every page it changes, each with a new generation in its upper bits.
+class PublishingHooks final : public ChangeHooks {
+ public:
+  explicit PublishingHooks(std::vector<std::atomic<uint64_t>>& model) : model_(model) {}
+  // Queue the model of a page for the next change (writer thread only).
+  void stage(uint64_t page, uint64_t value) { pending_.emplace_back(page, value); }
+  void range_updated(const Change&) override {
+    for (const auto& [page, value] : pending_)
+      model_[page].store(value, std::memory_order_release);
+    pending_.clear();
+  }
+
+ private:
+  std::vector<std::atomic<uint64_t>>& model_;
+  std::vector<std::pair<uint64_t, uint64_t>> pending_;
+};
+
+// Counts the invalidations an interval subscriber is told about.
+class CountingOps final : public IntervalOps {
+ public:
+  bool invalidate_range_start(const Change&) override {
+    starts.fetch_add(1, std::memory_order_relaxed);
+    return true;
+  }
+  std::atomic<uint64_t> starts{0};
 };
 
 // A VM (map, lock, TLB, notifiers, translator) plus the writer/readers harness.
@@ -82,9 +119,11 @@ class StressVm {
     map_.emplace(std::move(Stage2Map::create(*IpaSpace::create(32), tables_,
                                              {.max_block_level = options.blocks ? 1u : 0u}))
                      .value());
-    map_->add_hooks(notifier_hooks_);
+    if (options.notify)
+      map_->add_hooks(notifier_hooks_);
     if (options.invalidate_tlb)
       map_->add_hooks(tlb_hooks_);
+    map_->add_hooks(publishing_hooks_);
     translator_.emplace(
         std::move(
             Translator::create(*map_, lock_, tlb_, registry_, kVmid,
@@ -97,6 +136,7 @@ class StressVm {
     translator_.reset();
     map_->remove_hooks(notifier_hooks_);
     map_->remove_hooks(tlb_hooks_);
+    map_->remove_hooks(publishing_hooks_);
   }
 
   // Run one writer and kReaders readers for up to `duration`; stop early after
@@ -107,13 +147,19 @@ class StressVm {
     {
       std::vector<std::jthread> threads;
       threads.emplace_back([&] { writer(deadline, stop); });
-      for (unsigned i = 0; i < kReaders; ++i)
+      for (unsigned i = 0; i < options_.readers; ++i)
         threads.emplace_back([&, i] { reader(i, deadline, stop, stop_after_violations); });
+      for (unsigned i = 0; i < options_.interval_readers; ++i)
+        threads.emplace_back([&, i] { interval_reader(i, deadline, stop, stop_after_violations); });
     }
     HarnessResult result;
     result.checks = checks_.load();
     result.violations = violations_.load();
     result.writer_ops = writer_ops_.load();
+    result.interval_passes = interval_passes_.load();
+    result.interval_retries = interval_retries_.load();
+    result.interval_violations = interval_violations_.load();
+    result.interval_callbacks = interval_callbacks_.load();
     std::lock_guard lock(message_mutex_);
     result.first_violation = first_violation_;
     return result;
@@ -125,8 +171,8 @@ class StressVm {
 
  private:
   // Random unmap / map (young or old) / protect / mkold of 1..8 pages (or a whole block), each
-  // under the exclusive lock, publishing the model of every page it touched before releasing
-  // the lock. Old pages make readers set the access flag under the shared lock.
+  // under the exclusive lock; the model of every page it touches is published from inside the
+  // change (PublishingHooks). Old pages make readers set the access flag under the shared lock.
   void writer(Clock::time_point deadline, std::atomic<bool>& stop) {
     std::mt19937_64 random(7);
     for (uint64_t op = 0; op < 200000 && !stop.load() && Clock::now() < deadline; ++op) {
@@ -143,22 +189,22 @@ class StressVm {
       const bool young = random() % 2 == 0;
       std::unique_lock lock(lock_);
       if (kind == 0 || (kind == 1 && any_mapped(first, count))) {
+        stage(first, count, false, Permissions::kNone, 0);
         check(map_->unmap(range));
-        publish(first, count, false, Permissions::kNone, 0);
       } else if (kind == 1) {
+        stage(first, count, true, permissions, output);
         check(map_->map(range, HostOffset(output * kPageSize),
                         Attributes{.permissions = permissions}, ChangeReason::kMap, young));
-        publish(first, count, true, permissions, output);
         if (whole_block && map_->translate(range.start)->level == 1)
           blocks_mapped_.fetch_add(1);
       } else if (kind == 3) {
         map_->mkold(range);  // aging: readers' walks set the access flag again, concurrently
       } else if (all_mapped(first, count)) {
-        check(map_->protect(range, permissions, true));
         for (uint64_t page = first; page < first + count; ++page) {
           const PageModel old = PageModel::decode(model_[page].load());
-          publish(page, 1, true, permissions, old.output_page);
+          stage(page, 1, true, permissions, old.output_page);
         }
+        check(map_->protect(range, permissions, true));
       }
       lock.unlock();
       writer_ops_.fetch_add(1);
@@ -200,6 +246,67 @@ class StressVm {
     }
   }
 
+  // Read pages through the map between read_begin and read_retry on a subscription of a few
+  // pages (replaced every 64 reads). When read_retry accepts a read, no invalidation of the
+  // interval began since read_begin, so the page's generation must not have moved and the
+  // translation must be the one the model published with it.
+  void interval_reader(unsigned seed, Clock::time_point deadline, std::atomic<bool>& stop,
+                       uint64_t stop_after_violations) {
+    std::mt19937_64 random(200 + seed);
+    CountingOps ops;
+    for (uint64_t round = 0; round < 100000 && !stop.load() && Clock::now() < deadline; ++round) {
+      const uint64_t first = random() % pages();
+      const uint64_t count = std::min<uint64_t>(1 + random() % 16, pages() - first);
+      auto subscription =
+          registry_.subscribe(IpaRange{Ipa(kIpaBase + first * kPageSize), count * kPageSize}, &ops);
+      if (!subscription.ok()) {
+        report(&interval_violations_, "subscribe: " + subscription.error().message);
+        return;
+      }
+      for (unsigned i = 0; i < 64; ++i) {
+        const uint64_t page = first + random() % count;
+        const uint64_t offset = random() % kPageSize;
+        const uint64_t sequence = subscription->read_begin();
+        const uint64_t before = model_[page].load(std::memory_order_acquire);
+        if (i % 4 == 0)
+          std::this_thread::yield();  // widen the window in which the writer can overtake us
+        std::optional<Translation> translation;
+        {
+          std::shared_lock lock(lock_);
+          translation = map_->translate(Ipa(kIpaBase + page * kPageSize + offset));
+        }
+        if (subscription->read_retry(sequence)) {
+          interval_retries_.fetch_add(1, std::memory_order_relaxed);
+          continue;
+        }
+        const uint64_t after = model_[page].load(std::memory_order_acquire);
+        interval_passes_.fetch_add(1, std::memory_order_relaxed);
+        const PageModel model = PageModel::decode(before);
+        const bool matches =
+            model.mapped
+                ? translation && translation->attributes.permissions == model.permissions &&
+                      translation->output.value() == model.output_page * kPageSize + offset
+                : !translation;
+        if (before == after && matches)
+          continue;
+        report(&interval_violations_,
+               fmt::format("read_retry accepted a read of page {} at generation {} (now {}): "
+                           "model {} output page {}, map {}",
+                           page, before >> 32, after >> 32, model.mapped ? "mapped" : "unmapped",
+                           model.output_page,
+                           translation ? fmt::format("{}", translation->output) : "unmapped"));
+        if (violations_.load() >= stop_after_violations)
+          stop.store(true);
+      }
+      if (round % 4 == 0)
+        std::this_thread::yield();
+    }
+    subscription_done(ops);
+  }
+  void subscription_done(const CountingOps& ops) {
+    interval_callbacks_.fetch_add(ops.starts.load(), std::memory_order_relaxed);
+  }
+
   bool any_mapped(uint64_t first, uint64_t count) const {
     for (uint64_t page = first; page < first + count; ++page)
       if (PageModel::decode(model_[page].load()).mapped)
@@ -212,13 +319,13 @@ class StressVm {
         return false;
     return true;
   }
-  void publish(uint64_t first, uint64_t count, bool mapped, Permissions permissions,
-               uint64_t output) {
+  // Queue the model of pages [first, first + count) for the next change, one generation on.
+  void stage(uint64_t first, uint64_t count, bool mapped, Permissions permissions,
+             uint64_t output) {
     for (uint64_t i = 0; i < count; ++i) {
-      const uint64_t version = (model_[first + i].load() >> 32) + 1;
-      model_[first + i].store(
-          PageModel::encode(mapped, permissions, mapped ? output + i : 0, version),
-          std::memory_order_release);
+      const uint64_t generation = (model_[first + i].load() >> 32) + 1;
+      publishing_hooks_.stage(
+          first + i, PageModel::encode(mapped, permissions, mapped ? output + i : 0, generation));
     }
   }
   void check(const Result<void>& result) {
@@ -226,6 +333,11 @@ class StressVm {
       writer_failed_.store(true);
       report("writer: " + result.error().message);
     }
+  }
+  // Count a violation of the interval check too.
+  void report(std::atomic<uint64_t>* counter, std::string message) {
+    counter->fetch_add(1);
+    report(std::move(message));
   }
   void report(std::string message) {
     violations_.fetch_add(1);
@@ -247,6 +359,11 @@ class StressVm {
   std::unique_ptr<std::byte, FreeDeleter> backing_;
   std::optional<Translator> translator_;
   std::vector<std::atomic<uint64_t>> model_;
+  PublishingHooks publishing_hooks_{model_};
+  std::atomic<uint64_t> interval_passes_{0};
+  std::atomic<uint64_t> interval_retries_{0};
+  std::atomic<uint64_t> interval_violations_{0};
+  std::atomic<uint64_t> interval_callbacks_{0};
   std::atomic<uint64_t> checks_{0};
   std::atomic<uint64_t> violations_{0};
   std::atomic<uint64_t> writer_ops_{0};
@@ -255,6 +372,17 @@ class StressVm {
   std::mutex message_mutex_;
   std::string first_violation_;
 };
+
+// Interval subscribers read often, were told of invalidations, were sent back by read_retry
+// at times, and every read read_retry accepted saw the generation and translation of its time.
+void expect_interval_reads_held(const HarnessResult& result) {
+  fmt::print("interval reads: {} accepted, {} retried, {} invalidations seen\n",
+             result.interval_passes, result.interval_retries, result.interval_callbacks);
+  EXPECT_EQ(result.interval_violations, 0u) << result.first_violation;
+  EXPECT_GT(result.interval_passes, 1000u);
+  EXPECT_GT(result.interval_retries, 0u);
+  EXPECT_GT(result.interval_callbacks, 10u);
+}
 
 // With the TLB and notifier hooks registered, no reader ever sees a translation that
 // contradicts what the writer had published before the reader started.
@@ -270,6 +398,7 @@ TEST(Stage2ConcurrencyTest, ReadersNeverSeeStaleTranslations) {
   EXPECT_GT(result.writer_ops, 100u);
   EXPECT_GT(vm.tlb().stats().hits, 100u);
   EXPECT_GT(vm.tlb().stats().entries_invalidated, 10u);
+  expect_interval_reads_held(result);
 }
 
 // The same with 2 MiB blocks: whole-block maps, unmaps and protects, and small changes that
@@ -284,6 +413,7 @@ TEST(Stage2ConcurrencyTest, ReadersNeverSeeStaleTranslationsWithBlocks) {
   EXPECT_GT(result.checks, 1000u);
   EXPECT_GT(result.writer_ops, 100u);
   EXPECT_GT(vm.blocks_mapped(), 0u);
+  expect_interval_reads_held(result);
 }
 
 // The same harness without TLB invalidation must catch stale translations: this shows the
@@ -295,6 +425,19 @@ TEST(Stage2ConcurrencyTest, SkippingTlbInvalidationIsDetected) {
   EXPECT_FALSE(vm.writer_failed());
   EXPECT_GT(result.violations, 0u)
       << "stale translations went unnoticed in " << result.checks << " checks";
+}
+
+// Without NotifierHooks the map changes behind the subscribers' backs: read_retry accepts
+// reads the writer overtook, and the interval check must notice. This shows it can fail.
+TEST(Stage2ConcurrencyTest, ChangesThatSkipTheNotifiersAreDetected) {
+  StressVm vm({.notify = false, .readers = 0, .interval_readers = 2});
+  const HarnessResult result = vm.run(5000ms, 1);
+  fmt::print("detected after {} accepted interval reads: {}\n", result.interval_passes,
+             result.first_violation);
+  EXPECT_FALSE(vm.writer_failed());
+  EXPECT_GT(result.interval_violations, 0u)
+      << "stale interval reads went unnoticed in " << result.interval_passes << " reads";
+  EXPECT_EQ(result.interval_retries, 0u);  // no sequence ever moved
 }
 
 // The TLB's seqlock never returns a torn entry: fills of fixed (key → value) pairs race with

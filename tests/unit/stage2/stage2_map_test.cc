@@ -1,6 +1,8 @@
 // Stage2Map: the raw table structure after each kind of operation.
 #include <gtest/gtest.h>
+#include <sys/mman.h>
 
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -142,6 +144,19 @@ TEST_F(Stage2MapTest, RefillingAHoleCoalescesToTheOriginalBlock) {
   EXPECT_EQ(tables_.tables_in_use(), 0u);
 }
 
+// Destroying the map gives every table back, pinned pages and all levels included.
+TEST_F(Stage2MapTest, DestroyingTheMapFreesEveryTable) {
+  {
+    Stage2Map map = make_map();
+    ASSERT_TRUE(map.map({Ipa(k1G - kPage), 2 * kPage}, HostOffset(0), kRamAttributes).ok());
+    ASSERT_TRUE(map.map({Ipa(5 * k1G), 3 * k2M}, HostOffset(0), kRamAttributes).ok());
+    ASSERT_TRUE(map.set_page_state({Ipa(k1G), kPage}, {.set_pinned = true, .pinned = true}).ok());
+    // Either side of 1 GiB a level-1 and a page table; three 2 MiB blocks in a level-1 table.
+    EXPECT_EQ(tables_.tables_in_use(), 5u);
+  }
+  EXPECT_EQ(tables_.tables_in_use(), 0u);
+}
+
 // Ballooning a page leaves an invalid descriptor that keeps the output address and state.
 TEST_F(Stage2MapTest, BalloonedPageIsAnnotatedInvalidLeaf) {
   Stage2Map map = make_map();
@@ -261,6 +276,90 @@ TEST_F(Stage2MapTest, MkoldRunsHooksAroundClearingOnlyWhenYoung) {
   const std::vector<std::string> expected = {"start aging young", "updated aging old",
                                              "end aging old"};
   EXPECT_EQ(hooks.events, expected);
+}
+
+// Hands out tables from a mapping at a fixed address, so that table descriptors have values
+// known in advance: the n-th table ever allocated (and not freed) is at kBase + n * 4 KiB.
+class FixedAddressTables final : public TableAllocator {
+ public:
+  static constexpr uint64_t kBase = 0x0000'7e00'0000'0000;
+  static constexpr size_t kTables = 16;
+
+  FixedAddressTables() {
+    void* memory = mmap(reinterpret_cast<void*>(kBase), kTables * kPage, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    if (memory == reinterpret_cast<void*>(kBase)) {
+      base_ = static_cast<uint64_t*>(memory);
+    } else if (memory != MAP_FAILED) {
+      munmap(memory, kTables * kPage);  // a kernel without MAP_FIXED_NOREPLACE placed it elsewhere
+    }
+  }
+  ~FixedAddressTables() override {
+    if (base_ != nullptr)
+      munmap(base_, kTables * kPage);
+  }
+  FixedAddressTables(const FixedAddressTables&) = delete;
+  FixedAddressTables& operator=(const FixedAddressTables&) = delete;
+
+  bool mapped() const { return base_ != nullptr; }
+  uint64_t* allocate_table() override {
+    if (next_ == kTables)
+      return nullptr;
+    uint64_t* table = base_ + next_++ * kEntriesPerTable;
+    std::memset(table, 0, kPage);
+    return table;
+  }
+  void free_table(uint64_t*) override {}  // the test only grows the map
+
+ private:
+  uint64_t* base_ = nullptr;
+  size_t next_ = 0;
+};
+
+// What map operations write into the tables, against descriptors assembled by hand from the
+// ARM ARM layout (D8.3; the fields of each value are derived in descriptor_test.cc):
+//   RAM page (RWX, inner shareable, write-back, AF) at 0x8_1234_5000   0x0000_0008_1234_57ff
+//   Device-nGnRE page (RW, XN, outer shareable, AF) at 0x9000_0000      0x0040_0000_9000_06c7
+//   2 MiB RAM block at 0x4020_0000                                      0x0000_0000_4020_07fd
+//   1 GiB RAM block at 0x1_0000_0000 with AF clear (0x7fd - 0x400)      0x0000_0001_0000_03fd
+//   table at 0x7e00_0000_0000 (+ 0x1000): valid + table bits 0b11      0x0000_7e00_0000_0003
+//   the RAM page ballooned: valid clear, software [56:55] = 0b01        0x0080_0008_1234_57fe
+TEST(Stage2MapRawTest, TablesHoldHandAssembledDescriptors) {
+  FixedAddressTables tables;
+  if (!tables.mapped())
+    GTEST_SKIP() << "cannot map the test's tables at " << std::hex << FixedAddressTables::kBase;
+  auto created = Stage2Map::create(IpaSpace::create(kIpaBits).value(), tables);
+  ASSERT_TRUE(created.ok());
+  Stage2Map map = std::move(created).value();
+  const Attributes device{Permissions::kReadWrite, MemoryType::kDeviceNGnRE,
+                          Shareability::kOuterShareable, false};
+
+  // One table (ARM level 2) under root entry 1, holding the 2 MiB block in its entry 1.
+  ASSERT_TRUE(map.map({Ipa(0x4020'0000), k2M}, HostOffset(0x4020'0000), kRamAttributes).ok());
+  EXPECT_EQ(map.root()[1], 0x0000'7e00'0000'0003u);
+  const auto* l1 = reinterpret_cast<const uint64_t*>(FixedAddressTables::kBase);
+  EXPECT_EQ(l1[1], 0x0000'0000'4020'07fdu);
+
+  // A page table in entry 0 of that table; pages 3 (RAM) and 5 (device) in it.
+  ASSERT_TRUE(map.map({Ipa(0x4000'3000), kPage}, HostOffset(0x8'1234'5000), kRamAttributes).ok());
+  ASSERT_TRUE(map.map({Ipa(0x4000'5000), kPage}, HostOffset(0x9000'0000), device).ok());
+  EXPECT_EQ(l1[0], 0x0000'7e00'0000'1003u);
+  const auto* l0 = reinterpret_cast<const uint64_t*>(FixedAddressTables::kBase + kPage);
+  EXPECT_EQ(l0[3], 0x0000'0008'1234'57ffu);
+  EXPECT_EQ(l0[5], 0x0040'0000'9000'06c7u);
+  EXPECT_EQ(populated(l0), 2);
+
+  // Ballooning the RAM page keeps every field but the valid bit and records the state.
+  ASSERT_TRUE(map.set_page_state({Ipa(0x4000'3000), kPage},
+                                 {.set_backing = true, .backing = Backing::kBallooned})
+                  .ok());
+  EXPECT_EQ(l0[3], 0x0080'0008'1234'57feu);
+
+  // An old 1 GiB block straight in root entry 2 (ARM level 1), no table needed.
+  ASSERT_TRUE(
+      map.map({Ipa(2 * k1G), k1G}, HostOffset(4 * k1G), kRamAttributes, ChangeReason::kMap, false)
+          .ok());
+  EXPECT_EQ(map.root()[2], 0x0000'0001'0000'03fdu);
 }
 
 // The dump coalesces contiguous leaves with equal attributes into one line each.

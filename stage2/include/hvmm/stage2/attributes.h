@@ -53,13 +53,18 @@ struct Attributes {
 inline constexpr Attributes kRamAttributes{};
 
 // Where the data of a mapped page currently lives. Only kResident pages have a valid
-// descriptor; the others are annotated invalid descriptors that keep their output address,
-// so the VMM can refault them (ARM ARM D8.3: bits [63:1] of an invalid descriptor are
-// ignored by hardware and free for software).
+// descriptor; the others are annotated invalid descriptors that keep their output address
+// and attributes, so the page can come back at the same host offset (ARM ARM D8.3: bits
+// [63:1] of an invalid descriptor are ignored by hardware and free for software).
+// What a guest access to a non-resident page does is the VMM's business, not the map's:
+// today the VMM leaves such pages out of the KVM memslots and releases their backing, so an
+// access exits as MMIO to an address without RAM (reads return all-ones, writes are dropped,
+// the fault is logged as "unbacked"). Refaulting them through userfaultfd (a zero fill for
+// ballooned pages, the compressed pool for reclaimed ones) is planned, not built.
 enum class Backing : uint8_t {
   kResident = 0,   // backed by host memory, guest access translates
-  kBallooned = 1,  // given back by the guest's balloon driver; refaults as zero
-  kReclaimed = 2,  // taken by the host, contents in the compressed pool; refaults from it
+  kBallooned = 1,  // given back by the guest's balloon driver: its contents need not be kept
+  kReclaimed = 2,  // taken by the host without the guest's help: its contents must be kept
 };
 
 // The software state of one page (descriptor bits [58:55]).

@@ -162,6 +162,7 @@ class NotifierHooks final : public ChangeHooks {
 // invalidate_range_start. It covers invalidations that do not come from the map (the VMM
 // changing the backing: memslots, snapshots); the registry bumps the sequence before calling
 // it, which is the order Stage2Tlb::fill relies on. Subscribe it over the whole IPA space.
+// Nothing in the VMM subscribes one yet: all its changes go through the map (translator.h).
 class TlbNotifierOps final : public IntervalOps {
  public:
   TlbNotifierOps(Stage2Tlb& tlb, uint16_t vmid) : tlb_(tlb), vmid_(vmid) {}

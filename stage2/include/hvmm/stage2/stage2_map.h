@@ -2,7 +2,8 @@
 //
 // The map is the source of truth for the guest-physical space: what the VMM, its devices
 // and its tools consult and what users dump. Output addresses are offsets into the VM's host
-// memory backing. Operations are short functions over one walker (walker.h).
+// memory backing. Operations are short functions over one walker (walker.h); translate(), the
+// TLB-miss hot path, is its own loop (walker.h says why).
 //
 // Contract shared by every mutating operation:
 // - Ranges must be page aligned, non-empty, not overflow and lie inside the IPA space.
@@ -12,6 +13,8 @@
 // - Changes follow break-before-make through the registered ChangeHooks (change.h).
 // - Blocks (2 MiB, 1 GiB) are split when a change covers part of them, and tables whose
 //   entries become uniform again are coalesced back into a block, or freed when empty.
+//   Aging (mkold, mark_young) only flips access flags and never restructures: a table that
+//   aging made uniform stays a table until the next change of its range.
 // - The map is not internally synchronized: callers serialize mutations and exclude readers
 //   during them (the VMM holds its memory lock; readers go through the Stage2Tlb).
 #pragma once

@@ -11,8 +11,10 @@
 // Requirements on the VMM:
 // - Mutations of the map hold the lock exclusively and run with NotifierHooks (on the same
 //   registry) and TlbInvalidationHooks (on the same TLB and VMID) registered, NotifierHooks
-//   first. Changes that bypass the map (the backing itself) go through the registry, with
-//   the TLB subscribed by a TlbNotifierOps.
+//   first. The VMM's GuestPhysical does exactly this, and today every change of guest memory
+//   goes through the map, so it subscribes no TlbNotifierOps. A change that bypassed the map
+//   (the backing itself) would have to go through the registry instead, with the TLB
+//   subscribed by a TlbNotifierOps, or cached translations of it would go stale.
 // - A thread inside a map change (between range_start and range_end) must not translate an
 //   address the change covers: read_begin() would wait for the change it is part of.
 // - The VMID must stay the VM's while it translates: the VM is active on a VmidAllocator slot
