@@ -1,14 +1,14 @@
 // guest/mm allocators on the host, each beside glibc malloc+free of the same size.
 //
 // Every benchmark times the guest allocator and glibc in the same loop, so the ratio is
-// measured under the same machine noise. Counters: ns_per_pair (guest alloc+free),
-// glibc_ns_per_pair, ratio_vs_glibc (guest / glibc; aims: slab 64 B <= 1, buddy order-0
-// alloc+free < 50 ns). "Pair" loops free each object at once; "Batch" loops allocate
-// kBatch objects and then free them (refills and drains of the per-CPU lists show up).
+// measured under the same machine noise, in thread CPU time. Counters: ns_per_pair (guest
+// alloc+free), glibc_ns_per_pair, ratio_vs_glibc (guest / glibc; aims: slab 64 B <= 1, buddy
+// order-0 alloc+free < 50 ns). "Pair" loops free each object at once; "Batch" loops allocate kBatch
+// objects and then free them (refills and drains of the per-CPU lists show up).
 #include <benchmark/benchmark.h>
 #include <malloc.h>
+#include <time.h>
 
-#include <chrono>
 #include <cstdlib>
 #include <memory>
 
@@ -21,7 +21,6 @@
 namespace hvmm::guest::mm {
 namespace {
 
-using Clock = std::chrono::steady_clock;
 constexpr int kInner = 4096;  // pairs per timed loop
 constexpr int kBatch = 64;
 
@@ -41,12 +40,20 @@ struct Machine {
   }
 };
 
-// Time `fn` in nanoseconds.
+// This thread's CPU time in nanoseconds (time spent descheduled on a shared machine would
+// otherwise land on whichever loop was running).
+double thread_cpu_ns() {
+  timespec now{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
+  return static_cast<double>(now.tv_sec) * 1e9 + static_cast<double>(now.tv_nsec);
+}
+
+// Time `fn` in nanoseconds of this thread's CPU time.
 template <typename Fn>
 double nanoseconds(Fn&& fn) {
-  const auto start = Clock::now();
+  const double start = thread_cpu_ns();
   fn();
-  return std::chrono::duration<double, std::nano>(Clock::now() - start).count();
+  return thread_cpu_ns() - start;
 }
 
 // glibc malloc+free of `size`, pairwise or batched.
