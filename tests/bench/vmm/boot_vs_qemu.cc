@@ -4,7 +4,8 @@
 // alike) with 128 MiB of RAM; every run is a fork/exec timed from fork to wait4, and its
 // peak RSS is wait4's ru_maxrss. Prints per-VMM median/min wall time and peak RSS, and the
 // hvmm/QEMU ratios, against the aims (<= 1/5 of QEMU's time, <= 8 MiB peak RSS).
-// Exit status: 0 measured, 1 a VMM misbehaved (wrong exit status), 77 KVM or QEMU missing.
+// Exit status: 0 measured, 1 a VMM misbehaved (wrong exit status) or a figure is missing, 77
+// KVM or QEMU missing (printed as "SKIP: reason"; ctest reports it as skipped, not passed).
 #include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -12,6 +13,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -154,5 +156,12 @@ int main(int argc, char** argv) {
       "{:.2f} MiB (aim <= {:.0f} MiB: {})\n",
       time_ratio, kAimTimeRatio, time_ratio <= kAimTimeRatio ? "met" : "MISSED", rss_ratio,
       hr.median, kAimRssMiB, hr.median <= kAimRssMiB ? "met" : "MISSED");
+  // The figures the smoke run must see: every one measured, positive and finite.
+  for (double figure : {hw.median, hr.median, qw.median, qr.median, time_ratio, rss_ratio}) {
+    if (!std::isfinite(figure) || figure <= 0) {
+      fmt::print("FAIL: a figure is missing (not a positive finite number)\n");
+      return 1;
+    }
+  }
   return 0;
 }
