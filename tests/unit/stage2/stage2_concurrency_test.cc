@@ -275,11 +275,14 @@ class StressVm {
           std::shared_lock lock(lock_);
           translation = map_->translate(Ipa(kIpaBase + page * kPageSize + offset));
         }
+        // Loaded before read_retry: a publish seen here was made inside an invalidation that
+        // had already moved the sequence, so read_retry must reject the read. Loaded after
+        // read_retry, it could see a change that legitimately began after the read ended.
+        const uint64_t after = model_[page].load(std::memory_order_acquire);
         if (subscription->read_retry(sequence)) {
           interval_retries_.fetch_add(1, std::memory_order_relaxed);
           continue;
         }
-        const uint64_t after = model_[page].load(std::memory_order_acquire);
         interval_passes_.fetch_add(1, std::memory_order_relaxed);
         const PageModel model = PageModel::decode(before);
         const bool matches =
