@@ -73,6 +73,7 @@ as_root() {
 apt_download() {
   local dir=$1
   shift
+  chmod 0777 "$dir" # apt downloads as the unprivileged _apt user where it can
   (cd "$dir" && apt-get download -q "$@") && return 0
   echo "nested-kvm: apt-get download failed; running apt-get update and trying again"
   as_root apt-get update -qq && (cd "$dir" && apt-get download -q "$@")
