@@ -12,7 +12,7 @@
 # The last line is `nested-kvm: N passed, N failed, N skipped`. Environment:
 #   HVMM_NESTED_KVM_TIMEOUT   seconds QEMU may run before it is killed (default 420)
 #   HVMM_NESTED_KVM_WATCHDOG  seconds one test binary may run inside (default 150)
-set -euo pipefail
+set -Eeuo pipefail
 
 readonly here=$(cd "$(dirname "$0")" && pwd)
 readonly qemu_timeout=${HVMM_NESTED_KVM_TIMEOUT:-420}
@@ -53,6 +53,7 @@ readonly build=$(cd "$1" && pwd)
 readonly cache=$build/nested-kvm
 [[ $build != *[[:space:]]* ]] || abort "the build directory's path has a space: $build"
 user_filter=${2:-*}
+[[ $user_filter =~ ^[A-Za-z0-9_.*?:/-]+$ ]] || abort "unexpected characters in the filter: $user_filter"
 if [[ $user_filter == *-* ]]; then
   readonly filter="$user_filter:GuestKernelQemu*"
 else
@@ -69,15 +70,21 @@ as_root() {
   if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi
 }
 
-# Download Debian packages into DIR; refresh the package lists once if that fails.
+# Download into DIR the Debian packages that command NAMES prints. When that fails, refresh
+# the package lists once and try again (NAMES may then print a newer version).
 apt_download() {
-  local dir=$1
-  shift
+  local dir=$1 names=$2 packages
   chmod 0777 "$dir" # apt downloads as the unprivileged _apt user where it can
-  (cd "$dir" && apt-get download -q "$@") && return 0
+  packages=$($names)
+  [[ -n $packages ]] && (cd "$dir" && apt-get download -q $packages) && return 0
   echo "nested-kvm: apt-get download failed; running apt-get update and trying again"
-  as_root apt-get update -qq && (cd "$dir" && apt-get download -q "$@")
+  as_root apt-get update -qq || return 1
+  packages=$($names)
+  [[ -n $packages ]] && (cd "$dir" && apt-get download -q $packages)
 }
+
+# The name of the busybox package.
+busybox_package() { echo busybox-static; }
 
 # The versioned kernel package linux-image-amd64 depends on (linux-image-6.1.0-NN-amd64).
 kernel_package() {
@@ -119,7 +126,7 @@ fetch_busybox() {
   [[ -x $cache/busybox ]] && "$cache/busybox" true && return 0
   local tmp=$cache/tmp-busybox
   rm -rf "$tmp" && mkdir -p "$tmp/deb"
-  apt_download "$tmp/deb" busybox-static || abort "cannot download busybox-static"
+  apt_download "$tmp/deb" busybox_package || abort "cannot download busybox-static"
   dpkg-deb -x "$tmp"/deb/busybox-static_*.deb "$tmp/root"
   local binary
   binary=$(find "$tmp/root" -path '*bin/busybox' -type f | head -n 1)
@@ -132,18 +139,16 @@ fetch_busybox() {
 # vmlinuz, the modules kvm-amd needs (decompressed) and modules.order (the load order).
 fetch_kernel() {
   [[ -e $cache/kernel/complete ]] && return 0
-  local package tmp=$cache/tmp-kernel
-  package=$(kernel_package)
-  if [[ -z $package ]]; then
-    as_root apt-get update -qq
-    package=$(kernel_package)
-  fi
-  [[ -n $package ]] || abort "apt-cache does not know linux-image-amd64's kernel package"
-  local version=${package#linux-image-}
-  echo "nested-kvm: fetching $package (about 70 MB, once)"
+  local tmp=$cache/tmp-kernel
+  echo "nested-kvm: fetching the kernel linux-image-amd64 depends on (about 70 MB, once)"
   rm -rf "$tmp" "$cache/kernel" && mkdir -p "$tmp/deb" "$cache/kernel/modules"
-  apt_download "$tmp/deb" "$package" || abort "cannot download $package"
-  dpkg-deb -x "$tmp"/deb/"$package"_*.deb "$tmp/root"
+  apt_download "$tmp/deb" kernel_package || abort "cannot download linux-image-amd64's kernel"
+  local deb package
+  deb=$(echo "$tmp"/deb/linux-image-*.deb)
+  [[ -f $deb ]] || abort "no single kernel package was downloaded: $deb"
+  package=$(basename "${deb%%_*}")
+  local version=${package#linux-image-}
+  dpkg-deb -x "$deb" "$tmp/root"
   cp "$tmp/root/boot/vmlinuz-$version" "$cache/kernel/vmlinuz"
   local file name
   while read -r file; do
