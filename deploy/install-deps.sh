@@ -13,9 +13,13 @@ packages=(
   libboost-dev libgtest-dev libgmock-dev libbenchmark-dev
   libspdlog-dev libfmt-dev libcli11-dev libzstd-dev libseccomp-dev
   clang libclang-rt-14-dev
+  strace  # Cli.ArgumentErrorsComeBeforeKvm traces what hvmm opens
 )
+# --bench: QEMU, the side-by-side reference of the benchmarks, which also runs the KVM tests
+# on machines without /dev/kvm (tests/nested-kvm/run.sh; it also needs gzip, dpkg-deb and
+# apt-get, which every Debian has, and fetches its guest kernel and busybox itself).
 if [[ "${1:-}" == "--bench" ]]; then
-  packages+=(qemu-system-x86)
+  packages+=(qemu-system-x86 gzip)
 fi
 
 missing=()

@@ -10,7 +10,11 @@
 #define X2APIC_ICR 0x830
 #define ICR_INIT 0x4500
 #define ICR_STARTUP (0x4600 | (TRAMPOLINE >> 12))
-#define WAIT_SPINS 300000
+/* How long the boot CPU waits for each AP, in `pause` loops: about 0.1 s on hardware. An AP
+   needs only a few thousand instructions, but when vCPUs outnumber host CPUs (4 vCPUs on 1-2
+   CPUs, or under emulation) it runs only once the scheduler preempts the spinning boot CPU, which
+   300000 loops did not always outlast. */
+#define WAIT_SPINS 3000000
 
 PVH_NOTE pvh_start
 

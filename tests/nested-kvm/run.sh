@@ -1,0 +1,397 @@
+#!/usr/bin/env bash
+# Run hvmm's KVM tests on a machine without /dev/kvm: boot Debian's kernel under QEMU/TCG with
+# a CPU that has SVM, load kvm-amd inside (nested KVM), and run hvmm and every test binary that
+# needs /dev/kvm there. Everything comes from Debian packages: the kernel and busybox-static are
+# fetched once with `apt-get download` and cached in BUILD_DIR/nested-kvm (never installed).
+#
+#   tests/nested-kvm/run.sh BUILD_DIR [GTEST_FILTER]
+#
+# GTEST_FILTER (default `*`) selects tests; GuestKernelQemu* are always left out inside (there is
+# no QEMU in the guest; those tests run on the host). Exits non-zero when a test failed, a binary
+# crashed or hung, the guest did not finish, /dev/kvm did not appear inside or no test ran.
+# The last line is `nested-kvm: N passed, N failed, N skipped`. Environment:
+#   HVMM_NESTED_KVM_TIMEOUT   seconds QEMU may run before it is killed (default 420)
+#   HVMM_NESTED_KVM_WATCHDOG  seconds one test binary may run inside (default 150)
+set -Eeuo pipefail
+
+readonly here=$(cd "$(dirname "$0")" && pwd)
+readonly qemu_timeout=${HVMM_NESTED_KVM_TIMEOUT:-420}
+readonly binary_watchdog=${HVMM_NESTED_KVM_WATCHDOG:-150}
+# kvm-amd and what it needs; the dependencies are read from the modules themselves.
+readonly kvm_module=kvm_amd
+
+passed=0
+failed=0
+skipped=0
+started=$SECONDS
+
+summarized=0
+# Print the line run-all.sh adds to its totals.
+summary() {
+  echo "nested-kvm: $passed passed, $failed failed, $skipped skipped"
+  summarized=1
+}
+
+# Count a failure of the stage itself (not of one test) and say why.
+stage_fail() {
+  echo "nested-kvm: FAIL: $*"
+  failed=$((failed + 1))
+}
+
+# Fail the stage, print the summary and exit.
+abort() {
+  stage_fail "$*"
+  summary
+  exit 1
+}
+
+if [[ $# -lt 1 || $# -gt 2 || ! -d $1 ]]; then
+  echo "usage: $0 BUILD_DIR [GTEST_FILTER]" >&2
+  exit 2
+fi
+readonly build=$(cd "$1" && pwd)
+readonly cache=$build/nested-kvm
+[[ $build != *[[:space:]]* ]] || abort "the build directory's path has a space: $build"
+user_filter=${2:-*}
+[[ $user_filter =~ ^[A-Za-z0-9_.*?:/-]+$ ]] || abort "unexpected characters in the filter: $user_filter"
+if [[ $user_filter == *-* ]]; then
+  readonly filter="$user_filter:GuestKernelQemu*"
+else
+  readonly filter="$user_filter-GuestKernelQemu*"
+fi
+command -v qemu-system-x86_64 >/dev/null ||
+  abort "qemu-system-x86_64 is missing (deploy/install-deps.sh --bench installs it)"
+mkdir -p "$cache"
+exec 9>"$cache/lock"
+flock -n 9 || abort "another run is using $cache"
+
+# Run apt-get (or apt-cache) as root, through sudo when not root.
+as_root() {
+  if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi
+}
+
+# Download into DIR the Debian packages that command NAMES prints. When that fails, refresh
+# the package lists once and try again (NAMES may then print a newer version).
+apt_download() {
+  local dir=$1 names=$2 packages
+  chmod 0777 "$dir" # apt downloads as the unprivileged _apt user where it can
+  packages=$($names)
+  [[ -n $packages ]] && (cd "$dir" && apt-get download -q $packages) && return 0
+  echo "nested-kvm: apt-get download failed; running apt-get update and trying again"
+  as_root apt-get update -qq || return 1
+  packages=$($names)
+  [[ -n $packages ]] && (cd "$dir" && apt-get download -q $packages)
+}
+
+# The name of the busybox package.
+busybox_package() { echo busybox-static; }
+
+# The versioned kernel package linux-image-amd64 depends on (linux-image-6.1.0-NN-amd64).
+kernel_package() {
+  apt-cache depends linux-image-amd64 2>/dev/null |
+    awk '/Depends: linux-image-[0-9]/ { print $2; exit }'
+}
+
+# Print module FILE's contents, decompressed.
+module_contents() {
+  case $1 in
+    *.ko) cat "$1" ;;
+    *.ko.xz) "$cache/busybox" xzcat "$1" ;;
+    *) echo "nested-kvm: cannot decompress $1" >&2 && return 1 ;;
+  esac
+}
+
+# The modules FILE depends on (modinfo's depends= field), space-separated.
+module_depends() {
+  module_contents "$1" | tr '\0' '\n' | sed -n 's/^depends=//p' | head -n 1 | tr ',' ' '
+}
+
+declare -A module_file module_seen
+module_order=()
+# Append module NAME to module_order after everything it depends on.
+order_module() {
+  local name=${1//-/_}
+  [[ -z ${module_seen[$name]:-} ]] || return 0
+  module_seen[$name]=1
+  [[ -n ${module_file[$name]:-} ]] || abort "module $name is not in the kernel package"
+  local dep
+  for dep in $(module_depends "${module_file[$name]}"); do
+    order_module "$dep"
+  done
+  module_order+=("$name")
+}
+
+# Fetch busybox-static once and keep only its binary, as $cache/busybox.
+fetch_busybox() {
+  [[ -x $cache/busybox ]] && "$cache/busybox" true && return 0
+  local tmp=$cache/tmp-busybox
+  rm -rf "$tmp" && mkdir -p "$tmp/deb"
+  apt_download "$tmp/deb" busybox_package || abort "cannot download busybox-static"
+  dpkg-deb -x "$tmp"/deb/busybox-static_*.deb "$tmp/root"
+  local binary
+  binary=$(find "$tmp/root" -path '*bin/busybox' -type f | head -n 1)
+  [[ -n $binary ]] || abort "busybox-static has no busybox binary"
+  cp "$binary" "$cache/busybox.new" && mv "$cache/busybox.new" "$cache/busybox"
+  rm -rf "$tmp"
+}
+
+# Fetch the kernel package once and keep only what the guest needs in $cache/kernel:
+# vmlinuz, the modules kvm-amd needs (decompressed) and modules.order (the load order).
+fetch_kernel() {
+  [[ -e $cache/kernel/complete ]] && return 0
+  local tmp=$cache/tmp-kernel
+  echo "nested-kvm: fetching the kernel linux-image-amd64 depends on (about 70 MB, once)"
+  rm -rf "$tmp" "$cache/kernel" && mkdir -p "$tmp/deb" "$cache/kernel/modules"
+  apt_download "$tmp/deb" kernel_package || abort "cannot download linux-image-amd64's kernel"
+  local deb package
+  deb=$(echo "$tmp"/deb/linux-image-*.deb)
+  [[ -f $deb ]] || abort "no single kernel package was downloaded: $deb"
+  package=$(basename "${deb%%_*}")
+  local version=${package#linux-image-}
+  dpkg-deb -x "$deb" "$tmp/root"
+  cp "$tmp/root/boot/vmlinuz-$version" "$cache/kernel/vmlinuz"
+  local file name
+  while read -r file; do
+    name=${file##*/}
+    name=${name%%.ko*}
+    module_file[${name//-/_}]=$file
+  done < <(find "$tmp/root" -path "*/lib/modules/$version/*" -name '*.ko*')
+  order_module "$kvm_module"
+  for name in "${module_order[@]}"; do
+    module_contents "${module_file[$name]}" >"$cache/kernel/modules/$name.ko"
+    echo "$name.ko" >>"$cache/kernel/modules.order"
+  done
+  echo "$package" >"$cache/kernel/package"
+  rm -rf "$tmp"
+  touch "$cache/kernel/complete"
+}
+
+# Build the static KVM smoke program when its source is newer.
+build_smoke() {
+  local source=$here/kvm_smoke.c
+  [[ $cache/kvm_smoke -nt $source ]] && return 0
+  "${CC:-cc}" -O2 -static -Wall -Wextra -Werror -o "$cache/kvm_smoke" "$source" ||
+    abort "cannot build kvm_smoke (needs a C compiler and static libc)"
+}
+
+# The test binaries that need /dev/kvm: every vmm and guest integration test.
+test_binaries() {
+  local file
+  for file in "$build"/tests/integration/vmm/*_test "$build"/tests/integration/guest/*_test; do
+    [[ -f $file && -x $file ]] && echo "$file"
+  done
+}
+
+# Copy FILE into the initramfs tree ROOT at the same absolute path (stripped when STRIP=1).
+copy_at_same_path() {
+  local root=$1 file=$2 strip=${3:-0}
+  mkdir -p "$root$(dirname "$file")"
+  if [[ $strip -eq 1 ]]; then
+    strip -o "$root$file" "$file"
+  else
+    cp -L "$file" "$root$file"
+  fi
+}
+
+# Build $cache/initramfs.gz: busybox, the modules, /init and its config, kvm_smoke, hvmm, the
+# test guests, the guest kernel and the test binaries with their shared libraries.
+build_initramfs() {
+  local root=$cache/root
+  rm -rf "$root" && mkdir -p "$root"/{bin,dev,proc,sys,tmp,nk,lib/modules}
+  cp "$cache/busybox" "$root/bin/busybox"
+  local applet
+  for applet in $("$cache/busybox" --list); do
+    [[ $applet == busybox ]] || ln -s busybox "$root/bin/$applet"
+  done
+  cp "$cache"/kernel/modules/*.ko "$root/lib/modules/"
+  cp "$here/init" "$root/init" && chmod 755 "$root/init"
+  cp "$cache/kvm_smoke" "$root/kvm_smoke"
+  local binaries=() file
+  mapfile -t binaries < <(test_binaries)
+  [[ ${#binaries[@]} -gt 0 ]] || abort "no test binaries under $build/tests/integration (build first)"
+  [[ -x $build/daemon/hvmm ]] || abort "$build/daemon/hvmm is missing (build first)"
+  local elves=("$build/daemon/hvmm" "${binaries[@]}")
+  for file in "${elves[@]}"; do
+    copy_at_same_path "$root" "$file" 1
+  done
+  # strace and coreutils' timeout: Cli.ArgumentErrorsComeBeforeKvm runs hvmm under them.
+  for file in /usr/bin/strace /usr/bin/timeout; do
+    if [[ -x $file ]]; then
+      rm -f "$root$file"
+      copy_at_same_path "$root" "$file"
+      elves+=("$file")
+    fi
+  done
+  for file in "$build"/tests/guests/*.elf "$build"/guest/*.elf; do
+    copy_at_same_path "$root" "$file"
+  done
+  for file in $(ldd "${elves[@]}" | grep -oE '/[^ ]+\.so[^ ]*' | sort -u); do
+    copy_at_same_path "$root" "$file"
+  done
+  {
+    echo "NK_MODULES='$(tr '\n' ' ' <"$cache/kernel/modules.order")'"
+    echo "NK_FILTER='$filter'"
+    echo "NK_WATCHDOG=$binary_watchdog"
+    echo "NK_BINARIES='${binaries[*]}'"
+  } >"$root/nk/config"
+  (cd "$root" && find . | "$cache/busybox" cpio -o -H newc 2>/dev/null) | gzip -1 >"$cache/initramfs.gz"
+  printf '%s\n' "${binaries[@]}" >"$cache/binaries"
+}
+
+qemu_pid=
+# Stop QEMU (through timeout(1), which passes the signal on) if this script is interrupted.
+stop_qemu() {
+  [[ -n $qemu_pid ]] && kill -TERM "$qemu_pid" 2>/dev/null
+  qemu_pid=
+}
+error_line=
+# On any exit: stop QEMU, and if a command failed before the summary, say so and print it.
+on_exit() {
+  local rc=$?
+  stop_qemu
+  if [[ $summarized -eq 0 ]]; then
+    stage_fail "stopped early (status $rc${error_line:+, line $error_line})"
+    summary
+  fi
+}
+trap 'error_line=$LINENO' ERR
+trap 'stop_qemu; exit 130' INT TERM
+trap on_exit EXIT
+
+# Boot the initramfs; QEMU is killed after $qemu_timeout seconds whatever happens.
+# thread=single: multi-threaded TCG with two vCPUs wedged the guest kernel (int3 text patching
+# racing with MTTCG), one TCG thread never did.
+boot_guest() {
+  rm -f "$cache/console.log" "$cache/serial1.log"
+  timeout -k 10 "$qemu_timeout" qemu-system-x86_64 \
+    -accel tcg,thread=single -cpu max -m 2G -smp 2 -machine q35 \
+    -display none -no-reboot -nodefaults -monitor none \
+    -serial "file:$cache/console.log" -serial "file:$cache/serial1.log" \
+    -kernel "$cache/kernel/vmlinuz" -initrd "$cache/initramfs.gz" \
+    -append "console=ttyS0 quiet loglevel=3 panic=-1 rdinit=/init" </dev/null &
+  qemu_pid=$!
+  local rc=0
+  wait "$qemu_pid" || rc=$?
+  qemu_pid=
+  [[ $rc -ne 124 && $rc -ne 137 ]] || stage_fail "QEMU killed after ${qemu_timeout}s"
+  [[ $rc -eq 0 || $rc -eq 124 || $rc -eq 137 ]] || stage_fail "QEMU exited with status $rc"
+}
+
+# Decode the files the guest sent over ttyS1 into $cache/results and keep its record lines.
+unpack_results() {
+  local results=$cache/results
+  rm -rf "$results" && mkdir -p "$results"
+  touch "$results/records.txt"
+  [[ ! -f $cache/serial1.log ]] || tr -d '\r' <"$cache/serial1.log" >"$results/records.txt"
+  awk -v dir="$results" '
+    /^NK-FILE / { out = dir "/" $2 ".b64"; next }
+    /^NK-END / { close(out); out = ""; next }
+    out != "" { print > out }
+  ' "$results/records.txt"
+  local encoded
+  for encoded in "$results"/*.b64; do
+    [[ -e $encoded ]] || continue
+    base64 -d "$encoded" >"${encoded%.b64}" 2>/dev/null || stage_fail "result file $(basename "${encoded%.b64}") arrived damaged"
+    rm -f "$encoded"
+  done
+}
+
+# The value of record KEY (the rest of its first line), or "".
+record() { sed -n "s/^$1 //p" "$cache/results/records.txt" | head -n 1; }
+
+# Read one binary's gtest log: print each failing test's output and each skip's reason, and
+# write "PASSED FAILED SKIPPED UNFINISHED-TEST" to the counts file.
+read_gtest_log() {
+  awk -v counts="$2" '
+    function flush_output() { printf "%s", output; output = "" }
+    /^\[ RUN      \] / {
+      current = substr($0, 14); output = $0 "\n"; reason = ""; want_reason = 0; next
+    }
+    /^\[       OK \] .* \([0-9]+ ms\)$/ { ok++; current = ""; output = ""; next }
+    /^\[  FAILED  \] .* \([0-9]+ ms\)$/ {
+      bad++; print "--- failed: " current; flush_output(); print $0; current = ""; next
+    }
+    /^\[  SKIPPED \] .* \([0-9]+ ms\)$/ {
+      skip++; print "nested-kvm: skipped " current ": " reason; current = ""; output = ""; next
+    }
+    current != "" {
+      output = output $0 "\n"
+      if ($0 == "") { want_reason = 0 }
+      else if (want_reason) { reason = reason (reason == "" ? "" : " ") $0 }
+      if ($0 ~ /: Skipped$/) { want_reason = 1 }
+      next
+    }
+    END {
+      if (current != "") { print "--- unfinished: " current; flush_output() }
+      printf "%d %d %d %s\n", ok, bad, skip, current > counts
+    }
+  ' "$1"
+}
+
+# Judge one NK-BIN record "NAME RC SECONDS HUNG" and add its tests to the totals.
+judge_binary() {
+  local name=$1 rc=$2 seconds=$3 hung=$4
+  local log=$cache/results/$name.log counts=$cache/results/$name.counts
+  if [[ ! -f $log ]]; then
+    stage_fail "$name: its output did not come back"
+    return
+  fi
+  read_gtest_log "$log" "$counts"
+  local ok bad skip unfinished
+  read -r ok bad skip unfinished <"$counts"
+  passed=$((passed + ok))
+  failed=$((failed + bad))
+  skipped=$((skipped + skip))
+  gtest_ran=$((gtest_ran + ok + bad))
+  echo "nested-kvm: $name: $ok passed, $bad failed, $skip skipped (${seconds}s, status $rc)"
+  if [[ $hung -eq 1 ]]; then
+    stage_fail "$name hung: killed after ${binary_watchdog}s${unfinished:+ during $unfinished}"
+  elif [[ -n $unfinished ]]; then
+    stage_fail "$name crashed (status $rc) during $unfinished"
+  elif [[ $rc -ne 0 && $bad -eq 0 ]]; then
+    stage_fail "$name exited with status $rc though no test failed"
+  fi
+}
+
+# Say how long the stage has run so far, after phase $1.
+phase_done() { echo "nested-kvm: $1 done at $((SECONDS - started))s"; }
+
+fetch_busybox
+fetch_kernel
+phase_done "fetch"
+build_smoke
+build_initramfs
+phase_done "initramfs ($(du -k "$cache/initramfs.gz" | cut -f1) KiB)"
+echo "nested-kvm: booting $(cat "$cache/kernel/package") under QEMU/TCG (limit ${qemu_timeout}s)"
+boot_guest
+phase_done "guest run"
+unpack_results
+
+gtest_ran=0
+kvm=$(record NK-KVM)
+if [[ $kvm != ok ]]; then
+  tail -n 40 "$cache/console.log" 2>/dev/null || true
+  abort "/dev/kvm did not appear inside the guest (${kvm:-no report}); console: $cache/console.log"
+fi
+smoke=$(record NK-SMOKE)
+if [[ $smoke == 0 ]]; then
+  passed=$((passed + 1))
+else
+  grep kvm_smoke "$cache/console.log" || true
+  stage_fail "kvm_smoke failed inside the guest (status ${smoke:-missing})"
+fi
+while read -r name rc seconds hung; do
+  judge_binary "$name" "$rc" "$seconds" "$hung"
+done < <(sed -n 's/^NK-BIN //p' "$cache/results/records.txt")
+while read -r binary; do
+  grep -q "^NK-BIN $(basename "$binary") " "$cache/results/records.txt" ||
+    echo "nested-kvm: $(basename "$binary") did not run"
+done <"$cache/binaries"
+if ! grep -q '^NK-DONE$' "$cache/results/records.txt"; then
+  tail -n 40 "$cache/console.log" 2>/dev/null || true
+  stage_fail "the guest did not finish; console: $cache/console.log"
+fi
+[[ $gtest_ran -gt 0 ]] || stage_fail "no test ran (filter: $filter)"
+echo "nested-kvm: logs and gtest XML in $cache/results; $((SECONDS - started))s wall"
+summary
+[[ $failed -eq 0 ]]
