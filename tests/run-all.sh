@@ -2,7 +2,8 @@
 # Build hvmm and run every test: the regular build (unit, integration, fuzz smoke), the unit tests
 # under AddressSanitizer + UndefinedBehaviorSanitizer, the concurrency tests under
 # ThreadSanitizer, every benchmark briefly (a failed self-check or a missing figure fails), and
-# a fixed number of libFuzzer executions of the ELF loader (clang build). Installs missing
+# a fixed number of libFuzzer executions of the ELF loader (clang build); on a machine without
+# /dev/kvm, the KVM integration tests inside a QEMU/TCG guest with nested KVM. Installs missing
 # Debian packages first. Exits non-zero on any failure. The last line is
 # `total: N passed, N failed, N skipped`; a skipped test is never counted as passed, and each
 # skip is listed with the reason it printed.
@@ -10,6 +11,8 @@
 #   tests/run-all.sh            everything
 #   HVMM_JOBS=N                 parallel build jobs (default: number of cores)
 #   HVMM_FUZZ_RUNS=N            libFuzzer executions of the ELF loader (default 200000)
+#   HVMM_NESTED_KVM=0|1         KVM tests inside a QEMU/TCG guest (default: when /dev/kvm is
+#                               missing or cannot be opened)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -143,6 +146,25 @@ run_elf_fuzz() {
   rm -rf "$work" "$log"
 }
 
+# The KVM integration tests again, inside a QEMU/TCG guest with nested KVM (tests/nested-kvm),
+# when this machine has no usable /dev/kvm (its KVM tests skipped above). HVMM_NESTED_KVM=1
+# forces the stage, 0 leaves it out.
+run_nested_kvm() {
+  local log rc=0 line
+  log=$(mktemp)
+  bash tests/nested-kvm/run.sh build 2>&1 | tee "$log" || rc=$?
+  line=$(grep -E '^nested-kvm: [0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$' "$log" | tail -n 1 || true)
+  rm -f "$log"
+  if [[ -z $line ]]; then
+    status=1
+    return
+  fi
+  passed=$((passed + $(sed -E 's/^nested-kvm: ([0-9]+) passed.*/\1/' <<<"$line")))
+  failed=$((failed + $(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"$line")))
+  skipped=$((skipped + $(sed -E 's/.* ([0-9]+) skipped$/\1/' <<<"$line")))
+  [[ $rc -eq 0 ]] || status=1
+}
+
 section "unit, integration and fuzz-smoke tests"
 run_ctest build -LE bench
 
@@ -159,6 +181,16 @@ run_ctest build -L bench
 
 section "ELF loader fuzz (libFuzzer, ${HVMM_FUZZ_RUNS:-200000} executions)"
 run_elf_fuzz
+
+nested=${HVMM_NESTED_KVM:-auto}
+if [[ $nested == auto ]]; then
+  nested=1
+  if [[ -c /dev/kvm && -r /dev/kvm && -w /dev/kvm ]]; then nested=0; fi
+fi
+if [[ $nested == 1 ]]; then
+  section "KVM integration tests inside a QEMU/TCG guest with nested KVM (no /dev/kvm here)"
+  run_nested_kvm
+fi
 end_section
 
 echo
