@@ -27,10 +27,9 @@ struct PerCpu {
   uint64_t stack_top;
   uint64_t ist_top;
   uint64_t stack_bottom;  // lowest byte of the kernel stack (APs: vmalloc'ed, guard below)
-  UserMm* loaded_mm;
+  UserMm* loaded_mm;            // the user address space whose tables are in CR3, or null
   uint16_t loaded_asid;         // ASID the allocator gave loaded_mm here (its PCID when in use)
-  uint64_t tlb_remote_flushes;  // user-range invalidations done for other CPUs' requests  // the
-                                // user address space whose tables are in CR3, or null
+  uint64_t tlb_remote_flushes;  // user-range invalidations this CPU did for shootdown requests
 };
 
 inline constexpr unsigned kMaxCpus = arch::kMaxCpus;
