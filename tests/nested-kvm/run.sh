@@ -5,6 +5,8 @@
 # fetched once with `apt-get download` and cached in BUILD_DIR/nested-kvm (never installed).
 #
 #   tests/nested-kvm/run.sh BUILD_DIR [GTEST_FILTER]
+#   tests/nested-kvm/run.sh --hvmm BUILD_DIR -- ARGS...   run `hvmm run ARGS` there instead,
+#                           print its output and exit with its status (deploy/quickstart.sh)
 #
 # GTEST_FILTER (default `*`) selects tests; GuestKernelQemu* are always left out inside (there is
 # no QEMU in the guest; those tests run on the host). Exits non-zero when a test failed, a binary
@@ -45,9 +47,22 @@ abort() {
   exit 1
 }
 
-if [[ $# -lt 1 || $# -gt 2 || ! -d $1 ]]; then
-  echo "usage: $0 BUILD_DIR [GTEST_FILTER]" >&2
+usage() {
+  echo "usage: $0 BUILD_DIR [GTEST_FILTER] | $0 --hvmm BUILD_DIR -- ARGS..." >&2
   exit 2
+}
+hvmm_args=()
+mode=tests
+if [[ ${1:-} == --hvmm ]]; then
+  [[ $# -ge 3 && -d $2 && $3 == -- ]] || usage
+  mode=hvmm
+  hvmm_dir=$2
+  shift 3
+  hvmm_args=("$@")
+  set -- "$hvmm_dir"
+fi
+if [[ $# -lt 1 || $# -gt 2 || ! -d $1 ]]; then
+  usage
 fi
 readonly build=$(cd "$1" && pwd)
 readonly cache=$build/nested-kvm
@@ -207,8 +222,10 @@ build_initramfs() {
   cp "$here/init" "$root/init" && chmod 755 "$root/init"
   cp "$cache/kvm_smoke" "$root/kvm_smoke"
   local binaries=() file
-  mapfile -t binaries < <(test_binaries)
-  [[ ${#binaries[@]} -gt 0 ]] || abort "no test binaries under $build/tests/integration (build first)"
+  if [[ $mode == tests ]]; then
+    mapfile -t binaries < <(test_binaries)
+    [[ ${#binaries[@]} -gt 0 ]] || abort "no test binaries under $build/tests/integration (build first)"
+  fi
   [[ -x $build/daemon/hvmm ]] || abort "$build/daemon/hvmm is missing (build first)"
   local elves=("$build/daemon/hvmm" "${binaries[@]}")
   for file in "${elves[@]}"; do
@@ -233,9 +250,28 @@ build_initramfs() {
     echo "NK_FILTER='$filter'"
     echo "NK_WATCHDOG=$binary_watchdog"
     echo "NK_BINARIES='${binaries[*]}'"
+    echo "NK_HVMM='$build/daemon/hvmm'"
   } >"$root/nk/config"
+  [[ $mode == tests ]] || write_hvmm_args "$root"
   (cd "$root" && find . | "$cache/busybox" cpio -o -H newc 2>/dev/null) | gzip -1 >"$cache/initramfs.gz"
   printf '%s\n' "${binaries[@]}" >"$cache/binaries"
+}
+
+# Write the `hvmm run` arguments for the guest, one a line (its shell reads them back without
+# any quoting rules). An argument naming an existing file (a --kernel or --initrd) is copied
+# into the initramfs and passed as an absolute path; files hvmm would write (--console-log,
+# --fault-log) stay inside the guest.
+write_hvmm_args() {
+  local root=$1 arg absolute
+  : >"$root/nk/hvmm-args"
+  for arg in "${hvmm_args[@]}"; do
+    if [[ -f $arg ]]; then
+      absolute=$(realpath "$arg")
+      [[ -e $root$absolute ]] || copy_at_same_path "$root" "$absolute"
+      arg=$absolute
+    fi
+    printf '%s\n' "$arg" >>"$root/nk/hvmm-args"
+  done
 }
 
 qemu_pid=
@@ -372,6 +408,17 @@ kvm=$(record NK-KVM)
 if [[ $kvm != ok ]]; then
   tail -n 40 "$cache/console.log" 2>/dev/null || true
   abort "/dev/kvm did not appear inside the guest (${kvm:-no report}); console: $cache/console.log"
+fi
+if [[ $mode == hvmm ]]; then
+  summarized=1  # no test totals in this mode
+  status=$(record NK-HVMM)
+  [[ -f $cache/results/hvmm.log ]] && cat "$cache/results/hvmm.log"
+  if [[ -z $status ]]; then
+    tail -n 40 "$cache/console.log" 2>/dev/null || true
+    echo "nested-kvm: hvmm did not finish inside the guest; console: $cache/console.log" >&2
+    exit 1
+  fi
+  exit "$status"
 fi
 smoke=$(record NK-SMOKE)
 if [[ $smoke == 0 ]]; then
