@@ -9,10 +9,10 @@
 #include <memory>
 #include <string_view>
 
-#include "hvmm/vmm/exit_status.h"
-#include "hvmm/vmm/kvm.h"
-#include "hvmm/vmm/machine.h"
-#include "hvmm/vmm/vm_stop.h"
+#include "hvmm/vmm/kvm/kvm.h"
+#include "hvmm/vmm/machine/exit_status.h"
+#include "hvmm/vmm/machine/machine.h"
+#include "hvmm/vmm/machine/vm_stop.h"
 
 namespace hvmm::cli {
 namespace {

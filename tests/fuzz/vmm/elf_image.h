@@ -1,5 +1,5 @@
 // A small ELF program-header reader and editor for the ELF loader's fuzz target, written from
-// the ELF format (System V gABI) and the PVH note layout, independently of vmm/src/elf_loader.cc:
+// the ELF format (System V gABI) and the PVH note layout, independently of vmm/boot/elf_loader.cc:
 // the fuzz checks use it as an oracle, the corpus generator uses it to make structured variants.
 //
 // Only little-endian images and the fields the PVH loader depends on are covered: the ELF

@@ -10,10 +10,10 @@
 #include <fmt/format.h>
 
 #include "elf_image.h"
-#include "hvmm/vmm/boot_data.h"
-#include "hvmm/vmm/elf_loader.h"
-#include "hvmm/vmm/guest_access.h"
-#include "hvmm/vmm/memory_layout.h"
+#include "hvmm/vmm/boot/boot_data.h"
+#include "hvmm/vmm/boot/elf_loader.h"
+#include "hvmm/vmm/memory/guest_access.h"
+#include "hvmm/vmm/memory/memory_layout.h"
 
 namespace hvmm::vmm::fuzz {
 namespace {

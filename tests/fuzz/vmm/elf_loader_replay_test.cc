@@ -14,9 +14,9 @@
 #include "elf_corpus.h"
 #include "elf_image.h"
 #include "elf_loader_check.h"
-#include "hvmm/vmm/boot_data.h"
-#include "hvmm/vmm/elf_loader.h"
-#include "hvmm/vmm/memory_layout.h"
+#include "hvmm/vmm/boot/boot_data.h"
+#include "hvmm/vmm/boot/elf_loader.h"
+#include "hvmm/vmm/memory/memory_layout.h"
 
 namespace hvmm::vmm::fuzz {
 namespace {

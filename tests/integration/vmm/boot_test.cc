@@ -2,7 +2,7 @@
 // and exit status are asserted.
 #include <gtest/gtest.h>
 
-#include "hvmm/vmm/exit_status.h"
+#include "hvmm/vmm/machine/exit_status.h"
 #include "run_hvmm.h"
 
 namespace hvmm::vmm {

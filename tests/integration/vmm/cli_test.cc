@@ -10,7 +10,7 @@
 #include <algorithm>
 #include <fstream>
 
-#include "hvmm/vmm/exit_status.h"
+#include "hvmm/vmm/machine/exit_status.h"
 #include "run_hvmm.h"
 
 namespace hvmm::vmm {

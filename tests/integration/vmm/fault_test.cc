@@ -8,7 +8,7 @@
 #include <cstring>
 #include <regex>
 
-#include "hvmm/vmm/exit_status.h"
+#include "hvmm/vmm/machine/exit_status.h"
 #include "run_hvmm.h"
 
 namespace hvmm::vmm {

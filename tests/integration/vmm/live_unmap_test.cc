@@ -5,9 +5,9 @@
 
 #include <thread>
 
-#include "hvmm/vmm/input_file.h"
-#include "hvmm/vmm/log_file.h"
-#include "hvmm/vmm/machine.h"
+#include "hvmm/vmm/boot/input_file.h"
+#include "hvmm/vmm/host/log_file.h"
+#include "hvmm/vmm/machine/machine.h"
 #include "run_hvmm.h"
 
 namespace hvmm::vmm {

@@ -2,9 +2,9 @@
 // from the stage-2 map are accepted by KVM as the map changes.
 #include <gtest/gtest.h>
 
-#include "hvmm/vmm/guest_physical.h"
-#include "hvmm/vmm/kvm.h"
-#include "hvmm/vmm/kvm_memslots.h"
+#include "hvmm/vmm/kvm/kvm.h"
+#include "hvmm/vmm/kvm/kvm_memslots.h"
+#include "hvmm/vmm/memory/guest_physical.h"
 #include "run_hvmm.h"
 
 namespace hvmm::vmm {

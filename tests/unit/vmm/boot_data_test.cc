@@ -1,6 +1,6 @@
 // Tests of the PVH boot data: hvm_start_info fields, memory map, modules, command line and
 // the placement of modules away from the kernel.
-#include "hvmm/vmm/boot_data.h"
+#include "hvmm/vmm/boot/boot_data.h"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
 // Tests of the Console's log: the --console-log-max cap (drop and count past it), no cap,
 // and a full FIFO that drops instead of blocking. No KVM needed.
-#include "hvmm/vmm/console.h"
+#include "hvmm/vmm/devices/serial/console.h"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>

@@ -1,12 +1,12 @@
 // Tests of the PVH ELF loader: one test per way a kernel image can be refused, plus the
 // happy paths for ELF64 and ELF32 and a mutation test that no input crashes the parser.
-#include "hvmm/vmm/elf_loader.h"
+#include "hvmm/vmm/boot/elf_loader.h"
 
 #include <gtest/gtest.h>
 
 #include <random>
 
-#include "hvmm/vmm/boot_data.h"
+#include "hvmm/vmm/boot/boot_data.h"
 #include "test_support.h"
 
 namespace hvmm::vmm {

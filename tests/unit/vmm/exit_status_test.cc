@@ -1,6 +1,6 @@
 // Tests that the exit-status table is the one truth: vmm/README.md's table equals
 // kExitStatuses row for row, the root README names the same range, and the help lists it.
-#include "hvmm/vmm/exit_status.h"
+#include "hvmm/vmm/machine/exit_status.h"
 
 #include <gtest/gtest.h>
 

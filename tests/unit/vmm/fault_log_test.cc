@@ -1,5 +1,5 @@
 // Tests of the stage-2 fault log: the exact JSON line and the rate limit's accounting.
-#include "hvmm/vmm/fault_log.h"
+#include "hvmm/vmm/fault/fault_log.h"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>

@@ -1,6 +1,6 @@
 // Tests of the input files of `hvmm run`: only regular files are opened, sizes are checked
 // from fstat() before anything is allocated, and the bytes are read in bounded chunks.
-#include "hvmm/vmm/input_file.h"
+#include "hvmm/vmm/boot/input_file.h"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>

@@ -2,7 +2,7 @@
 // working KVM: they open paths that are not /dev/kvm.
 #include <gtest/gtest.h>
 
-#include "hvmm/vmm/kvm.h"
+#include "hvmm/vmm/kvm/kvm.h"
 
 namespace hvmm::vmm {
 namespace {

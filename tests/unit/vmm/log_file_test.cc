@@ -1,6 +1,6 @@
 // Tests of the log destinations (--console-log, --fault-log): what is accepted, what is
 // refused without blocking or opening it, and how a full FIFO is written.
-#include "hvmm/vmm/log_file.h"
+#include "hvmm/vmm/host/log_file.h"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>

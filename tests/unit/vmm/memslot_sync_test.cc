@@ -1,6 +1,6 @@
 // Tests that KVM memslots (here recorded by a fake sink) always equal the resident RAM of
 // the stage-2 map, and that unmapped RAM is really released from the memfd.
-#include "hvmm/vmm/memslot_sync.h"
+#include "hvmm/vmm/memory/memslot_sync.h"
 
 #include <gtest/gtest.h>
 
@@ -11,7 +11,7 @@
 #include <semaphore>
 #include <thread>
 
-#include "hvmm/vmm/guest_physical.h"
+#include "hvmm/vmm/memory/guest_physical.h"
 
 namespace hvmm::vmm {
 namespace {

@@ -1,5 +1,5 @@
 // Tests of `hvmm run` argument parsing and validation: sizes, ranges, files, kernels.
-#include "hvmm/vmm/run_options.h"
+#include "hvmm/vmm/machine/run_options.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>

@@ -10,7 +10,7 @@
 #include <optional>
 #include <vector>
 
-#include "hvmm/vmm/guest_access.h"
+#include "hvmm/vmm/memory/guest_access.h"
 
 namespace hvmm::vmm::testing {
 

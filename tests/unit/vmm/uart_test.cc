@@ -1,5 +1,5 @@
 // Tests of the 16550A UART model: output, status registers, divisor latch, input, IRQs.
-#include "hvmm/vmm/uart.h"
+#include "hvmm/vmm/devices/serial/uart.h"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
 // Tests of VcpuGate, the stop-the-world fence around memslot changes, with threads playing
 // vCPUs: while a pause is in effect no member is "in the guest".
-#include "hvmm/vmm/vcpu_gate.h"
+#include "hvmm/vmm/kvm/vcpu_gate.h"
 
 #include <gtest/gtest.h>
 

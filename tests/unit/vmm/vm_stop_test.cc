@@ -1,10 +1,10 @@
 // Tests of VmStop: the first request decides the exit status, and only a VMM decision has a
 // report line (a guest's own port-0xf4 byte, even 122, prints nothing).
-#include "hvmm/vmm/vm_stop.h"
+#include "hvmm/vmm/machine/vm_stop.h"
 
 #include <gtest/gtest.h>
 
-#include "hvmm/vmm/exit_status.h"
+#include "hvmm/vmm/machine/exit_status.h"
 
 namespace hvmm::vmm {
 namespace {

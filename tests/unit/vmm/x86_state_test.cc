@@ -1,10 +1,10 @@
 // Tests of the x86 vCPU set-up helpers: per-vCPU CPUID, PVH entry state, register dumps.
 #include <gtest/gtest.h>
 
-#include "hvmm/vmm/boot_data.h"
-#include "hvmm/vmm/cpuid.h"
-#include "hvmm/vmm/memory_layout.h"
-#include "hvmm/vmm/x86_state.h"
+#include "hvmm/vmm/boot/boot_data.h"
+#include "hvmm/vmm/boot/x86_state.h"
+#include "hvmm/vmm/kvm/cpuid.h"
+#include "hvmm/vmm/memory/memory_layout.h"
 
 namespace hvmm::vmm {
 namespace {

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "hvmm/base/result.h"
-#include "hvmm/vmm/run_options.h"
+#include "hvmm/vmm/machine/run_options.h"
 
 namespace hvmm::cli {
 

@@ -1,0 +1,74 @@
+// FaultLog: stage-2 faults as JSON lines.
+//
+// One line per fault, with the fields
+//   time (UTC, RFC 3339 with nanoseconds), vm, vmid, vcpu, ipa, access ("read"/"write"),
+//   size, kind, resolution, latency_ns
+// e.g. {"time":"2026-01-01T00:00:00.000000001Z","vm":"run","vmid":1,"vcpu":0,
+//       "ipa":"0xd0000000","access":"read","size":4,"kind":"unbacked","resolution":
+//       "read-all-ones","latency_ns":812}
+// Every fault is counted; printing is rate limited (a token bucket) so a guest hammering
+// an unbacked address cannot flood the log. The log is a LogFile opened before the VM (or
+// stderr); a line a full FIFO or terminal cannot take without blocking is dropped and
+// counted. Thread-safe.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "hvmm/base/address.h"
+#include "hvmm/base/result.h"
+#include "hvmm/vmm/host/log_file.h"
+
+namespace hvmm::vmm {
+
+// FaultRecord is one fault as logged.
+struct FaultRecord {
+  std::chrono::system_clock::time_point time;
+  std::string vm;
+  uint32_t vmid = 0;
+  unsigned vcpu = 0;
+  Ipa ipa;
+  bool write = false;
+  unsigned size = 0;
+  const char* kind = "";
+  const char* resolution = "";
+  uint64_t latency_ns = 0;
+};
+
+// Format one record as a single JSON object (no trailing newline).
+std::string format_fault_record(const FaultRecord& record);
+
+class FaultLog {
+ public:
+  static constexpr unsigned kBurst = 200;
+  static constexpr unsigned kPerSecond = 100;
+
+  // Log to `file`, or to stderr when there is none.
+  explicit FaultLog(std::optional<LogFile> file) : file_(std::move(file)) {}
+
+  // Count the fault and print it unless the rate limit says otherwise.
+  void record(const FaultRecord& record);
+  uint64_t recorded() const;
+  uint64_t suppressed() const;
+  // Printed lines the log could not take (a full FIFO or terminal).
+  uint64_t dropped() const;
+  // The end-of-run summary line for stderr, or "" when every fault was logged.
+  std::string summary() const;
+
+ private:
+  bool take_token(std::chrono::steady_clock::time_point now);
+
+  std::optional<LogFile> file_;  // none: stderr
+  mutable std::mutex lock_;
+  uint64_t recorded_ = 0;
+  uint64_t suppressed_ = 0;
+  uint64_t dropped_ = 0;
+  double tokens_ = kBurst;
+  std::chrono::steady_clock::time_point last_refill_{};
+};
+
+}  // namespace hvmm::vmm

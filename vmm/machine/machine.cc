@@ -1,0 +1,300 @@
+// The Machine: building a VM from its configuration and running it to its exit status.
+#include "hvmm/vmm/machine/machine.h"
+
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <thread>
+
+#include "hvmm/vmm/boot/boot_data.h"
+#include "hvmm/vmm/boot/x86_state.h"
+#include "hvmm/vmm/kvm/cpuid.h"
+#include "hvmm/vmm/kvm/kvm_memslots.h"
+#include "hvmm/vmm/machine/exit_status.h"
+
+namespace hvmm::vmm {
+namespace {
+
+// Prefix a setup error with the step that failed.
+Error in_step(const char* step, const Error& error) {
+  return Error{error.code, fmt::format("{}: {}", step, error.message)};
+}
+
+}  // namespace
+
+// Open KVM, then build the VM on it.
+Result<std::unique_ptr<Machine>> Machine::create(MachineConfig config) {
+  auto kvm = Kvm::open();
+  HVMM_TRY(kvm);
+  return create(std::move(config), std::move(*kvm));
+}
+
+// Make the VM, then build everything inside it.
+Result<std::unique_ptr<Machine>> Machine::create(MachineConfig config, Kvm kvm) {
+  auto vm = KvmVm::create(kvm);
+  HVMM_TRY(vm);
+  auto machine = std::make_unique<Machine>(config, std::move(kvm), std::move(*vm));
+  HVMM_TRY(machine->build(config));
+  return machine;
+}
+
+// Own the KVM fds; build() creates everything else.
+Machine::Machine(const MachineConfig& config, Kvm kvm, KvmVm vm)
+    : name_(config.name), vmid_(config.vmid), kvm_(std::move(kvm)), vm_(std::move(vm)) {}
+
+// Stop every vCPU thread before the devices they call go away.
+Machine::~Machine() {
+  for (auto& vcpu : vcpus_) {
+    vcpu->stop();
+  }
+  for (auto& vcpu : vcpus_) {
+    vcpu->join();
+  }
+}
+
+// Devices, memory, kernel and vCPUs, in dependency order. The logs were opened (and
+// checked) with the config, before the VM existed; they only change hands here.
+Result<void> Machine::build(MachineConfig& config) {
+  stop_event_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!stop_event_.valid()) {
+    return make_error(ErrorCode::kInternal, "eventfd failed: {}", std::strerror(errno));
+  }
+  fault_log_ = std::make_unique<FaultLog>(std::move(config.fault_log));
+  console_ = std::make_unique<Console>(std::move(config.console_log), config.console_log_max,
+                                       config.console_input);
+  uart_ = std::make_unique<Uart16550>(
+      [this](uint8_t byte) { console_->output(byte); },
+      [this](bool level) { [[maybe_unused]] auto r = vm_.set_irq_line(kCom1Irq, level); });
+  auto physical =
+      GuestPhysical::create(config.memory_size, "hvmm-" + name_, static_cast<uint16_t>(vmid_));
+  HVMM_TRY(physical);
+  physical_ = std::move(*physical);
+  memslot_sink_ = std::make_unique<KvmMemslots>(vm_);
+  physical_->set_change_fence([this] { pause_vcpus(); }, [this] { resume_vcpus(); });
+  // The VM's first KVM_SET_USER_MEMORY_REGION sleeps ~5 ms in KVM (an SRCU grace period),
+  // longer than all the rest of build(): make the memslots on a worker meanwhile (its sync
+  // holds the map lock only shared, so loading through the Translator goes on). Joined
+  // before build() returns: no vCPU runs while the map and the memslots disagree.
+  Result<void> attached;
+  std::jthread attach([&] { attached = physical_->attach_memslots(*memslot_sink_); });
+  Result<void> loaded = load_and_create_vcpus(config);
+  attach.join();
+  HVMM_TRY(attached);
+  return loaded;
+}
+
+// Parse the kernel, load it with its boot data and create the vCPUs at its entry point.
+Result<void> Machine::load_and_create_vcpus(const MachineConfig& config) {
+  auto kernel = parse_pvh_kernel(config.kernel);
+  HVMM_TRY(kernel);
+  auto start_info = load(config, *kernel);
+  HVMM_TRY(start_info);
+  return create_vcpus(config, kernel->entry, *start_info);
+}
+
+// Load the kernel, the initrd (module 0) and the boot data; return the start info address.
+Result<Ipa> Machine::load(const MachineConfig& config, const PvhKernel& kernel) {
+  HVMM_TRY(check_kernel_placement(kernel, physical_->ram(), kBootData));
+  HVMM_TRY(load_kernel(kernel, config.kernel, *physical_));
+  BootInfo info{config.cmdline, physical_->ram(), {}};
+  if (config.initrd) {
+    auto range = place_module(config.initrd->size(), physical_->ram(), kernel);
+    HVMM_TRY(range);
+    HVMM_TRY(physical_->write(range->start, *config.initrd));
+    info.modules.push_back(BootModule{*range});
+  }
+  return write_boot_data(*physical_, info);
+}
+
+// Create every vCPU with its CPUID; only the boot vCPU gets the PVH entry state.
+Result<void> Machine::create_vcpus(const MachineConfig& config, Ipa entry, Ipa start_info) {
+  auto supported = kvm_.supported_cpuid();
+  HVMM_TRY(supported);
+  for (unsigned id = 0; id < config.vcpus; ++id) {
+    auto vcpu = KvmVcpu::create(vm_, id, kvm_.vcpu_mmap_size());
+    if (!vcpu) {
+      return in_step(fmt::format("creating vCPU {}", id).c_str(), vcpu.error());
+    }
+    HVMM_TRY(vcpu->set_cpuid(cpuid_for_vcpu(*supported, id, config.vcpus)));
+    if (id == 0) {
+      auto sregs = vcpu->get_sregs();
+      HVMM_TRY(sregs);
+      set_pvh_entry_sregs(*sregs);
+      HVMM_TRY(vcpu->set_sregs(*sregs));
+      HVMM_TRY(vcpu->set_regs(pvh_entry_regs(entry, start_info)));
+    }
+    vcpus_.push_back(std::make_unique<Vcpu>(std::move(*vcpu), *this, gate_));
+  }
+  return Ok();
+}
+
+// Stop the world: every vCPU out of KVM_RUN and parked at the gate.
+void Machine::pause_vcpus() {
+  gate_.pause([this] {
+    for (auto& vcpu : vcpus_) {
+      vcpu->kick();
+    }
+  });
+}
+
+// Let the vCPUs enter the guest again.
+void Machine::resume_vcpus() {
+  gate_.resume([this] {
+    for (auto& vcpu : vcpus_) {
+      vcpu->unkick();
+    }
+  });
+}
+
+// Record the VMM's decision (first request wins) and wake the serving thread.
+void Machine::request_stop(int status, std::string reason) {
+  wake_if_decided(stop_.vmm_end(status, std::move(reason)));
+}
+
+// Only the request that decided the end needs to wake the serving thread.
+void Machine::wake_if_decided(bool decided) {
+  if (decided) {
+    uint64_t one = 1;
+    [[maybe_unused]] ssize_t n = ::write(stop_event_.get(), &one, sizeof(one));
+  }
+}
+
+// What the logs are missing, then the VMM's end line: the last line on stderr.
+void Machine::print_end_of_run_report() const {
+  std::string report = console_->drop_report() + fault_log_->summary() + stop_.report_line();
+  if (!report.empty()) {
+    fmt::print(stderr, "{}", report);
+  }
+}
+
+// Start the vCPUs with SIGINT/SIGTERM routed to a signalfd, serve until stopped, join.
+int Machine::run() {
+  Vcpu::install_kick_handler();
+  sigset_t stop_signals;
+  sigset_t saved;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, &saved);
+  for (auto& vcpu : vcpus_) {
+    vcpu->start();
+  }
+  serve_until_stopped();
+  for (auto& vcpu : vcpus_) {
+    vcpu->stop();
+  }
+  for (auto& vcpu : vcpus_) {
+    vcpu->join();
+  }
+  pthread_sigmask(SIG_SETMASK, &saved, nullptr);
+  print_end_of_run_report();
+  return stop_.status();
+}
+
+// Wait for a stop request, a stop signal or console input, without spinning.
+void Machine::serve_until_stopped() {
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  UniqueFd signals(::signalfd(-1, &stop_signals, SFD_CLOEXEC | SFD_NONBLOCK));
+  while (true) {
+    pollfd fds[3] = {{stop_event_.get(), POLLIN, 0},
+                     {signals.get(), POLLIN, 0},
+                     {console_->input_fd(), POLLIN, 0}};
+    if (::poll(fds, 3, -1) < 0 && errno != EINTR) {
+      request_stop(kExitInternalError, fmt::format("poll failed: {}", std::strerror(errno)));
+      return;
+    }
+    if ((fds[0].revents & POLLIN) != 0) {
+      return;
+    }
+    signalfd_siginfo info{};
+    if ((fds[1].revents & POLLIN) != 0 && ::read(signals.get(), &info, sizeof(info)) > 0) {
+      int signal = static_cast<int>(info.ssi_signo);
+      const char* name = ::sigabbrev_np(signal);
+      request_stop(kExitSignalBase + signal,
+                   fmt::format("SIG{} received", name != nullptr ? name : std::to_string(signal)));
+    }
+    if ((fds[2].revents & (POLLIN | POLLHUP)) != 0) {
+      auto bytes = console_->read_input();
+      uart_->push_input(bytes);
+    }
+  }
+}
+
+// Port I/O: the exit port, COM1, and nothing else (reads all-ones, writes ignored).
+void Machine::port_io(unsigned /*vcpu*/, uint16_t port, bool write, std::span<uint8_t> data) {
+  if (port == kExitPort && write) {
+    wake_if_decided(stop_.guest_exit(data[0]));
+    return;
+  }
+  if (port >= kCom1Base && port < kCom1Base + 8) {
+    if (write) {
+      uart_->write(port - kCom1Base, data[0]);
+    } else {
+      data[0] = uart_->read(port - kCom1Base);
+    }
+    return;
+  }
+  if (!write) {
+    std::memset(data.data(), 0xff, data.size());
+  }
+}
+
+// An MMIO exit is a stage-2 fault the memslots did not satisfy: classify, answer, log.
+void Machine::mmio(unsigned vcpu, Ipa ipa, bool write, std::span<uint8_t> data,
+                   std::chrono::steady_clock::time_point exit_time) {
+  if (physical_->is_ram(ipa)) {
+    // RAM in the map but not in a memslot: a memslot update raced with this access, or a
+    // write hit a read-only slot. Serve from memory through the map when it permits.
+    auto served = write ? physical_->write(ipa, data) : physical_->read(ipa, data);
+    if (served) {
+      log_fault(vcpu, ipa, write, data.size(), "memslot-race", "served-from-ram", exit_time);
+      return;
+    }
+    if (write) {
+      log_fault(vcpu, ipa, write, data.size(), "write-protected", "write-dropped", exit_time);
+      return;
+    }
+  }
+  if (!write) {
+    std::memset(data.data(), 0xff, data.size());
+  }
+  log_fault(vcpu, ipa, write, data.size(), "unbacked", write ? "write-dropped" : "read-all-ones",
+            exit_time);
+}
+
+// Emit one fault record with the latency since the exit.
+void Machine::log_fault(unsigned vcpu, Ipa ipa, bool write, size_t size, const char* kind,
+                        const char* resolution, std::chrono::steady_clock::time_point exit_time) {
+  auto latency = std::chrono::steady_clock::now() - exit_time;
+  FaultRecord record;
+  record.time = std::chrono::system_clock::now();
+  record.vm = name_;
+  record.vmid = vmid_;
+  record.vcpu = vcpu;
+  record.ipa = ipa;
+  record.write = write;
+  record.size = static_cast<unsigned>(size);
+  record.kind = kind;
+  record.resolution = resolution;
+  record.latency_ns =
+      static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(latency).count());
+  fault_log_->record(record);
+}
+
+// Print the register dump and stop the VM with the failure's status.
+void Machine::vcpu_failed(unsigned vcpu, int status, const std::string& what,
+                          const std::string& dump) {
+  fmt::print(stderr, "hvmm: vCPU {}: {}\n{}", vcpu, what, dump);
+  request_stop(status, fmt::format("{} on vCPU {}", what, vcpu));
+}
+
+}  // namespace hvmm::vmm

@@ -1,0 +1,88 @@
+// Machine: one VM, from configuration to exit status.
+//
+// create() builds the guest-physical space (Stage2Map + memfd, realized as memslots), the
+// KVM VM with its in-kernel irqchip, loads the PVH kernel and boot data, and creates the
+// vCPUs (the boot vCPU in the PVH entry state, APs parked until the guest's INIT/SIPI).
+// run() starts one thread per vCPU and returns when the guest writes its status to port
+// 0xf4, a vCPU fails, or SIGINT/SIGTERM arrives. While running, the calling thread serves
+// the console input (stdin, when a terminal) and signals. When the VMM, not the guest, ended
+// the VM, run() prints "hvmm: VM ended by the VMM: REASON (exit status N)" as the last line
+// on stderr (vm_stop.h); a guest's own port-0xf4 exit prints nothing.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "hvmm/base/result.h"
+#include "hvmm/vmm/boot/elf_loader.h"
+#include "hvmm/vmm/devices/serial/console.h"
+#include "hvmm/vmm/devices/serial/uart.h"
+#include "hvmm/vmm/fault/fault_log.h"
+#include "hvmm/vmm/kvm/kvm.h"
+#include "hvmm/vmm/kvm/vcpu.h"
+#include "hvmm/vmm/kvm/vcpu_gate.h"
+#include "hvmm/vmm/machine/machine_config.h"
+#include "hvmm/vmm/machine/vm_stop.h"
+#include "hvmm/vmm/memory/guest_physical.h"
+
+namespace hvmm::vmm {
+
+class Machine final : public VcpuHost {
+ public:
+  // Open /dev/kvm and build the VM; the Machine takes the config's log files.
+  static Result<std::unique_ptr<Machine>> create(MachineConfig config);
+  // Build the VM on an already opened /dev/kvm.
+  static Result<std::unique_ptr<Machine>> create(MachineConfig config, Kvm kvm);
+  Machine(const MachineConfig& config, Kvm kvm, KvmVm vm);
+  ~Machine() override;
+
+  // Run the VM to its end and return the exit status (see exit_status.h).
+  int run();
+  // The VMM stops the VM with `status` because of `reason`; the first request (this, a
+  // guest exit or a vCPU failure) wins. Thread-safe.
+  void request_stop(int status, std::string reason);
+
+  GuestPhysical& physical() { return *physical_; }
+  FaultLog& fault_log() { return *fault_log_; }
+
+  void port_io(unsigned vcpu, uint16_t port, bool write, std::span<uint8_t> data) override;
+  void mmio(unsigned vcpu, Ipa ipa, bool write, std::span<uint8_t> data,
+            std::chrono::steady_clock::time_point exit_time) override;
+  void vcpu_failed(unsigned vcpu, int status, const std::string& what,
+                   const std::string& dump) override;
+
+ private:
+  Result<void> build(MachineConfig& config);
+  Result<void> load_and_create_vcpus(const MachineConfig& config);
+  Result<Ipa> load(const MachineConfig& config, const PvhKernel& kernel);
+  Result<void> create_vcpus(const MachineConfig& config, Ipa entry, Ipa start_info);
+  void serve_until_stopped();
+  // Decide the end (when `stop` won) and wake the serving thread.
+  void wake_if_decided(bool decided);
+  void print_end_of_run_report() const;
+  void pause_vcpus();
+  void resume_vcpus();
+  void log_fault(unsigned vcpu, Ipa ipa, bool write, size_t size, const char* kind,
+                 const char* resolution, std::chrono::steady_clock::time_point exit_time);
+
+  std::string name_;
+  uint32_t vmid_;
+  Kvm kvm_;
+  KvmVm vm_;
+  VcpuGate gate_;
+  std::unique_ptr<MemslotSink> memslot_sink_;
+  std::unique_ptr<GuestPhysical> physical_;
+  std::unique_ptr<FaultLog> fault_log_;
+  std::unique_ptr<Console> console_;
+  std::unique_ptr<Uart16550> uart_;
+  std::vector<std::unique_ptr<Vcpu>> vcpus_;
+  UniqueFd stop_event_;
+  VmStop stop_;
+};
+
+}  // namespace hvmm::vmm

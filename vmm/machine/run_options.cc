@@ -1,0 +1,174 @@
+// Validation of `hvmm run` arguments into a MachineConfig.
+#include "hvmm/vmm/machine/run_options.h"
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+
+#include "hvmm/vmm/boot/boot_data.h"
+#include "hvmm/vmm/boot/elf_loader.h"
+#include "hvmm/vmm/boot/input_file.h"
+#include "hvmm/vmm/memory/memory_layout.h"
+
+namespace hvmm::vmm {
+namespace {
+
+// The multiplier of a size suffix, or 0 when the suffix is unknown.
+uint64_t suffix_multiplier(std::string_view suffix) {
+  std::string lower;
+  for (char c : suffix) {
+    lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  if (lower.empty() || lower == "b") {
+    return 1;
+  }
+  const char* units[] = {"k", "m", "g", "t"};
+  for (int i = 0; i < 4; ++i) {
+    if (lower == units[i] || lower == std::string(units[i]) + "b" ||
+        lower == std::string(units[i]) + "ib") {
+      return uint64_t{1} << (10 * (i + 1));
+    }
+  }
+  return 0;
+}
+
+// Check --memory and return it in bytes.
+Result<uint64_t> check_memory(const std::string& text) {
+  auto size = parse_size(text);
+  if (!size) {
+    return make_error(ErrorCode::kInvalidArgument, "--memory: {}", size.error().message);
+  }
+  if (*size < kMinMemory || *size > kMaxMemory) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "--memory {}: must be between 2M and 256G (got {} bytes)", text, *size);
+  }
+  if (!is_aligned(*size, kPageSize)) {
+    return make_error(ErrorCode::kInvalidArgument, "--memory {}: must be a multiple of 4K", text);
+  }
+  return *size;
+}
+
+// Read (or take the bundled kernel) and parse the kernel, then check its placement.
+Result<PvhKernel> check_kernel(const RunOptions& options, std::span<const uint8_t> bundled,
+                               MachineConfig& config) {
+  if (options.kernel.empty()) {
+    config.kernel.assign(bundled.begin(), bundled.end());
+  } else {
+    auto image = read_file(options.kernel, "--kernel", config.memory_size);
+    HVMM_TRY(image);
+    config.kernel = std::move(*image);
+  }
+  const std::string name = options.kernel.empty() ? "bundled kernel" : options.kernel;
+  auto kernel = parse_pvh_kernel(config.kernel);
+  if (!kernel) {
+    return make_error(ErrorCode::kInvalidArgument, "--kernel {}: {}", name, kernel.error().message);
+  }
+  auto placed = check_kernel_placement(*kernel, ram_layout(config.memory_size), kBootData);
+  if (!placed) {
+    return make_error(ErrorCode::kInvalidArgument, "--kernel {}: {}", name, placed.error().message);
+  }
+  return kernel;
+}
+
+// Size and place the initrd from fstat() before reading a byte of it.
+Result<void> check_initrd(const RunOptions& options, const PvhKernel& kernel,
+                          MachineConfig& config) {
+  if (options.initrd.empty()) {
+    return Ok();
+  }
+  auto file = open_input_file(options.initrd, "--initrd");
+  HVMM_TRY(file);
+  HVMM_TRY(check_fits_in_ram(*file, config.memory_size));
+  auto placed = place_module(file->size, ram_layout(config.memory_size), kernel);
+  if (!placed) {
+    return make_error(ErrorCode::kInvalidArgument, "--initrd {}: {}", options.initrd,
+                      placed.error().message);
+  }
+  auto initrd = read_input_file(*file);
+  HVMM_TRY(initrd);
+  config.initrd = std::move(*initrd);
+  return Ok();
+}
+
+// Check --console-log-max and return it in bytes (0: no cap).
+Result<uint64_t> check_console_log_max(const std::string& text) {
+  auto size = parse_size(text);
+  if (!size) {
+    return make_error(ErrorCode::kInvalidArgument, "--console-log-max: {}", size.error().message);
+  }
+  return *size;
+}
+
+// Open both logs, last, so an earlier argument error leaves an existing log untouched.
+Result<void> open_logs(const RunOptions& options, MachineConfig& config) {
+  if (!options.fault_log.empty()) {
+    auto log = open_log_file(options.fault_log, "--fault-log", LogOpenMode::kAppend);
+    HVMM_TRY(log);
+    config.fault_log = std::move(*log);
+  }
+  if (!options.console_log.empty()) {
+    auto log = open_log_file(options.console_log, "--console-log", LogOpenMode::kTruncate);
+    HVMM_TRY(log);
+    config.console_log = std::move(*log);
+  }
+  return Ok();
+}
+
+}  // namespace
+
+// Digits, then an optional binary-unit suffix; overflow is an error.
+Result<uint64_t> parse_size(std::string_view text) {
+  uint64_t value = 0;
+  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (error != std::errc() || end == text.data()) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "'{}' is not a size (expected a number with an optional K, M or G suffix)",
+                      text);
+  }
+  std::string_view suffix(end, static_cast<size_t>(text.data() + text.size() - end));
+  uint64_t multiplier = suffix_multiplier(suffix);
+  if (multiplier == 0) {
+    return make_error(ErrorCode::kInvalidArgument, "'{}' has an unknown size suffix '{}'", text,
+                      suffix);
+  }
+  if (value > UINT64_MAX / multiplier) {
+    return make_error(ErrorCode::kOutOfRange, "'{}' is too large", text);
+  }
+  return value * multiplier;
+}
+
+// Check every option in turn and gather the files.
+Result<MachineConfig> make_machine_config(const RunOptions& options,
+                                          std::span<const uint8_t> bundled_kernel,
+                                          unsigned max_vcpus) {
+  MachineConfig config;
+  auto memory = check_memory(options.memory);
+  HVMM_TRY(memory);
+  config.memory_size = *memory;
+  HVMM_TRY(check_vcpu_limit(options.vcpus, max_vcpus));
+  config.vcpus = options.vcpus;
+  HVMM_TRY(check_cmdline(options.cmdline));
+  config.cmdline = options.cmdline;
+  auto log_max = check_console_log_max(options.console_log_max);
+  HVMM_TRY(log_max);
+  config.console_log_max = *log_max;
+  auto kernel = check_kernel(options, bundled_kernel, config);
+  HVMM_TRY(kernel);
+  HVMM_TRY(check_initrd(options, *kernel, config));
+  HVMM_TRY(open_logs(options, config));
+  return config;
+}
+
+// 1..min(KVM's limit, hvmm's).
+Result<void> check_vcpu_limit(unsigned vcpus, unsigned kvm_max_vcpus) {
+  unsigned limit = std::min(kvm_max_vcpus, kMaxVcpus);
+  if (vcpus == 0 || vcpus > limit) {
+    std::string whose = kvm_max_vcpus < kMaxVcpus ? fmt::format("KVM's limit here is {}", limit)
+                                                  : fmt::format("hvmm's limit is {}", kMaxVcpus);
+    return make_error(ErrorCode::kInvalidArgument, "--vcpus {}: must be between 1 and {} ({})",
+                      vcpus, limit, whose);
+  }
+  return Ok();
+}
+
+}  // namespace hvmm::vmm

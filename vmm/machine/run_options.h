@@ -1,0 +1,49 @@
+// RunOptions: the arguments of `hvmm run`, and their validation into a MachineConfig.
+//
+// Everything that can be checked without creating a VM is checked here, in the order a
+// person would fix it, and each error names the option and the reason: sizes (K/M/G
+// suffixes), the vCPU count, the command line's length, the console log cap, the files
+// (regular files no larger than the guest's RAM: see input_file.h), the kernel's format and
+// placement, the initrd's placement, and the log files, which are opened here (see
+// log_file.h). No KVM access is needed, so all of it is unit tested and all of it happens
+// before /dev/kvm is opened; only the vCPU count against KVM's own limit
+// (check_vcpu_limit) needs KVM. Every error here is exit status 120.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "hvmm/base/result.h"
+#include "hvmm/vmm/machine/machine_config.h"
+
+namespace hvmm::vmm {
+
+// The most vCPUs hvmm supports regardless of KVM: APIC ids are 8 bits in CPUID leaf 1.
+inline constexpr unsigned kMaxVcpus = 255;
+
+struct RunOptions {
+  std::string kernel;  // empty: the bundled kernel
+  std::string initrd;  // empty: none
+  std::string cmdline;
+  std::string memory = "128M";
+  unsigned vcpus = 1;
+  std::string fault_log;
+  std::string console_log;
+  std::string console_log_max = "64M";  // 0: no cap
+};
+
+// Parse "4096", "64K", "128M", "2G" (binary units, case-insensitive, optional "iB"/"B").
+Result<uint64_t> parse_size(std::string_view text);
+
+// Validate `options`, read the files and open the logs they name. `bundled_kernel` is used
+// when no --kernel is given; `max_vcpus` limits --vcpus (kMaxVcpus before KVM is open).
+Result<MachineConfig> make_machine_config(const RunOptions& options,
+                                          std::span<const uint8_t> bundled_kernel,
+                                          unsigned max_vcpus = kMaxVcpus);
+
+// Check --vcpus against KVM's limit (KVM_CAP_MAX_VCPUS) and hvmm's.
+Result<void> check_vcpu_limit(unsigned vcpus, unsigned kvm_max_vcpus);
+
+}  // namespace hvmm::vmm
