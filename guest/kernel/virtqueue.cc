@@ -162,21 +162,28 @@ bool Virtqueue::collect(void** token, uint32_t* written) {
   return true;
 }
 
-// Halt between interrupts (kHalt on CPU 0 with a routed IRQ) or poll, until used or timeout.
+// Halt between interrupts (kHalt on CPU 0 with a routed IRQ) or spin on the used index,
+// until used or timeout. Spinning touches the device's registers (status, and the interrupt
+// status of an unrouted device) only every kSpinsPerCheck rounds: each access is a VM exit.
 bool Virtqueue::wait_used(uint64_t timeout_us, Wait how) {
+  constexpr unsigned kSpinsPerCheck = 1024;
   const uint64_t start = arch::rdtsc();
   const uint64_t limit = timeout_us * (tsc_hz() / 1000000);
   const bool halt = how == Wait::kHalt && device_->irq_routed() && this_cpu().cpu == 0;
-  while (!has_used()) {
-    if (device_->needs_reset())
-      return false;
+  for (unsigned round = 0; !has_used(); ++round) {
     if (halt) {
+      if (device_->needs_reset())
+        return false;
       uint64_t flags = arch::read_flags();
       asm volatile("sti; hlt" : : : "memory");
       if ((flags & (1u << 9)) == 0)
         arch::cli();
+    } else if (round % kSpinsPerCheck == kSpinsPerCheck - 1) {
+      if (device_->needs_reset())
+        return false;
+      if (!device_->irq_routed())
+        device_->poll();
     } else {
-      device_->poll();
       arch::pause();
     }
     if (arch::rdtsc() - start > limit)
