@@ -2,6 +2,7 @@
 // the reported mark cleared by allocation, notifications) and of its OOM hook.
 #include <gtest/gtest.h>
 
+#include <random>
 #include <vector>
 
 #include "hvmm/guest/mm/buddy.h"
@@ -184,6 +185,86 @@ TEST(BuddyReporting, OomHookFeedsAllocationsAtTheWatermark) {
   for (Page* page : held) {
     buddy.free_pages(page, 0);
   }
+}
+
+// Frames in reported blocks, counted on the lists.
+uint64_t reported_frames_on_lists(const BuddyAllocator& buddy) {
+  uint64_t frames = 0;
+  for (unsigned order = 0; order <= kMaxOrder; ++order) {
+    frames += buddy.reported_blocks(kZoneDma32, order) << order;
+  }
+  return frames;
+}
+
+// Random allocations, frees, isolations and put-backs: no frame is ever both handed out and
+// isolated, the reported gauge matches the lists after every step, and everything merges back.
+TEST(BuddyReporting, RandomizedOperationsKeepTheInvariants) {
+  FakeMachine machine(32 * kMiB);
+  BuddyAllocator& buddy = machine.buddy();
+  buddy.set_report_order(kReportOrder);
+  const uint64_t free_at_start = buddy.zone_stats(kZoneDma32).free_pages;
+  std::mt19937_64 rng(8);
+  std::vector<uint8_t> owner(buddy.end_pfn(), 0);  // 0 free, 1 allocated, 2 isolated
+  std::vector<IsolatedBlock> allocated;
+  std::vector<std::vector<IsolatedBlock>> isolated;
+  auto claim = [&](Page* page, unsigned order, uint8_t who) {
+    const uint64_t pfn = buddy.page_to_pfn(page);
+    for (uint64_t i = 0; i < (uint64_t{1} << order); ++i) {
+      ASSERT_EQ(owner[pfn + i], 0) << "frame " << pfn + i << " handed out twice";
+      owner[pfn + i] = who;
+    }
+  };
+  auto release = [&](const IsolatedBlock& b) {
+    const uint64_t pfn = buddy.page_to_pfn(b.page);
+    for (uint64_t i = 0; i < (uint64_t{1} << b.order); ++i) {
+      owner[pfn + i] = 0;
+    }
+  };
+  for (int step = 0; step < 4000; ++step) {
+    const unsigned op = rng() % 8;
+    if (op < 3) {
+      const unsigned order = static_cast<unsigned>(rng() % (kMaxOrder + 1));
+      if (Page* page = buddy.alloc_pages(kGfpKernel, order)) {
+        claim(page, order, 1);
+        allocated.push_back({page, order});
+      }
+    } else if (op < 6 && !allocated.empty()) {
+      const size_t i = rng() % allocated.size();
+      release(allocated[i]);
+      buddy.free_pages(allocated[i].page, allocated[i].order);
+      allocated[i] = allocated.back();
+      allocated.pop_back();
+    } else if (op == 6) {
+      std::vector<IsolatedBlock> batch(kBatch);
+      batch.resize(buddy.isolate_unreported(batch.data(), kBatch));
+      for (const IsolatedBlock& b : batch) {
+        ASSERT_GE(b.order, kReportOrder);
+        claim(b.page, b.order, 2);
+      }
+      isolated.push_back(std::move(batch));
+    } else if (!isolated.empty()) {
+      for (const IsolatedBlock& b : isolated.back()) {
+        release(b);
+      }
+      buddy.putback_isolated(isolated.back().data(), static_cast<unsigned>(isolated.back().size()),
+                             rng() % 2 == 0);
+      isolated.pop_back();
+    }
+    buddy.drain_all();
+    ASSERT_EQ(buddy.zone_stats(kZoneDma32).reported_pages, reported_frames_on_lists(buddy))
+        << "step " << step;
+  }
+  for (auto& batch : isolated) {
+    buddy.putback_isolated(batch.data(), static_cast<unsigned>(batch.size()), true);
+  }
+  for (const IsolatedBlock& b : allocated) {
+    buddy.free_pages(b.page, b.order);
+  }
+  buddy.drain_all();
+  const ZoneStats end = buddy.zone_stats(kZoneDma32);
+  EXPECT_EQ(end.free_pages, free_at_start);
+  EXPECT_EQ(end.isolated_pages, 0u);
+  EXPECT_EQ(end.reported_pages, reported_frames_on_lists(buddy));
 }
 
 }  // namespace
