@@ -205,14 +205,16 @@ unsigned BuddyAllocator::free_block(Zone& zone, Page* page, unsigned order, bool
   return order;
 }
 
-// Allocate from the zones; on failure let the OOM hook free frames and try once more.
+// Allocate from the zones; on failure (not atomic) let the OOM hook free frames and try once
+// more.
 Page* BuddyAllocator::alloc_pages(Gfp gfp, unsigned order) {
   if (order > kMaxOrder) {
     return nullptr;
   }
   Page* page = alloc_zones(gfp, order);
   OomHook hook = __atomic_load_n(&oom_hook_, __ATOMIC_ACQUIRE);
-  if (page != nullptr || (gfp & kGfpNoOom) != 0 || hook == nullptr) {
+  // Atomic callers cannot wait for the hook (it may talk to a device); they fail at once.
+  if (page != nullptr || (gfp & (kGfpNoOom | kGfpAtomic)) != 0 || hook == nullptr) {
     return page;
   }
   __atomic_fetch_add(&oom_calls_, 1, __ATOMIC_RELAXED);

@@ -156,7 +156,7 @@ uint64_t give_back(void* context, uint64_t wanted) {
 }
 
 // At the min watermark the OOM hook is asked and its frames serve the allocation; kGfpNoOom
-// fails without asking; with nothing left to give the allocation fails.
+// and kGfpAtomic fail without asking; with nothing left to give the allocation fails.
 TEST(BuddyReporting, OomHookFeedsAllocationsAtTheWatermark) {
   FakeMachine machine(16 * kMiB);
   BuddyAllocator& buddy = machine.buddy();
@@ -181,6 +181,20 @@ TEST(BuddyReporting, OomHookFeedsAllocationsAtTheWatermark) {
   EXPECT_GT(reserve.calls, 1u);
   EXPECT_EQ(buddy.oom_hook_calls(), reserve.calls);
   EXPECT_EQ(buddy.oom_hook_pages(), 64u);
+  // Atomic allocations never wait for the hook: with frames to give, they still fail at min/2.
+  for (int i = 0; i < 8; ++i) {
+    reserve.pages.push_back(held.back());
+    held.pop_back();
+  }
+  const uint64_t calls = reserve.calls;
+  while (Page* page = buddy.alloc_pages(kGfpAtomic, 0)) {
+    held.push_back(page);
+  }
+  EXPECT_EQ(reserve.calls, calls);
+  EXPECT_EQ(reserve.pages.size(), 8u);
+  for (Page* page : reserve.pages) {
+    buddy.free_pages(page, 0);
+  }
   buddy.set_oom_hook(nullptr, nullptr);
   for (Page* page : held) {
     buddy.free_pages(page, 0);

@@ -82,9 +82,10 @@ struct ZoneStats {
   uint64_t isolated_pages = 0;   // frames taken off the lists for reporting, not yet put back
 };
 
-// Called when an allocation fails at its watermark (no zone lock held, interrupts as the
-// allocating caller had them): free frames if possible and return how many; a non-zero answer
-// makes the allocator try once more.
+// Called when an allocation that is neither kGfpAtomic nor kGfpNoOom fails at its watermark
+// (no zone lock held, interrupts as the allocating caller had them, other locks possibly
+// held): free frames if possible and return how many; a non-zero answer makes the allocator
+// try once more.
 using OomHook = uint64_t (*)(void* context, uint64_t pages_wanted);
 
 // A free block taken off the lists for free page reporting.
