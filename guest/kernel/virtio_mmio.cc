@@ -178,11 +178,16 @@ bool Device::probe(const MmioSlot& slot, volatile uint32_t* regs) {
   return device_id_ != 0;
 }
 
-// Status 0, then wait until the device reads back 0 (spec 4.2.3.1).
+// Status 0, then wait until the device reads back 0 (spec 4.2.3.1); a device that never does
+// is reported and left alone.
 void Device::reset() {
+  constexpr unsigned kMaxReads = 100000;
   write_reg(kRegStatus, 0);
-  while (read_reg(kRegStatus) != 0)
+  unsigned reads = 0;
+  while (read_reg(kRegStatus) != 0 && ++reads < kMaxReads)
     arch::pause();
+  if (reads == kMaxReads)
+    printk("virtio-mmio: device %u at %lx does not finish its reset\n", device_id_, base_.value());
   features_ = 0;
 }
 
