@@ -93,6 +93,14 @@ void console_init() {
   arch::outb(kCom1 + 2, 0xc7);
 }
 
+// LSR bit 0 (data ready), then the receive buffer.
+bool console_read_byte(uint8_t* byte) {
+  if ((arch::inb(kCom1 + 5) & 0x01) == 0)
+    return false;
+  *byte = arch::inb(kCom1);
+  return true;
+}
+
 // Write bytes to the console under the console lock.
 void console_write(const char* data, size_t size) {
   mm::SpinGuard guard(g_console_lock);

@@ -7,6 +7,7 @@
 #include "hvmm/guest/boot_info.h"
 #include "hvmm/guest/cmdline.h"
 #include "hvmm/guest/console.h"
+#include "hvmm/guest/idle.h"
 #include "hvmm/guest/memory.h"
 #include "hvmm/guest/panic.h"
 #include "hvmm/guest/percpu.h"
@@ -18,6 +19,8 @@
 #include "hvmm/guest/time.h"
 #include "hvmm/guest/timer.h"
 #include "hvmm/guest/tlb.h"
+#include "hvmm/guest/virtio.h"
+#include "hvmm/guest/virtio_balloon.h"
 #include "hvmm/guest/workloads.h"
 
 using Ctor = void (*)();
@@ -127,10 +130,15 @@ uint8_t run_requested_work() {
     any = true;
     failures += run_workloads_from_cmdline();
   }
+  if (cmdline_has("idle")) {
+    any = true;
+    idle_serve_devices();
+  }
   if (!any)
-    printk("nothing to do: pass selftest=all or workload=<name>[:<size>]\n");
+    printk("nothing to do: pass selftest=all, workload=<name>[:<size>] or idle=<seconds>\n");
   if (any)
     print_counters();
+  balloon_print_stats();
   return failures == 0 ? kExitOk : kExitSelftestFailed;
 }
 
@@ -179,6 +187,9 @@ extern "C" [[noreturn]] void kernel_main_late() {
          : arch::apic_available() ? "xAPIC"
                                   : "no APIC",
          pcid_enabled() ? "on" : "off");
+  virtio::virtio_init();
+  balloon_init();
+  phase("devices ready");
   print_boot_time();
   crash_if_requested();
   vm_exit(run_requested_work());

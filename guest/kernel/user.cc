@@ -88,7 +88,14 @@ uint32_t fault_access(uint64_t error) {
   return access;
 }
 
+uint64_t g_minor_faults = 0;
+
 }  // namespace
+
+// Minor faults counted by handle_page_fault().
+uint64_t user_minor_faults() {
+  return __atomic_load_n(&g_minor_faults, __ATOMIC_RELAXED);
+}
 
 // Dispatch one system call from ring 3 (interrupts are re-enabled: requests may need IPIs
 // acknowledged by this CPU's peers, and the timer keeps ticking).
@@ -171,6 +178,8 @@ void handle_page_fault(TrapFrame& frame, uint64_t address) {
     d = p.mm->as.handle_fault(VirtAddr(address), fault_access(frame.error_code));
   }
   p.run.fault_tsc += arch::rdtsc() - t0;
+  if (d == mm::FaultDecision::kMapZeroPage)
+    __atomic_fetch_add(&g_minor_faults, 1, __ATOMIC_RELAXED);
   if (d == mm::FaultDecision::kMapZeroPage || d == mm::FaultDecision::kSpurious)
     return;
   kill_user_process(frame, mm::fault_decision_name(d));

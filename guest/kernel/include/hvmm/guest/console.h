@@ -16,6 +16,9 @@ void console_init();
 // Write raw bytes to the console.
 void console_write(const char* data, size_t size);
 
+// Take one received byte from COM1 if there is one (LSR data ready); false otherwise.
+bool console_read_byte(uint8_t* byte);
+
 // Set the threshold of printk_level().
 void console_set_loglevel(int level);
 

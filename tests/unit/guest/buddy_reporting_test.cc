@@ -1,0 +1,285 @@
+// Tests of the buddy allocator's free page reporting support (isolate, put back as reported,
+// the reported mark cleared by allocation, notifications) and of its OOM hook.
+#include <gtest/gtest.h>
+
+#include <random>
+#include <vector>
+
+#include "hvmm/guest/mm/buddy.h"
+#include "mm_fixture.h"
+
+namespace hvmm::guest::mm {
+namespace {
+
+using testing::FakeMachine;
+using testing::kMiB;
+
+constexpr unsigned kReportOrder = 9;
+constexpr unsigned kBatch = 32;
+
+// Frames held by `blocks`.
+uint64_t frames_of(const IsolatedBlock* blocks, unsigned n) {
+  uint64_t frames = 0;
+  for (unsigned i = 0; i < n; ++i) {
+    frames += uint64_t{1} << blocks[i].order;
+  }
+  return frames;
+}
+
+// Reported blocks of every order >= kReportOrder in DMA32.
+uint64_t reported_high_blocks(const BuddyAllocator& buddy) {
+  uint64_t n = 0;
+  for (unsigned order = kReportOrder; order <= kMaxOrder; ++order) {
+    n += buddy.reported_blocks(kZoneDma32, order);
+  }
+  return n;
+}
+
+// Isolated blocks are unreported, of a reportable order, off the free count; put back as
+// reported they are marked and a second pass finds nothing to report.
+TEST(BuddyReporting, BlocksAreReportedOnce) {
+  FakeMachine machine(64 * kMiB);
+  BuddyAllocator& buddy = machine.buddy();
+  buddy.set_report_order(kReportOrder);
+  const uint64_t free_before = buddy.zone_stats(kZoneDma32).free_pages;
+  IsolatedBlock blocks[kBatch];
+  const unsigned n = buddy.isolate_unreported(blocks, kBatch);
+  ASSERT_GT(n, 0u);
+  for (unsigned i = 0; i < n; ++i) {
+    EXPECT_GE(blocks[i].order, kReportOrder);
+    EXPECT_EQ(page_flags(blocks[i].page), 0u) << "isolated blocks are off the lists";
+  }
+  EXPECT_EQ(buddy.zone_stats(kZoneDma32).free_pages, free_before - frames_of(blocks, n));
+  EXPECT_EQ(buddy.zone_stats(kZoneDma32).isolated_pages, frames_of(blocks, n));
+  buddy.putback_isolated(blocks, n, /*reported=*/true);
+  const ZoneStats after = buddy.zone_stats(kZoneDma32);
+  EXPECT_EQ(after.free_pages, free_before);
+  EXPECT_EQ(after.isolated_pages, 0u);
+  EXPECT_EQ(after.reported_pages, frames_of(blocks, n));
+  EXPECT_EQ(reported_high_blocks(buddy), n);
+  // Everything reportable (above the low watermark) was reported in one batch of 32 here.
+  IsolatedBlock again[kBatch];
+  EXPECT_EQ(buddy.isolate_unreported(again, kBatch), 0u)
+      << "reported blocks are not reported twice";
+  EXPECT_EQ(buddy.take_report_notifications(), 0u) << "putting back does not notify";
+}
+
+// Allocating a reported block clears its mark; freeing it notifies, and only it is reported
+// next.
+TEST(BuddyReporting, AllocationClearsTheMark) {
+  FakeMachine machine(64 * kMiB);
+  BuddyAllocator& buddy = machine.buddy();
+  buddy.set_report_order(kReportOrder);
+  IsolatedBlock blocks[kBatch];
+  const unsigned n = buddy.isolate_unreported(blocks, kBatch);
+  buddy.putback_isolated(blocks, n, /*reported=*/true);
+  const uint64_t reported = buddy.zone_stats(kZoneDma32).reported_pages;
+  // Allocate 4 MiB blocks until one of the reported ones comes out (they are listed last).
+  std::vector<Page*> unreported;
+  Page* page = nullptr;
+  auto was_reported = [&](Page* p) {
+    for (unsigned i = 0; i < n; ++i) {
+      if (blocks[i].page == p) {
+        return true;
+      }
+    }
+    return false;
+  };
+  while ((page = buddy.alloc_pages(kGfpKernel, kMaxOrder)) != nullptr && !was_reported(page)) {
+    unreported.push_back(page);
+  }
+  ASSERT_NE(page, nullptr);
+  EXPECT_EQ(page_flags(page) & kPageReported, 0u);
+  EXPECT_EQ(buddy.zone_stats(kZoneDma32).reported_pages, reported - (uint64_t{1} << kMaxOrder));
+  buddy.free_pages(page, kMaxOrder);
+  EXPECT_EQ(buddy.take_report_notifications(), uint64_t{1} << kMaxOrder);
+  IsolatedBlock next[kBatch];
+  ASSERT_EQ(buddy.isolate_unreported(next, kBatch), 1u);
+  EXPECT_EQ(next[0].page, page);
+  EXPECT_EQ(next[0].order, kMaxOrder);
+  buddy.putback_isolated(next, 1, /*reported=*/false);
+  EXPECT_EQ(buddy.zone_stats(kZoneDma32).reported_pages, reported - (uint64_t{1} << kMaxOrder));
+  for (Page* p : unreported) {
+    buddy.free_pages(p, kMaxOrder);
+  }
+}
+
+// Allocations take unreported blocks before reported ones of the same order.
+TEST(BuddyReporting, AllocationsPreferUnreportedBlocks) {
+  FakeMachine machine(64 * kMiB);
+  BuddyAllocator& buddy = machine.buddy();
+  buddy.set_report_order(kReportOrder);
+  IsolatedBlock one[1];
+  ASSERT_EQ(buddy.isolate_unreported(one, 1), 1u);
+  buddy.putback_isolated(one, 1, /*reported=*/true);
+  ASSERT_EQ(one[0].order, kMaxOrder);
+  Page* page = buddy.alloc_pages(kGfpKernel, kMaxOrder);
+  ASSERT_NE(page, nullptr);
+  EXPECT_NE(page, one[0].page) << "the reported block was handed out first";
+  EXPECT_EQ(buddy.reported_blocks(kZoneDma32, kMaxOrder), 1u);
+  buddy.free_pages(page, kMaxOrder);
+}
+
+// Isolation stops at the low watermark, so reporting cannot make allocations fail.
+TEST(BuddyReporting, IsolationKeepsTheLowWatermark) {
+  FakeMachine machine(16 * kMiB);
+  BuddyAllocator& buddy = machine.buddy();
+  buddy.set_report_order(0);
+  std::vector<IsolatedBlock> blocks(4096);
+  const unsigned n = buddy.isolate_unreported(blocks.data(), 4096);
+  ASSERT_GT(n, 0u);
+  const ZoneStats stats = buddy.zone_stats(kZoneDma32);
+  EXPECT_GE(stats.free_pages, stats.watermark_low);
+  EXPECT_LT(stats.free_pages, stats.watermark_low + (uint64_t{1} << kMaxOrder));
+  buddy.putback_isolated(blocks.data(), n, /*reported=*/false);
+  EXPECT_EQ(buddy.zone_stats(kZoneDma32).reported_pages, 0u);
+}
+
+// State of the OOM hook test: frames held back, given to the allocator when asked.
+struct Reserve {
+  BuddyAllocator* buddy = nullptr;
+  std::vector<Page*> pages;
+  uint64_t calls = 0;
+};
+
+// The OOM hook: free up to `wanted` (at least 8) held frames.
+uint64_t give_back(void* context, uint64_t wanted) {
+  auto* reserve = static_cast<Reserve*>(context);
+  ++reserve->calls;
+  uint64_t n = 0;
+  while (!reserve->pages.empty() && (n < wanted || n < 8)) {
+    reserve->buddy->free_pages(reserve->pages.back(), 0);
+    reserve->pages.pop_back();
+    ++n;
+  }
+  return n;
+}
+
+// At the min watermark the OOM hook is asked and its frames serve the allocation; kGfpNoOom
+// and kGfpAtomic fail without asking; with nothing left to give the allocation fails.
+TEST(BuddyReporting, OomHookFeedsAllocationsAtTheWatermark) {
+  FakeMachine machine(16 * kMiB);
+  BuddyAllocator& buddy = machine.buddy();
+  Reserve reserve{&buddy, {}, 0};
+  for (int i = 0; i < 64; ++i) {
+    reserve.pages.push_back(buddy.alloc_pages(kGfpKernel, 0));
+  }
+  std::vector<Page*> held;
+  while (Page* page = buddy.alloc_pages(kGfpKernel, 0)) {
+    held.push_back(page);
+  }
+  buddy.set_oom_hook(give_back, &reserve);
+  EXPECT_EQ(buddy.alloc_pages(kGfpKernel | kGfpNoOom, 0), nullptr);
+  EXPECT_EQ(reserve.calls, 0u);
+  uint64_t served = 0;
+  while (Page* page = buddy.alloc_pages(kGfpKernel, 0)) {
+    held.push_back(page);
+    ++served;
+  }
+  EXPECT_TRUE(reserve.pages.empty());
+  EXPECT_GE(served, 64u - 8u) << "the frames given back served allocations";
+  EXPECT_GT(reserve.calls, 1u);
+  EXPECT_EQ(buddy.oom_hook_calls(), reserve.calls);
+  EXPECT_EQ(buddy.oom_hook_pages(), 64u);
+  // Atomic allocations never wait for the hook: with frames to give, they still fail at min/2.
+  for (int i = 0; i < 8; ++i) {
+    reserve.pages.push_back(held.back());
+    held.pop_back();
+  }
+  const uint64_t calls = reserve.calls;
+  while (Page* page = buddy.alloc_pages(kGfpAtomic, 0)) {
+    held.push_back(page);
+  }
+  EXPECT_EQ(reserve.calls, calls);
+  EXPECT_EQ(reserve.pages.size(), 8u);
+  for (Page* page : reserve.pages) {
+    buddy.free_pages(page, 0);
+  }
+  buddy.set_oom_hook(nullptr, nullptr);
+  for (Page* page : held) {
+    buddy.free_pages(page, 0);
+  }
+}
+
+// Frames in reported blocks, counted on the lists.
+uint64_t reported_frames_on_lists(const BuddyAllocator& buddy) {
+  uint64_t frames = 0;
+  for (unsigned order = 0; order <= kMaxOrder; ++order) {
+    frames += buddy.reported_blocks(kZoneDma32, order) << order;
+  }
+  return frames;
+}
+
+// Random allocations, frees, isolations and put-backs: no frame is ever both handed out and
+// isolated, the reported gauge matches the lists after every step, and everything merges back.
+TEST(BuddyReporting, RandomizedOperationsKeepTheInvariants) {
+  FakeMachine machine(32 * kMiB);
+  BuddyAllocator& buddy = machine.buddy();
+  buddy.set_report_order(kReportOrder);
+  const uint64_t free_at_start = buddy.zone_stats(kZoneDma32).free_pages;
+  std::mt19937_64 rng(8);
+  std::vector<uint8_t> owner(buddy.end_pfn(), 0);  // 0 free, 1 allocated, 2 isolated
+  std::vector<IsolatedBlock> allocated;
+  std::vector<std::vector<IsolatedBlock>> isolated;
+  auto claim = [&](Page* page, unsigned order, uint8_t who) {
+    const uint64_t pfn = buddy.page_to_pfn(page);
+    for (uint64_t i = 0; i < (uint64_t{1} << order); ++i) {
+      ASSERT_EQ(owner[pfn + i], 0) << "frame " << pfn + i << " handed out twice";
+      owner[pfn + i] = who;
+    }
+  };
+  auto release = [&](const IsolatedBlock& b) {
+    const uint64_t pfn = buddy.page_to_pfn(b.page);
+    for (uint64_t i = 0; i < (uint64_t{1} << b.order); ++i) {
+      owner[pfn + i] = 0;
+    }
+  };
+  for (int step = 0; step < 4000; ++step) {
+    const unsigned op = rng() % 8;
+    if (op < 3) {
+      const unsigned order = static_cast<unsigned>(rng() % (kMaxOrder + 1));
+      if (Page* page = buddy.alloc_pages(kGfpKernel, order)) {
+        claim(page, order, 1);
+        allocated.push_back({page, order});
+      }
+    } else if (op < 6 && !allocated.empty()) {
+      const size_t i = rng() % allocated.size();
+      release(allocated[i]);
+      buddy.free_pages(allocated[i].page, allocated[i].order);
+      allocated[i] = allocated.back();
+      allocated.pop_back();
+    } else if (op == 6) {
+      std::vector<IsolatedBlock> batch(kBatch);
+      batch.resize(buddy.isolate_unreported(batch.data(), kBatch));
+      for (const IsolatedBlock& b : batch) {
+        ASSERT_GE(b.order, kReportOrder);
+        claim(b.page, b.order, 2);
+      }
+      isolated.push_back(std::move(batch));
+    } else if (!isolated.empty()) {
+      for (const IsolatedBlock& b : isolated.back()) {
+        release(b);
+      }
+      buddy.putback_isolated(isolated.back().data(), static_cast<unsigned>(isolated.back().size()),
+                             rng() % 2 == 0);
+      isolated.pop_back();
+    }
+    buddy.drain_all();
+    ASSERT_EQ(buddy.zone_stats(kZoneDma32).reported_pages, reported_frames_on_lists(buddy))
+        << "step " << step;
+  }
+  for (auto& batch : isolated) {
+    buddy.putback_isolated(batch.data(), static_cast<unsigned>(batch.size()), true);
+  }
+  for (const IsolatedBlock& b : allocated) {
+    buddy.free_pages(b.page, b.order);
+  }
+  buddy.drain_all();
+  const ZoneStats end = buddy.zone_stats(kZoneDma32);
+  EXPECT_EQ(end.free_pages, free_at_start);
+  EXPECT_EQ(end.isolated_pages, 0u);
+  EXPECT_EQ(end.reported_pages, reported_frames_on_lists(buddy));
+}
+
+}  // namespace
+}  // namespace hvmm::guest::mm
