@@ -1,6 +1,6 @@
-// The IDT: exception vectors 0-31, the timer, the IPI vectors and the spurious vector, all
-// pointing at the 16-byte stubs of entry.S. Only the vectors in use are filled, because
-// every instruction of ring-0 code is emulated on the target machine.
+// The IDT: exception vectors 0-31, the timer, the device vectors (IOAPIC), the IPI vectors
+// and the spurious vector, all pointing at the 16-byte stubs of entry.S. Only the vectors in use
+// are filled, because every instruction of ring-0 code is emulated on the target machine.
 #include "hvmm/guest/arch/trap.h"
 
 extern "C" char isr_stubs[];
@@ -48,6 +48,8 @@ void idt_init() {
     set_gate(v, 0, (v == 2 || v == 8) ? 1 : 0);
   set_gate(3, 3, 2);  // int3: callable from ring 3, on IST2 (it carries system calls, entry.S)
   set_gate(kVectorTimer, 0, 0);
+  for (unsigned v = kVectorDeviceBase; v < kVectorDeviceBase + kDeviceVectors; ++v)
+    set_gate(v, 0, 0);
   for (unsigned v = kVectorTlbShootdown; v < 256; ++v)
     set_gate(v, 0, 0);
 }

@@ -14,18 +14,36 @@ const char* match_word(const char* p, const char* key) {
   return (*p == '=' || *p == ' ' || *p == '\0') ? p : nullptr;
 }
 
-// Find the word `key` at a word boundary; return the character after it or nullptr.
-const char* find_key(const char* key) {
+// Find the `nth` (0-based) occurrence of the word `key` at a word boundary; return the
+// character after it or nullptr.
+const char* find_key(const char* key, unsigned nth = 0) {
   const char* p = g_cmdline;
   while (*p != '\0') {
     while (*p == ' ')
       ++p;
-    if (const char* end = match_word(p, key))
-      return end;
+    if (const char* end = match_word(p, key)) {
+      if (nth == 0)
+        return end;
+      --nth;
+    }
     while (*p != ' ' && *p != '\0')
       ++p;
   }
   return nullptr;
+}
+
+// Copy the value after `key` at `p` (which must point at '=') into `out`.
+bool copy_value(const char* p, char* out, size_t size) {
+  if (p == nullptr || *p != '=' || size == 0)
+    return false;
+  ++p;
+  size_t n = 0;
+  while (p[n] != ' ' && p[n] != '\0' && n + 1 < size) {
+    out[n] = p[n];
+    ++n;
+  }
+  out[n] = '\0';
+  return true;
 }
 
 }  // namespace
@@ -37,17 +55,12 @@ void cmdline_set(const char* cmdline) {
 
 // Copy the value of `key=`.
 bool cmdline_get(const char* key, char* out, size_t size) {
-  const char* p = find_key(key);
-  if (p == nullptr || *p != '=' || size == 0)
-    return false;
-  ++p;
-  size_t n = 0;
-  while (p[n] != ' ' && p[n] != '\0' && n + 1 < size) {
-    out[n] = p[n];
-    ++n;
-  }
-  out[n] = '\0';
-  return true;
+  return copy_value(find_key(key), out, size);
+}
+
+// Copy the value of the `nth` `key=`.
+bool cmdline_get_nth(const char* key, unsigned nth, char* out, size_t size) {
+  return copy_value(find_key(key, nth), out, size);
 }
 
 // Parse decimal or 0x-prefixed hex with an optional K/M/G suffix.

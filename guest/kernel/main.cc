@@ -18,6 +18,7 @@
 #include "hvmm/guest/time.h"
 #include "hvmm/guest/timer.h"
 #include "hvmm/guest/tlb.h"
+#include "hvmm/guest/virtio.h"
 #include "hvmm/guest/workloads.h"
 
 using Ctor = void (*)();
@@ -179,6 +180,8 @@ extern "C" [[noreturn]] void kernel_main_late() {
          : arch::apic_available() ? "xAPIC"
                                   : "no APIC",
          pcid_enabled() ? "on" : "off");
+  virtio::virtio_init();
+  phase("devices ready");
   print_boot_time();
   crash_if_requested();
   vm_exit(run_requested_work());

@@ -24,6 +24,8 @@ constexpr uint64_t kLowReserved = 0x100000;  // BIOS area, trampoline page, load
 constexpr unsigned kDirectMapSlot = 273;
 
 KernelMemory g_kmem;
+mm::SpinLock g_ioremap_lock;
+uint64_t g_ioremap_next = kIoremapStart;
 alignas(4096) uint64_t g_early_pdpt[512];
 alignas(4096) uint64_t g_early_pd[4][512];
 
@@ -158,6 +160,21 @@ void memory_init(const BootInfo& info) {
   uint64_t t3 = arch::rdtsc();
   printk_level(kLogDebug, "memory: buddy %lu us, kmalloc %lu us, page tables %lu us\n",
                tsc_to_us(t1 - t0), tsc_to_us(t2 - t1), tsc_to_us(t3 - t2));
+}
+
+// See memory.h. A bump allocator over [kIoremapStart, kIoremapEnd): few windows, never freed.
+volatile void* ioremap(PhysAddr pa, uint64_t size) {
+  PhysAddr first = pa.align_down(kPageSize);
+  uint64_t len = align_up(pa.value() + size, kPageSize) - first.value();
+  uint64_t attrs = mm::kPteWrite | mm::kPteNx | mm::kPtePcd | mm::kPtePwt | mm::kPteGlobal;
+  mm::SpinGuard guard(g_ioremap_lock);
+  if (len == 0 || len > kIoremapEnd - g_ioremap_next)
+    return nullptr;
+  uint64_t va = g_ioremap_next;
+  if (g_kmem.kernel_pt.map(VirtAddr(va), first, len, attrs, kPageSize) != mm::PtStatus::kOk)
+    return nullptr;
+  g_ioremap_next += len;
+  return reinterpret_cast<volatile void*>(va + (pa.value() - first.value()));
 }
 
 // One line per zone: managed and free pages and watermarks.

@@ -19,6 +19,9 @@ inline constexpr uint64_t kVmallocStart = 0xffffc90000000000ull;   // PML4 slot 
 inline constexpr uint64_t kVmallocEnd = kVmallocStart + (uint64_t{32} << 30);
 inline constexpr uint64_t kKernelVma = 0xffffffff80000000ull;  // PML4 511, PDPT 510
 inline constexpr uint64_t kApicVa = 0xffffffffff000000ull;     // PML4 511, PDPT 511: xAPIC page
+// Device windows mapped by ioremap(), right above the xAPIC page (same shared PML4 slot).
+inline constexpr uint64_t kIoremapStart = kApicVa + 0x1000;
+inline constexpr uint64_t kIoremapEnd = kApicVa + (uint64_t{8} << 20);
 
 // The global memory managers.
 struct KernelMemory {
@@ -44,6 +47,12 @@ void memory_init(const BootInfo& info);
 inline PhysAddr kernel_image_phys(const void* va) {
   return PhysAddr(reinterpret_cast<uint64_t>(va) - kKernelVma);
 }
+
+// Map the device registers [pa, pa + size) uncached (PCD|PWT, NX) into the kernel half, shared
+// by every address space, and return the virtual address of `pa`; nullptr when the window is
+// exhausted or the page table cannot grow. Mappings are never removed (devices live as long
+// as the kernel).
+volatile void* ioremap(PhysAddr pa, uint64_t size);
 
 // Print a one-line summary of zones and free memory.
 void memory_print_summary();

@@ -27,6 +27,9 @@ inline constexpr uint16_t kTssBase = 0x28;
 
 inline constexpr uint8_t kVectorPageFault = 14;
 inline constexpr uint8_t kVectorTimer = 0x20;
+// Device interrupts routed through the IOAPIC: kVectorDeviceBase + n, n < kDeviceVectors.
+inline constexpr uint8_t kVectorDeviceBase = 0x30;
+inline constexpr unsigned kDeviceVectors = 16;
 inline constexpr uint8_t kVectorTlbShootdown = 0xf0;
 inline constexpr uint8_t kVectorCallFunction = 0xf1;
 inline constexpr uint8_t kVectorSpurious = 0xff;
@@ -37,7 +40,7 @@ using InterruptHandler = void (*)(TrapFrame& frame);
 // Install a handler for a vector >= 32.
 void set_interrupt_handler(uint8_t vector, InterruptHandler handler);
 
-// Build the IDT (exceptions, timer, IPIs, spurious) once, on the boot CPU.
+// Build the IDT (exceptions, timer, device interrupts, IPIs, spurious) once, on the boot CPU.
 void idt_init();
 
 // Load the IDT on the calling CPU.
