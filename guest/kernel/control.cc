@@ -130,7 +130,8 @@ unsigned free_response_slot(ControlDevice& c) {
     for (unsigned i = 0; i < c.response_slots; ++i)
       if (!c.response_busy[i])
         return i;
-    if (!c.responses->wait_used(kResponseWaitUs))
+    // A used entry collect() refuses (an id outside the queue) stays: waiting cannot help.
+    if (c.responses->has_used() || !c.responses->wait_used(kResponseWaitUs))
       return kNoSlot;
   }
 }
@@ -191,7 +192,8 @@ uint8_t control_serve_until_shutdown() {
     ControlRequest req;
     uint64_t taken = 0;
     if (!take_request(c, &req, &taken)) {
-      if (c.dev->needs_reset())
+      // NEEDS_RESET, or a used entry collect() refuses (an id outside the queue).
+      if (c.dev->needs_reset() || c.requests->has_used())
         break;
       c.requests->wait_used(kIdleWaitUs);
       continue;
@@ -206,8 +208,9 @@ uint8_t control_serve_until_shutdown() {
       return reply.exit_status;
     }
   }
-  printk("control: the device %s after %lu requests: stopping\n",
-         c.dev->needs_reset() ? "needs a reset" : "stopped returning response buffers", c.served);
+  printk("control: the device %s after %lu requests (%lu bad tokens): stopping\n",
+         c.dev->needs_reset() ? "needs a reset" : "returned a bad buffer or none", c.served,
+         c.bad_tokens);
   return kExitControlFailed;
 }
 
