@@ -26,6 +26,15 @@ void PageList::push(Page* page) {
   ++count;
 }
 
+// Link `page` before the sentinel (reported blocks go last: allocations prefer the others).
+void PageList::push_tail(Page* page) {
+  page->prev = head.prev;
+  page->next = &head;
+  head.prev->next = page;
+  head.prev = page;
+  ++count;
+}
+
 // Unlink and return the first page, or nullptr when empty.
 Page* PageList::pop() {
   if (empty()) {
@@ -121,14 +130,26 @@ bool BuddyAllocator::watermark_ok(Zone& zone, Gfp gfp, unsigned order) {
   return zone.stats.free_pages >= (uint64_t{1} << order) + floor;
 }
 
-// Take a block of `order` from the smallest non-empty list, splitting larger blocks.
+// Take a free block off its list: free and reported counts follow, its flags are cleared.
+void BuddyAllocator::unlink_free(Zone& zone, Page* page, unsigned order) {
+  zone.free_area[order].remove(page);
+  if ((page_flags(page) & kPageReported) != 0) {
+    zone.stats.reported_pages -= uint64_t{1} << order;
+  }
+  set_page_flags(page, 0);
+  page->order = 0;
+  zone.stats.free_pages -= uint64_t{1} << order;
+}
+
+// Take a block of `order` from the smallest non-empty list, splitting larger blocks. The
+// first block of a list is taken: unreported blocks come before reported ones.
 Page* BuddyAllocator::remove_block(Zone& zone, unsigned order) {
   for (unsigned o = order; o < kNrOrders; ++o) {
-    Page* page = zone.free_area[o].pop();
-    if (page == nullptr) {
+    if (zone.free_area[o].empty()) {
       continue;
     }
-    zone.stats.free_pages -= uint64_t{1} << o;
+    Page* page = zone.free_area[o].head.next;
+    unlink_free(zone, page, o);
     while (o > order) {
       --o;
       Page* half = page + (uint64_t{1} << o);
@@ -139,17 +160,19 @@ Page* BuddyAllocator::remove_block(Zone& zone, unsigned order) {
       zone.stats.free_pages += uint64_t{1} << o;
       ++zone.stats.splits;
     }
-    set_page_flags(page, 0);
-    page->order = 0;
     return page;
   }
   return nullptr;
 }
 
-// Merge with free buddies of equal order while possible, then list the result.
-void BuddyAllocator::free_block(Zone& zone, Page* page, unsigned order) {
+// Merge with free buddies of equal order while possible, then list the result; return its
+// order. `notify`: count a result of a reportable order for free page reporting. `reported`:
+// a block coming back from reporting that does not merge keeps the mark (listed last).
+unsigned BuddyAllocator::free_block(Zone& zone, Page* page, unsigned order, bool notify,
+                                    bool reported) {
   uint64_t pfn = page_to_pfn(page);
   const uint8_t zone_id = static_cast<uint8_t>(&zone - zones_);
+  const unsigned first_order = order;
   while (order < kMaxOrder) {
     const uint64_t buddy_pfn = pfn ^ (uint64_t{1} << order);
     if (buddy_pfn < zone.start_pfn || buddy_pfn >= zone.end_pfn) {
@@ -159,27 +182,50 @@ void BuddyAllocator::free_block(Zone& zone, Page* page, unsigned order) {
     if ((page_flags(buddy) & kPageBuddy) == 0 || buddy->order != order) {
       break;
     }
-    zone.free_area[order].remove(buddy);
-    set_page_flags(buddy, 0);
-    buddy->order = 0;
-    zone.stats.free_pages -= uint64_t{1} << order;
+    unlink_free(zone, buddy, order);
     ++zone.stats.merges;
     pfn &= ~(uint64_t{1} << order);
     ++order;
   }
   Page* head = pfn_to_page(pfn);
-  set_page_flags(head, kPageBuddy);
   head->order = static_cast<uint8_t>(order);
   head->zone = zone_id;
-  zone.free_area[order].push(head);
+  if (reported && order == first_order) {
+    set_page_flags(head, kPageBuddy | kPageReported);
+    zone.free_area[order].push_tail(head);
+    zone.stats.reported_pages += uint64_t{1} << order;
+  } else {
+    set_page_flags(head, kPageBuddy);
+    zone.free_area[order].push(head);
+  }
   zone.stats.free_pages += uint64_t{1} << order;
+  if (notify && order >= report_order_) {
+    __atomic_fetch_add(&report_notify_, uint64_t{1} << order, __ATOMIC_RELAXED);
+  }
+  return order;
 }
 
-// Try NORMAL then DMA32 (DMA32 only with kGfpDma32); zero the result on kGfpZero.
+// Allocate from the zones; on failure let the OOM hook free frames and try once more.
 Page* BuddyAllocator::alloc_pages(Gfp gfp, unsigned order) {
   if (order > kMaxOrder) {
     return nullptr;
   }
+  Page* page = alloc_zones(gfp, order);
+  OomHook hook = __atomic_load_n(&oom_hook_, __ATOMIC_ACQUIRE);
+  if (page != nullptr || (gfp & kGfpNoOom) != 0 || hook == nullptr) {
+    return page;
+  }
+  __atomic_fetch_add(&oom_calls_, 1, __ATOMIC_RELAXED);
+  const uint64_t freed = hook(oom_context_, uint64_t{1} << order);
+  if (freed == 0) {
+    return nullptr;
+  }
+  __atomic_fetch_add(&oom_pages_, freed, __ATOMIC_RELAXED);
+  return alloc_zones(gfp, order);
+}
+
+// Try NORMAL then DMA32 (DMA32 only with kGfpDma32); zero the result on kGfpZero.
+Page* BuddyAllocator::alloc_zones(Gfp gfp, unsigned order) {
   Page* page = nullptr;
   const int first = (gfp & kGfpDma32) != 0 ? kZoneDma32 : kZoneNormal;
   for (int id = first; id >= 0 && page == nullptr; --id) {
@@ -367,6 +413,70 @@ uint64_t BuddyAllocator::free_pages_total() const {
 // Count the free blocks of one order.
 uint64_t BuddyAllocator::free_blocks(ZoneId zone, unsigned order) const {
   return zones_[zone].free_area[order].count;
+}
+
+// Count the reported blocks of one order: they are the tail of the list.
+uint64_t BuddyAllocator::reported_blocks(ZoneId zone, unsigned order) const {
+  const PageList& list = zones_[zone].free_area[order];
+  uint64_t n = 0;
+  for (const Page* p = list.head.prev; p != &list.head && (page_flags(p) & kPageReported) != 0;
+       p = p->prev) {
+    ++n;
+  }
+  return n;
+}
+
+// Install the hook; the context is written first so a reader never sees the pair half set.
+void BuddyAllocator::set_oom_hook(OomHook hook, void* context) {
+  oom_context_ = context;
+  __atomic_store_n(&oom_hook_, hook, __ATOMIC_RELEASE);
+}
+
+// Blocks of this order and above are reportable from now on.
+void BuddyAllocator::set_report_order(unsigned order) {
+  report_order_ = order;
+}
+
+// Swap the counter with zero.
+uint64_t BuddyAllocator::take_report_notifications() {
+  return __atomic_exchange_n(&report_notify_, 0, __ATOMIC_RELAXED);
+}
+
+// Isolate from NORMAL, then DMA32.
+unsigned BuddyAllocator::isolate_unreported(IsolatedBlock* out, unsigned max) {
+  unsigned n = 0;
+  for (int id = kZoneNormal; id >= 0 && n < max; --id) {
+    n += isolate_from_zone(zones_[id], out + n, max - n);
+  }
+  return n;
+}
+
+// Walk each reportable list from its head (unreported blocks first) down from kMaxOrder,
+// stopping at the first reported block or when the zone would fall below its low watermark.
+unsigned BuddyAllocator::isolate_from_zone(Zone& zone, IsolatedBlock* out, unsigned max) {
+  SpinGuard guard(zone.lock);
+  unsigned n = 0;
+  for (unsigned o = kMaxOrder + 1; o-- > report_order_ && n < max;) {
+    PageList& list = zone.free_area[o];
+    while (n < max && !list.empty() && (page_flags(list.head.next) & kPageReported) == 0 &&
+           zone.stats.free_pages >= zone.stats.watermark_low + (uint64_t{1} << o)) {
+      Page* page = list.head.next;
+      unlink_free(zone, page, o);
+      zone.stats.isolated_pages += uint64_t{1} << o;
+      out[n++] = IsolatedBlock{page, o};
+    }
+  }
+  return n;
+}
+
+// Free each block back without notifying (it was just reported), marking it if asked.
+void BuddyAllocator::putback_isolated(const IsolatedBlock* blocks, unsigned count, bool reported) {
+  for (unsigned i = 0; i < count; ++i) {
+    Zone& zone = zone_of(blocks[i].page);
+    SpinGuard guard(zone.lock);
+    zone.stats.isolated_pages -= uint64_t{1} << blocks[i].order;
+    free_block(zone, blocks[i].page, blocks[i].order, /*notify=*/false, reported);
+  }
 }
 
 }  // namespace hvmm::guest::mm

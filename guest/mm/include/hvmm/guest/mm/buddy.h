@@ -6,6 +6,13 @@
 // lists refilled and drained in batches, so the zone lock is taken once per batch.
 // Watermarks (min/low/high) are derived from each zone's size; GFP_KERNEL stops at min,
 // GFP_ATOMIC may dip to min/2 (it cannot wait for reclaim). Counters are kept per zone.
+//
+// Free page reporting (as Linux's mm/page_reporting.c): free blocks of a high order are
+// isolated in batches, reported by a driver and put back marked kPageReported, at the tail of
+// their list, so they are neither reported again nor preferred by allocations until they are
+// allocated (which clears the mark). Each list therefore holds unreported blocks first and
+// reported ones after them. An OOM hook (the balloon's deflate-on-oom) may give frames back
+// when an allocation fails at its watermark.
 #pragma once
 
 #include <cstddef>
@@ -28,6 +35,7 @@ enum Gfp : uint32_t {
   kGfpAtomic = 1 << 0,  // interrupt context: may dip below min (to min/2)
   kGfpZero = 1 << 1,    // return zeroed memory
   kGfpDma32 = 1 << 2,   // only frames below 4 GiB
+  kGfpNoOom = 1 << 3,   // fail without calling the OOM hook (the balloon's own allocations)
 };
 inline constexpr Gfp operator|(Gfp a, Gfp b) {
   return static_cast<Gfp>(static_cast<uint32_t>(a) | static_cast<uint32_t>(b));
@@ -46,6 +54,7 @@ struct PageList {
   }
   bool empty() const { return head.next == &head; }
   void push(Page* page);
+  void push_tail(Page* page);
   Page* pop();
   void remove(Page* page);
 };
@@ -69,6 +78,19 @@ struct ZoneStats {
   uint64_t failures = 0;         // allocations refused by this zone
   uint64_t pages_zeroed = 0;     // frames cleared for kGfpZero
   uint64_t zeroing_skipped = 0;  // kGfpZero frames known to be zero already (never used)
+  uint64_t reported_pages = 0;   // frames in free blocks marked kPageReported
+  uint64_t isolated_pages = 0;   // frames taken off the lists for reporting, not yet put back
+};
+
+// Called when an allocation fails at its watermark (no zone lock held, interrupts as the
+// allocating caller had them): free frames if possible and return how many; a non-zero answer
+// makes the allocator try once more.
+using OomHook = uint64_t (*)(void* context, uint64_t pages_wanted);
+
+// A free block taken off the lists for free page reporting.
+struct IsolatedBlock {
+  Page* page = nullptr;
+  unsigned order = 0;
 };
 
 // The page allocator. Constant-initialised (usable as a global); call init() once.
@@ -119,6 +141,29 @@ class BuddyAllocator {
   uint64_t free_pages_total() const;
   // Return how many free blocks of `order` zone `zone` holds (for tests and /proc-like dumps).
   uint64_t free_blocks(ZoneId zone, unsigned order) const;
+  // Return how many of them are marked kPageReported.
+  uint64_t reported_blocks(ZoneId zone, unsigned order) const;
+
+  // Register the OOM hook (one; nullptr removes it).
+  void set_oom_hook(OomHook hook, void* context);
+  // Failed allocations that called the OOM hook, and the frames it gave back.
+  uint64_t oom_hook_calls() const { return __atomic_load_n(&oom_calls_, __ATOMIC_RELAXED); }
+  uint64_t oom_hook_pages() const { return __atomic_load_n(&oom_pages_, __ATOMIC_RELAXED); }
+
+  // Free page reporting. Blocks of order >= `order` (default kMaxOrder + 1: none) count as
+  // reportable; freeing one adds its frames to a notification counter.
+  void set_report_order(unsigned order);
+  unsigned report_order() const { return report_order_; }
+  // Return and clear the frames freed in reportable blocks since the last call (the driver's
+  // trigger; what was free before set_report_order() is not counted).
+  uint64_t take_report_notifications();
+  // Take up to `max` unreported free blocks of order >= report_order() off the lists, highest
+  // order first, while each zone keeps at least its low watermark; return how many. They are
+  // not allocatable until putback_reported().
+  unsigned isolate_unreported(IsolatedBlock* out, unsigned max);
+  // Return isolated blocks to the lists: `reported` marks those that did not merge on the way
+  // back (Linux does the same; a merged block is reported again later).
+  void putback_isolated(const IsolatedBlock* blocks, unsigned count, bool reported);
 
  private:
   struct PerCpuList {
@@ -139,7 +184,11 @@ class BuddyAllocator {
   Page* alloc_from_zone(Zone& zone, Gfp gfp, unsigned order);
   Page* alloc_pcp(Zone& zone, Gfp gfp);
   Page* remove_block(Zone& zone, unsigned order);
-  void free_block(Zone& zone, Page* page, unsigned order);
+  void unlink_free(Zone& zone, Page* page, unsigned order);
+  unsigned free_block(Zone& zone, Page* page, unsigned order, bool notify = true,
+                      bool reported = false);
+  Page* alloc_zones(Gfp gfp, unsigned order);
+  unsigned isolate_from_zone(Zone& zone, IsolatedBlock* out, unsigned max);
   void free_pcp(Zone& zone, Page* page);
   bool watermark_ok(Zone& zone, Gfp gfp, unsigned order);
   void release_range(uint64_t start_pfn, uint64_t end_pfn);
@@ -152,6 +201,12 @@ class BuddyAllocator {
   uint64_t start_pfn_ = 0;
   uint64_t end_pfn_ = 0;
   bool memory_is_zero_ = false;
+  unsigned report_order_ = kNrOrders;
+  uint64_t report_notify_ = 0;
+  uint64_t oom_calls_ = 0;
+  uint64_t oom_pages_ = 0;
+  OomHook oom_hook_ = nullptr;
+  void* oom_context_ = nullptr;
   Zone zones_[kNrZones];
 };
 

@@ -24,6 +24,9 @@ enum PageFlag : uint16_t {
   kPageTable = 1 << 5,         // a page-table page
   kPageLargeKmalloc = 1 << 6,  // head of a kmalloc allocation above 8 KiB
   kPageVmalloc = 1 << 7,       // backs a vmalloc area
+  kPageReported = 1 << 8,      // free block (with kPageBuddy) reported to the host: not again
+                               // until it is allocated (free page reporting)
+  kPageBalloon = 1 << 9,       // head of a block held by the balloon driver (order in order)
 };
 
 // Slab state kept in the head page of a slab.
