@@ -110,15 +110,19 @@ uint64_t slab_pages() {
   return pages;
 }
 
-// kMemStats: the allocator's view, the balloon's and the held workloads'.
+// kMemStats: the allocator's view (reported = free blocks still marked reported), the
+// balloon's and the held workloads'.
 void mem_stats(ControlResponse& out) {
-  uint64_t managed = 0;
-  for (unsigned z = 0; z < mm::kNrZones; ++z)
-    managed += kmem().buddy.zone_stats(static_cast<mm::ZoneId>(z)).managed_pages;
+  uint64_t managed = 0, reported = 0;
+  for (unsigned z = 0; z < mm::kNrZones; ++z) {
+    mm::ZoneStats zone = kmem().buddy.zone_stats(static_cast<mm::ZoneId>(z));
+    managed += zone.managed_pages;
+    reported += zone.reported_pages;
+  }
   out.result.mem_stats = {managed,
                           kmem().buddy.free_pages_total(),
                           balloon_held_pages(),
-                          balloon_reported_pages(),
+                          reported,
                           pattern_held_pages(),
                           slab_pages()};
 }

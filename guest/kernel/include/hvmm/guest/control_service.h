@@ -23,9 +23,8 @@ struct ControlReply {
 // latency_ns runs from it to the end of this call.
 ControlReply control_serve(const control::ControlRequest& request, uint64_t taken_tsc);
 
-// Pages the balloon driver holds, and free pages reported to the host and not reused
-// since. The balloon driver defines both; without it, weak defaults answer 0.
+// Pages the balloon driver holds. The balloon driver defines it; without it, a weak default
+// answers 0. (Reported free pages come from the buddy allocator's own count.)
 uint64_t balloon_held_pages();
-uint64_t balloon_reported_pages();
 
 }  // namespace hvmm::guest
