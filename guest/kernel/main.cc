@@ -7,6 +7,7 @@
 #include "hvmm/guest/boot_info.h"
 #include "hvmm/guest/cmdline.h"
 #include "hvmm/guest/console.h"
+#include "hvmm/guest/control.h"
 #include "hvmm/guest/idle.h"
 #include "hvmm/guest/memory.h"
 #include "hvmm/guest/panic.h"
@@ -117,8 +118,9 @@ void print_counters() {
       z.free_pages, z.splits, z.merges, z.pcp_hits, z.pcp_refills, z.pcp_drains);
 }
 
-// Run selftests and workloads as the command line asks; returns the exit status.
-uint8_t run_requested_work() {
+// Run selftests and workloads as the command line asks; returns the exit status. With a
+// control device, "nothing to do" is not said: the host will ask for work.
+uint8_t run_requested_work(bool control) {
   char list[256];
   unsigned failures = 0;
   bool any = false;
@@ -134,12 +136,23 @@ uint8_t run_requested_work() {
     any = true;
     idle_serve_devices();
   }
-  if (!any)
+  if (!any && !control)
     printk("nothing to do: pass selftest=all, workload=<name>[:<size>] or idle=<seconds>\n");
   if (any)
     print_counters();
   balloon_print_stats();
   return failures == 0 ? kExitOk : kExitSelftestFailed;
+}
+
+// The command line's work, then, with a control device, the host's requests until
+// kShutdown: its status, except that a command-line failure turns a requested 0 into 1.
+uint8_t run_all_work() {
+  bool control = control_init();
+  uint8_t status = run_requested_work(control);
+  if (!control)
+    return status;
+  uint8_t requested = control_serve_until_shutdown();
+  return requested == kExitOk ? status : requested;
 }
 
 }  // namespace
@@ -192,5 +205,5 @@ extern "C" [[noreturn]] void kernel_main_late() {
   phase("devices ready");
   print_boot_time();
   crash_if_requested();
-  vm_exit(run_requested_work());
+  vm_exit(run_all_work());
 }

@@ -61,6 +61,12 @@ mm::AsidAllocator& asid_allocator() {
   return g_asids;
 }
 
+// Slabs of both caches, in pages.
+uint64_t process_slab_pages() {
+  return (g_vma_cache.stats().slabs << g_vma_cache.slab_order()) +
+         (g_mm_cache.stats().slabs << g_mm_cache.slab_order());
+}
+
 // Build an address space: tables sharing the kernel half, the code, a stack area.
 UserMm* mm_create() {
   void* mem = g_mm_cache.alloc(mm::kGfpZero);

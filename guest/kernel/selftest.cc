@@ -39,7 +39,8 @@ bool TestResult::skip(const char* fmt, ...) {
 
 // Run the selected tests of every area in a fixed order.
 unsigned selftest_run(const char* list) {
-  const Selftest* const areas[] = {kMmSelftests, kCpuSelftests, kTlbSelftests, kUserSelftests};
+  const Selftest* const areas[] = {kMmSelftests, kCpuSelftests, kTlbSelftests, kUserSelftests,
+                                   kControlSelftests};
   unsigned run = 0, failed = 0, skipped = 0;
   uint64_t t0 = arch::rdtsc();
   for (const Selftest* area : areas) {

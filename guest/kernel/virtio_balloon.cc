@@ -12,6 +12,7 @@
 #include "hvmm/guest/arch/cpu.h"
 #include "hvmm/guest/cmdline.h"
 #include "hvmm/guest/console.h"
+#include "hvmm/guest/control_service.h"
 #include "hvmm/guest/fault.h"
 #include "hvmm/guest/memory.h"
 #include "hvmm/guest/page_reporting.h"
@@ -370,6 +371,11 @@ void balloon_service() {
 }
 
 // Copy the counters and add the reporting ones.
+// The balloon's size for kMemStats (control_service.h).
+uint64_t balloon_held_pages() {
+  return g_balloon.counters.pages;
+}
+
 BalloonStats balloon_stats() {
   BalloonStats s = g_balloon.counters;
   PageReportingStats r = page_reporting_stats();

@@ -69,9 +69,14 @@ uint64_t Virtqueue::tokens_offset(unsigned size) {
   return round_up(used_offset(size) + 6 + uint64_t{8} * size, 8);
 }
 
+// The in-flight flags (one byte per descriptor head) after the tokens.
+uint64_t Virtqueue::in_flight_offset(unsigned size) {
+  return tokens_offset(size) + uint64_t{8} * size;
+}
+
 // Everything above for `size` entries.
 uint64_t Virtqueue::memory_bytes(unsigned size) {
-  return tokens_offset(size) + uint64_t{8} * size;
+  return in_flight_offset(size) + size;
 }
 
 // Lay the rings out in `memory` and chain all descriptors on the free list.
@@ -85,6 +90,8 @@ void Virtqueue::init(Device* device, unsigned index, unsigned size, void* memory
   avail_ = reinterpret_cast<Avail*>(base + avail_offset(size));
   used_ = reinterpret_cast<Used*>(base + used_offset(size));
   tokens_ = reinterpret_cast<void**>(base + tokens_offset(size));
+  in_flight_ = base + in_flight_offset(size);
+  broken_ = false;
   for (unsigned i = 0; i + 1 < size; ++i)
     desc_[i].next = static_cast<uint16_t>(i + 1);
   free_head_ = 0;
@@ -109,6 +116,7 @@ bool Virtqueue::add(const Buffer* buffers, unsigned count, void* token) {
   free_head_ = desc_[d].next;
   free_count_ -= count;
   tokens_[head] = token;
+  in_flight_[head] = 1;
   avail_->ring[avail_idx_ & (size_ - 1)] = static_cast<uint16_t>(head);
   compiler_barrier();
   ++avail_idx_;
@@ -130,20 +138,26 @@ void Virtqueue::kick() {
   ++kicks_;
 }
 
-// A returned chain is there when used->idx moved past what was collected.
+// A returned chain is there when used->idx moved past what was collected (never once the
+// device returned a chain it was not given: see collect()).
 bool Virtqueue::has_used() const {
-  return __atomic_load_n(&used_->idx, __ATOMIC_ACQUIRE) != last_used_;
+  return !broken_ && __atomic_load_n(&used_->idx, __ATOMIC_ACQUIRE) != last_used_;
 }
 
 // Take one used element; give its chain back to the free list. A head id outside the table
-// (a broken device) is not followed: the queue is left alone and false returned.
+// or not in flight (a broken device) is not followed: it would corrupt the free list. The
+// queue is marked broken instead, so has_used() and wait_used() stop reporting work and no
+// waiter spins on an entry that can never be collected.
 bool Virtqueue::collect(void** token, uint32_t* written) {
   if (!has_used())
     return false;
   const Used::Elem& elem = used_->ring[last_used_ & (size_ - 1)];
   uint32_t head = elem.id;
-  if (head >= size_)
+  if (head >= size_ || in_flight_[head] == 0) {
+    broken_ = true;
     return false;
+  }
+  in_flight_[head] = 0;
   if (written != nullptr)
     *written = elem.len;
   if (token != nullptr)
@@ -171,6 +185,8 @@ bool Virtqueue::wait_used(uint64_t timeout_us, Wait how) {
   const uint64_t limit = timeout_us * (tsc_hz() / 1000000);
   const bool halt = how == Wait::kHalt && device_->irq_routed() && this_cpu().cpu == 0;
   for (unsigned round = 0; !has_used(); ++round) {
+    if (broken_)
+      return false;
     if (halt) {
       if (device_->needs_reset())
         return false;

@@ -12,6 +12,7 @@ enum ExitStatus : uint8_t {
   kExitPanic = 2,
   kExitKernelFault = 3,
   kExitUserFault = 4,
+  kExitControlFailed = 5,  // the control device needs a reset or stopped returning buffers
 };
 
 struct TrapFrame;

@@ -45,6 +45,9 @@ void process_init();
 // The ASID allocator (PCIDs).
 mm::AsidAllocator& asid_allocator();
 
+// Pages owned by the slab caches of address spaces and VMAs.
+uint64_t process_slab_pages();
+
 // Create an address space with the user code and a demand-paged stack. Null on no memory.
 UserMm* mm_create();
 

@@ -33,6 +33,7 @@ extern const Selftest kMmSelftests[];
 extern const Selftest kCpuSelftests[];
 extern const Selftest kTlbSelftests[];
 extern const Selftest kUserSelftests[];
+extern const Selftest kControlSelftests[];
 
 // Run the tests whose names are in `list`; returns the number of failures (skips are not
 // failures).

@@ -18,6 +18,10 @@ bool tsc_hz_known();
 // Convert TSC ticks to microseconds.
 uint64_t tsc_to_us(uint64_t ticks);
 
+// Convert TSC ticks to nanoseconds (exact for any uptime: whole seconds and the remainder
+// are converted apart, so nothing overflows).
+uint64_t tsc_to_ns(uint64_t ticks);
+
 // The TSC read by the first instruction of the PVH entry.
 uint64_t boot_entry_tsc();
 

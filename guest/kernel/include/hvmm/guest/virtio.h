@@ -82,6 +82,9 @@ class Virtqueue {
   // enables interrupts and polls the device (any CPU, any context).
   enum class Wait { kHalt, kSpin };
   bool wait_used(uint64_t timeout_us, Wait how = Wait::kHalt);
+  // True once the device returned a chain it was not given (an id outside the queue or not
+  // in flight): nothing more is collected from this queue until it is set up again.
+  bool broken() const { return broken_; }
   // Free descriptors, the queue's size, its index on the device.
   unsigned free_count() const { return free_count_; }
   unsigned size() const { return size_; }
@@ -103,6 +106,7 @@ class Virtqueue {
   static uint64_t avail_offset(unsigned size);
   static uint64_t used_offset(unsigned size);
   static uint64_t tokens_offset(unsigned size);
+  static uint64_t in_flight_offset(unsigned size);
   static uint64_t memory_bytes(unsigned size);
   // Point at zeroed ring memory `memory` (physical `phys`) and chain every descriptor free.
   void init(class Device* device, unsigned index, unsigned size, void* memory, PhysAddr phys);
@@ -113,6 +117,8 @@ class Virtqueue {
   Avail* avail_ = nullptr;
   Used* used_ = nullptr;
   void** tokens_ = nullptr;
+  uint8_t* in_flight_ = nullptr;  // per head: 1 from add() until collect()
+  bool broken_ = false;
   unsigned size_ = 0;
   unsigned index_ = 0;
   unsigned free_head_ = 0;
