@@ -269,7 +269,7 @@ const FaultRegion* FaultHandler::State::find_region(const uint8_t* address) cons
 // The faulting thread's next window (a new thread starts at one page).
 IpaRange FaultHandler::State::window_for(pid_t tid, Ipa ipa) {
   std::lock_guard guard(windows_lock);
-  auto [it, inserted] = windows.try_emplace(tid, config.max_window);
+  auto [it, inserted] = windows.try_emplace(tid, config.max_window, config.adaptive_window);
   return it->second.window_for(ipa);
 }
 

@@ -54,6 +54,7 @@ struct FaultHandlerConfig {
   std::vector<FaultRegion> regions;
   int memfd = -1;                                  // the backing (for ZeroFillMethod::kFallocate)
   uint64_t max_window = FaultWindow::kDefaultMax;  // fault-around limit; 0: one page per fault
+  bool adaptive_window = true;                     // false: every fault gets max_window
   ZeroFillMethod fill = ZeroFillMethod::kZeroPage;
   unsigned threads = 1;
   bool register_write_protect = false;  // also register WP (the reclaim engine's, later)

@@ -6,11 +6,16 @@
 namespace hvmm::vmm {
 
 // A power of two between one page and `max_bytes` (one page when fault-around is off).
-FaultWindow::FaultWindow(uint64_t max_bytes)
-    : max_(max_bytes < kPageSize ? kPageSize : std::bit_floor(max_bytes)) {}
+FaultWindow::FaultWindow(uint64_t max_bytes, bool adaptive)
+    : max_(max_bytes < kPageSize ? kPageSize : std::bit_floor(max_bytes)),
+      adaptive_(adaptive),
+      size_(adaptive ? kPageSize : max_) {}
 
 // Sequential: the fault is in [last_end, last_end + size): grow. Otherwise shrink.
 IpaRange FaultWindow::window_for(Ipa ipa) {
+  if (!adaptive_) {
+    return IpaRange{ipa.align_down(size_), size_};
+  }
   const bool sequential = have_last_ && ipa >= last_end_ && ipa - last_end_ < size_;
   if (sequential) {
     size_ = size_ * 2 <= max_ ? size_ * 2 : max_;

@@ -6,7 +6,8 @@
 // window is aligned to its size and contains the faulting page; the handler then clips it to
 // the run the resolver allows (never past a page whose state differs), and reports that run
 // back with resolved(), so the next fault is judged against what was really filled.
-// A maximum of 0 disables fault-around: every window is one page.
+// A maximum of 0 disables fault-around: every window is one page. A fixed window (not
+// adaptive) is always the maximum, whatever the history (for measurements).
 #pragma once
 
 #include <cstdint>
@@ -20,7 +21,7 @@ class FaultWindow {
   static constexpr uint64_t kDefaultMax = kLargePageSize;  // 2 MiB
 
   // `max_bytes` is rounded down to a power of two of at least one page (0: one page).
-  explicit FaultWindow(uint64_t max_bytes = kDefaultMax);
+  explicit FaultWindow(uint64_t max_bytes = kDefaultMax, bool adaptive = true);
 
   // The aligned window to resolve for a fault at `ipa`, sized from the fault history.
   IpaRange window_for(Ipa ipa);
@@ -33,6 +34,7 @@ class FaultWindow {
 
  private:
   uint64_t max_;
+  bool adaptive_;
   uint64_t size_ = kPageSize;  // the window the last fault used
   bool have_last_ = false;
   Ipa last_end_;  // end of the run the last fault resolved

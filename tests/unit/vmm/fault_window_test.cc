@@ -95,5 +95,16 @@ TEST(FaultWindow, JudgedAgainstTheResolvedRun) {
   EXPECT_EQ(window.window_for(Ipa(0x2000)).size, 16 * K);
 }
 
+// A fixed window is the maximum for every fault, sequential or not.
+TEST(FaultWindow, FixedWindowIgnoresTheHistory) {
+  FaultWindow window(64 * K, /*adaptive=*/false);
+  for (uint64_t ipa : {0x0ull, 0x900000ull, 0x10000ull, 0x123000ull}) {
+    const IpaRange got = window.window_for(Ipa(ipa));
+    EXPECT_EQ(got.size, 64 * K) << ipa;
+    EXPECT_EQ(got.start.value(), align_down(ipa, 64 * K)) << ipa;
+    window.resolved(got);
+  }
+}
+
 }  // namespace
 }  // namespace hvmm::vmm
