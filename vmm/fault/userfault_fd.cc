@@ -72,6 +72,20 @@ FillProgress fill_progress(int rc, int error, int64_t result, uint64_t length) {
   return FillProgress{0, result < 0 ? static_cast<int>(-result) : error};
 }
 
+// UFFDIO_WRITEPROTECT with or without MODE_WP.
+Result<void> write_protect(int fd, uint8_t* address, uint64_t length, bool protect) {
+  uffdio_writeprotect request{};
+  request.range.start = reinterpret_cast<uint64_t>(address);
+  request.range.len = length;
+  request.mode = protect ? UFFDIO_WRITEPROTECT_MODE_WP : 0;
+  if (::ioctl(fd, UFFDIO_WRITEPROTECT, &request) != 0) {
+    return make_error(ErrorCode::kInternal, "userfaultfd cannot {} [{:#x}, {:#x}): {}",
+                      protect ? "write-protect" : "unprotect", request.range.start,
+                      request.range.start + length, std::strerror(errno));
+  }
+  return Ok();
+}
+
 }  // namespace
 
 // One name per bit, for error messages.
@@ -172,20 +186,6 @@ Result<void> Userfaultfd::wake(uint8_t* address, uint64_t length) {
   if (::ioctl(fd_.get(), UFFDIO_WAKE, &range) != 0) {
     return make_error(ErrorCode::kInternal, "userfaultfd cannot wake [{:#x}, {:#x}): {}",
                       range.start, range.start + length, std::strerror(errno));
-  }
-  return Ok();
-}
-
-// UFFDIO_WRITEPROTECT with or without MODE_WP.
-static Result<void> write_protect(int fd, uint8_t* address, uint64_t length, bool protect) {
-  uffdio_writeprotect request{};
-  request.range.start = reinterpret_cast<uint64_t>(address);
-  request.range.len = length;
-  request.mode = protect ? UFFDIO_WRITEPROTECT_MODE_WP : 0;
-  if (::ioctl(fd, UFFDIO_WRITEPROTECT, &request) != 0) {
-    return make_error(ErrorCode::kInternal, "userfaultfd cannot {} [{:#x}, {:#x}): {}",
-                      protect ? "write-protect" : "unprotect", request.range.start,
-                      request.range.start + length, std::strerror(errno));
   }
   return Ok();
 }
