@@ -47,8 +47,8 @@ std::string format_fault_record(const FaultRecord& r) {
   return fmt::format(
       "{{\"time\":\"{}\",\"vm\":\"{}\",\"vmid\":{},\"vcpu\":{},\"ipa\":\"{:#x}\","
       "\"access\":\"{}\",\"size\":{},\"kind\":\"{}\",\"resolution\":\"{}\",\"latency_ns\":{}}}",
-      rfc3339(r.time), json_escape(r.vm), r.vmid, r.vcpu, r.ipa.value(), r.write ? "write" : "read",
-      r.size, r.kind, r.resolution, r.latency_ns);
+      rfc3339(r.time), json_escape(r.vm), r.vmid, r.vcpu ? fmt::format("{}", *r.vcpu) : "null",
+      r.ipa.value(), r.write ? "write" : "read", r.size, r.kind, r.resolution, r.latency_ns);
 }
 
 // Refill the bucket for the time elapsed and take one token if there is one.
@@ -67,7 +67,6 @@ bool FaultLog::take_token(std::chrono::steady_clock::time_point now) {
 
 // Count, rate-limit and write one line with a single write() so lines never interleave.
 void FaultLog::record(const FaultRecord& record) {
-  std::string line;
   {
     std::lock_guard guard(lock_);
     ++recorded_;
@@ -76,7 +75,22 @@ void FaultLog::record(const FaultRecord& record) {
       return;
     }
   }
-  line = format_fault_record(record) + "\n";
+  write_line(format_fault_record(record) + "\n");
+}
+
+// Rate-limit and write one line that is not a fault.
+void FaultLog::note(const std::string& line) {
+  {
+    std::lock_guard guard(lock_);
+    if (!take_token(std::chrono::steady_clock::now())) {
+      return;
+    }
+  }
+  write_line(line + "\n");
+}
+
+// Write `line` with one write() to the log or stderr; count it dropped when it did not fit.
+void FaultLog::write_line(const std::string& line) {
   std::span<const uint8_t> bytes(reinterpret_cast<const uint8_t*>(line.data()), line.size());
   if (!file_) {
     [[maybe_unused]] ssize_t n = ::write(STDERR_FILENO, bytes.data(), bytes.size());

@@ -21,22 +21,30 @@
 
 #include "hvmm/base/address.h"
 #include "hvmm/base/result.h"
+#include "hvmm/vmm/fault/fault_kind.h"
 #include "hvmm/vmm/host/log_file.h"
 
 namespace hvmm::vmm {
 
-// FaultRecord is one fault as logged.
+// FaultRecord is one fault as logged. `kind` and `resolution` are log names of FaultKind and
+// FaultResolution (fault_kind.h); set_outcome() derives them from the enums.
 struct FaultRecord {
   std::chrono::system_clock::time_point time;
   std::string vm;
   uint32_t vmid = 0;
-  unsigned vcpu = 0;
+  std::optional<unsigned> vcpu;  // none: a thread that is no vCPU (logged as null)
   Ipa ipa;
   bool write = false;
-  unsigned size = 0;
+  unsigned size = 0;  // bytes accessed (MMIO) or resolved (userfaultfd: the fault-around run)
   const char* kind = "";
   const char* resolution = "";
   uint64_t latency_ns = 0;
+
+  // Set `kind` and `resolution` to the log names of the two enums.
+  void set_outcome(FaultKind fault_kind, FaultResolution fault_resolution) {
+    kind = fault_kind_name(fault_kind).data();
+    resolution = fault_resolution_name(fault_resolution).data();
+  }
 };
 
 // Format one record as a single JSON object (no trailing newline).
@@ -52,6 +60,9 @@ class FaultLog {
 
   // Count the fault and print it unless the rate limit says otherwise.
   void record(const FaultRecord& record);
+  // Print one line that is not a fault (a userfaultfd event) under the same rate limit;
+  // it is not counted as a fault.
+  void note(const std::string& line);
   uint64_t recorded() const;
   uint64_t suppressed() const;
   // Printed lines the log could not take (a full FIFO or terminal).
@@ -61,6 +72,7 @@ class FaultLog {
 
  private:
   bool take_token(std::chrono::steady_clock::time_point now);
+  void write_line(const std::string& line);
 
   std::optional<LogFile> file_;  // none: stderr
   mutable std::mutex lock_;

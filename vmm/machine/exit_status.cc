@@ -9,11 +9,11 @@ namespace hvmm::vmm {
 std::string exit_status_help() {
   std::string text = "Exit status:";
   for (const ExitStatusInfo& info : kExitStatuses) {
-    text += fmt::format("\n  {:<6} {:<15} {}", info.status, info.name, info.meaning);
+    text += fmt::format("\n  {:<6} {:<19} {}", info.status, info.name, info.meaning);
   }
   text +=
       "\nAn argument error (120) is printed as the option and the reason. When hvmm itself ends "
-      "the VM (121-124, 128+N) it prints exactly one line on stderr:\n"
+      "the VM (121-125, 128+N) it prints exactly one line on stderr:\n"
       "  hvmm: VM ended by the VMM: REASON (exit status N)";
   return text;
 }

@@ -13,12 +13,13 @@
 
 namespace hvmm::vmm {
 
-inline constexpr int kExitBadArguments = 120;   // invalid option, file or kernel; no VM made
-inline constexpr int kExitSetupFailed = 121;    // KVM unavailable or VM creation failed
-inline constexpr int kExitTripleFault = 122;    // a vCPU triple faulted (KVM_EXIT_SHUTDOWN)
-inline constexpr int kExitInternalError = 123;  // failed entry, KVM internal error, bad exit
-inline constexpr int kExitGuestShutdown = 124;  // guest asked for shutdown/reset, not 0xf4
-inline constexpr int kExitSignalBase = 128;     // 128 + signal number (SIGINT, SIGTERM)
+inline constexpr int kExitBadArguments = 120;       // invalid option, file or kernel; no VM made
+inline constexpr int kExitSetupFailed = 121;        // KVM unavailable or VM creation failed
+inline constexpr int kExitTripleFault = 122;        // a vCPU triple faulted (KVM_EXIT_SHUTDOWN)
+inline constexpr int kExitInternalError = 123;      // failed entry, KVM internal error, bad exit
+inline constexpr int kExitGuestShutdown = 124;      // guest asked for shutdown/reset, not 0xf4
+inline constexpr int kExitFaultHandlerStuck = 125;  // userfaultfd handler stuck or dead
+inline constexpr int kExitSignalBase = 128;         // 128 + signal number (SIGINT, SIGTERM)
 
 // The I/O port whose written byte ends the VM with that status (QEMU's isa-debug-exit
 // location; QEMU reports (V << 1) | 1 where hvmm reports V).
@@ -32,7 +33,7 @@ struct ExitStatusInfo {
 };
 
 // Every exit status of `hvmm run`, in the order the README and the help list them.
-inline constexpr std::array<ExitStatusInfo, 7> kExitStatuses = {{
+inline constexpr std::array<ExitStatusInfo, 8> kExitStatuses = {{
     {"0-255", "guest",
      "the byte V the guest wrote to I/O port 0xf4 (QEMU's isa-debug-exit reports (V<<1)|1); "
      "hvmm prints nothing of its own"},
@@ -44,6 +45,8 @@ inline constexpr std::array<ExitStatusInfo, 7> kExitStatuses = {{
     {"123", "internal-error",
      "failed VM entry, KVM internal error or an unexpected exit; a register dump is printed"},
     {"124", "guest-shutdown", "the guest asked for shutdown/reset without writing port 0xf4"},
+    {"125", "fault-handler-stuck",
+     "a guest-memory fault stayed unresolved past the watchdog's timeout; the IPA is named"},
     {"128+N", "signal", "stopped by signal N (SIGINT 130, SIGTERM 143)"},
 }};
 
@@ -74,6 +77,7 @@ static_assert(has_exit_status("121", "setup-failed"));
 static_assert(has_exit_status("122", "triple-fault"));
 static_assert(has_exit_status("123", "internal-error"));
 static_assert(has_exit_status("124", "guest-shutdown"));
+static_assert(has_exit_status("125", "fault-handler-stuck"));
 
 // The CLI help footer: "Exit status:" and one line per row of kExitStatuses.
 std::string exit_status_help();
