@@ -46,6 +46,11 @@ TEST(Boot, BundledKernel) {
   }
 }
 
+// The virtio-mmio devices every VM has by default (balloon, control channel), as the Machine
+// appends them to the command line.
+constexpr const char* kAnnounced =
+    "virtio_mmio.device=4K@0xd0000000:5 virtio_mmio.device=4K@0xd0001000:6";
+
 // The guest reads hvm_start_info: magic, version, command line, one RAM entry summing to
 // --memory, no modules; its exit status 42 becomes hvmm's.
 TEST(Boot, StartInfo) {
@@ -55,7 +60,7 @@ TEST(Boot, StartInfo) {
   EXPECT_EQ(run.out,
             "magic=336ec578\n"
             "version=00000001\n"
-            "cmdline=console=ttyS0 hvmm.test=1\n"
+            "cmdline=console=ttyS0 hvmm.test=1 " + std::string(kAnnounced) + "\n" +
             "memmap entries=00000001\n"
             "ram=0000000004000000\n"
             "modules=00000000\n");
@@ -69,7 +74,7 @@ TEST(Boot, StartInfoAboveFourGiB) {
   EXPECT_EQ(run.out,
             "magic=336ec578\n"
             "version=00000001\n"
-            "cmdline=\n"
+            "cmdline=" + std::string(kAnnounced) + "\n" +
             "memmap entries=00000002\n"
             "ram=0000000140000000\n"
             "modules=00000000\n");
@@ -88,7 +93,7 @@ TEST(Boot, InitrdIsModuleZero) {
   EXPECT_EQ(run.out,
             "magic=336ec578\n"
             "version=00000001\n"
-            "cmdline=\n"
+            "cmdline=" + std::string(kAnnounced) + "\n" +
             "memmap entries=00000001\n"
             "ram=0000000008000000\n"
             "modules=00000001\n"
