@@ -156,6 +156,9 @@ class TestDriver {
     avail_idx_.resize(layouts_.size());
     next_desc_.resize(layouts_.size());
     layouts_[index] = layout;
+    avail_idx_[index] = 0;
+    next_desc_[index] = 0;
+    memory_.store<uint16_t>(layout.avail + 2, 0);
     write32(virtio::kRegQueueSel, index);
     write32(virtio::kRegQueueNum, layout.size);
     write32(virtio::kRegQueueDescLow, static_cast<uint32_t>(layout.desc));

@@ -317,9 +317,7 @@ void MmioTransport::needs_reset(const std::string& reason) {
     log_(fmt::format("{}: needs reset: {}{}", name_, reason,
                      episodes_ == kMaxLoggedEpisodes ? " (later episodes only counted)" : ""));
   }
-  if (status_ != kStatusNeedsReset) {
-    raise(kInterruptConfigChange);
-  }
+  raise(kInterruptConfigChange);
 }
 
 // Latch interrupt bits and pulse the line.
