@@ -28,8 +28,10 @@ class Reader {
   T take() {
     T value{};
     const size_t n = std::min(sizeof(T), input_.size());
-    std::memcpy(&value, input_.data(), n);
-    input_ = input_.subspan(n);
+    if (n > 0) {
+      std::memcpy(&value, input_.data(), n);
+      input_ = input_.subspan(n);
+    }
     return value;
   }
   std::span<const uint8_t> rest() const { return input_; }
@@ -84,7 +86,9 @@ std::string check_virtqueue_input(std::span<const uint8_t> input) {
   reader.take<uint16_t>();  // reserved
   GuardedGuestMemory memory(kQueueRam);
   const auto ram = reader.rest().first(std::min<size_t>(reader.rest().size(), kQueueRam));
-  std::memcpy(memory.ram(), ram.data(), ram.size());
+  if (!ram.empty()) {
+    std::memcpy(memory.ram(), ram.data(), ram.size());
+  }
   virtio::Virtqueue queue(0, 256);
   queue.set_size(size);
   queue.set_descriptor_table(Ipa(uint64_t{desc} * 16));
