@@ -60,10 +60,11 @@ TEST(Boot, StartInfo) {
   EXPECT_EQ(run.out,
             "magic=336ec578\n"
             "version=00000001\n"
-            "cmdline=console=ttyS0 hvmm.test=1 " + std::string(kAnnounced) + "\n" +
-            "memmap entries=00000001\n"
-            "ram=0000000004000000\n"
-            "modules=00000000\n");
+            "cmdline=console=ttyS0 hvmm.test=1 " +
+                std::string(kAnnounced) + "\n" +
+                "memmap entries=00000001\n"
+                "ram=0000000004000000\n"
+                "modules=00000000\n");
   EXPECT_EQ(run.status, 42) << run.err;
 }
 
@@ -74,10 +75,11 @@ TEST(Boot, StartInfoAboveFourGiB) {
   EXPECT_EQ(run.out,
             "magic=336ec578\n"
             "version=00000001\n"
-            "cmdline=" + std::string(kAnnounced) + "\n" +
-            "memmap entries=00000002\n"
-            "ram=0000000140000000\n"
-            "modules=00000000\n");
+            "cmdline=" +
+                std::string(kAnnounced) + "\n" +
+                "memmap entries=00000002\n"
+                "ram=0000000140000000\n"
+                "modules=00000000\n");
   EXPECT_EQ(run.status, 42) << run.err;
 }
 
@@ -93,11 +95,12 @@ TEST(Boot, InitrdIsModuleZero) {
   EXPECT_EQ(run.out,
             "magic=336ec578\n"
             "version=00000001\n"
-            "cmdline=" + std::string(kAnnounced) + "\n" +
-            "memmap entries=00000001\n"
-            "ram=0000000008000000\n"
-            "modules=00000001\n"
-            "module0 size=00000024 data=INITRD01\n");
+            "cmdline=" +
+                std::string(kAnnounced) + "\n" +
+                "memmap entries=00000001\n"
+                "ram=0000000008000000\n"
+                "modules=00000001\n"
+                "module0 size=00000024 data=INITRD01\n");
   EXPECT_EQ(run.status, 42) << run.err;
 }
 
