@@ -11,6 +11,7 @@
 #   tests/run-all.sh            everything
 #   HVMM_JOBS=N                 parallel build jobs (default: number of cores)
 #   HVMM_FUZZ_RUNS=N            libFuzzer executions of the ELF loader (default 200000)
+#   HVMM_VIRTIO_FUZZ_RUNS=N     libFuzzer executions of each virtio target (default 20000)
 #   HVMM_NESTED_KVM=0|1         KVM tests inside a QEMU/TCG guest (default: when /dev/kvm is
 #                               missing or cannot be opened)
 set -euo pipefail
@@ -56,9 +57,10 @@ section "sanitizer build (thread; concurrency tests)"
 configure build-tsan -DHVMM_SANITIZE=thread -DHVMM_UNIT_ONLY=ON
 cmake --build build-tsan -j "$jobs" --target hvmm_concurrency_tests
 
-section "libFuzzer build (clang++, address; ELF loader fuzz target)"
+section "libFuzzer build (clang++, address; ELF loader, virtqueue and balloon fuzz targets)"
 configure build-fuzz -DCMAKE_CXX_COMPILER=clang++ -DHVMM_LIBFUZZER=ON -DHVMM_UNIT_ONLY=ON
-cmake --build build-fuzz -j "$jobs" --target vmm_elf_libfuzzer
+cmake --build build-fuzz -j "$jobs" --target vmm_elf_libfuzzer vmm_virtqueue_libfuzzer \
+  vmm_balloon_libfuzzer
 
 passed=0
 failed=0
@@ -146,6 +148,28 @@ run_elf_fuzz() {
   rm -rf "$work" "$log"
 }
 
+# Run one virtio libFuzzer target (NAME: virtqueue or balloon) for a fixed number of
+# executions from an empty corpus; any crash, sanitizer report or property violation fails.
+run_virtio_fuzz() {
+  local name=$1 runs=${HVMM_VIRTIO_FUZZ_RUNS:-20000}
+  local work log rc=0
+  work=$(mktemp -d)
+  log=$(mktemp)
+  "build-fuzz/tests/fuzz/vmm/vmm_${name}_libfuzzer" -runs="$runs" -max_len=8192 -timeout=10 \
+    -seed=1 -artifact_prefix=build-fuzz/ "$work" >"$log" 2>&1 || rc=$?
+  grep -E '^#[0-9]+[[:space:]]+(INITED|DONE)|^Done [0-9]+ runs' "$log" || true
+  if [[ $rc -eq 0 ]] && grep -qE "^Done $runs runs" "$log"; then
+    echo "$name fuzz: $runs executions, no crash"
+    passed=$((passed + 1))
+  else
+    tail -n 40 "$log"
+    echo "$name fuzz: FAILED (exit status $rc; crash input in build-fuzz/)"
+    failed=$((failed + 1))
+    status=1
+  fi
+  rm -rf "$work" "$log"
+}
+
 # The KVM integration tests again, inside a QEMU/TCG guest with nested KVM (tests/nested-kvm),
 # when this machine has no usable /dev/kvm (its KVM tests skipped above). HVMM_NESTED_KVM=1
 # forces the stage, 0 leaves it out.
@@ -181,6 +205,10 @@ run_ctest build -L bench
 
 section "ELF loader fuzz (libFuzzer, ${HVMM_FUZZ_RUNS:-200000} executions)"
 run_elf_fuzz
+
+section "virtqueue and balloon fuzz (libFuzzer, ${HVMM_VIRTIO_FUZZ_RUNS:-20000} executions each)"
+run_virtio_fuzz virtqueue
+run_virtio_fuzz balloon
 
 nested=${HVMM_NESTED_KVM:-auto}
 if [[ $nested == auto ]]; then

@@ -10,5 +10,5 @@ PVH_NOTE pvh_start
   .globl pvh_start
 pvh_start:
   PRINT "jumping to unbacked memory\n"
-  mov $0xd0000000, %eax
+  mov $0xc0000000, %eax  /* below the virtio-mmio windows */
   jmp *%eax

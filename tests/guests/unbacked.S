@@ -2,7 +2,7 @@
    answered (reads all-ones, writes dropped) and logged, and the guest keeps running. */
 #include "guest.h"
 
-#define UNBACKED 0xd0000000
+#define UNBACKED 0xc0000000  /* below the virtio-mmio windows (0xd0000000 up) */
 
 PVH_NOTE pvh_start
 

@@ -2,6 +2,7 @@
 #include "hvmm/vmm/kvm/kvm.h"
 
 #include <fcntl.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -195,6 +196,98 @@ Result<void> KvmVm::set_irq_line(uint32_t irq, bool level) {
     return ioctl_error("KVM_IRQ_LINE");
   }
   return Ok();
+}
+
+namespace {
+
+// A non-blocking close-on-exec eventfd, or an Error naming what it was for.
+Result<UniqueFd> make_eventfd(const char* what) {
+  UniqueFd fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!fd.valid()) {
+    return make_error(ErrorCode::kInternal, "eventfd for {} failed: {}", what,
+                      std::strerror(errno));
+  }
+  return fd;
+}
+
+// The kvm_ioeventfd describing one registration (assign or, with `flags`, deassign).
+kvm_ioeventfd ioeventfd_request(int fd, Ipa address, uint32_t length,
+                                std::optional<uint64_t> datamatch, uint32_t flags) {
+  kvm_ioeventfd request{};
+  request.addr = address.value();
+  request.len = length;
+  request.fd = fd;
+  request.flags = flags;
+  if (datamatch) {
+    request.datamatch = *datamatch;
+    request.flags |= KVM_IOEVENTFD_FLAG_DATAMATCH;
+  }
+  return request;
+}
+
+}  // namespace
+
+// Make the eventfd and register it for the MMIO write.
+Result<KvmIoEventFd> KvmIoEventFd::assign(const KvmVm& vm, Ipa address, uint32_t length,
+                                          std::optional<uint64_t> datamatch) {
+  auto event = make_eventfd("KVM_IOEVENTFD");
+  HVMM_TRY(event);
+  kvm_ioeventfd request = ioeventfd_request(event->get(), address, length, datamatch, 0);
+  if (::ioctl(vm.fd(), KVM_IOEVENTFD, &request) < 0) {
+    Error error = ioctl_error("KVM_IOEVENTFD");
+    error.message += fmt::format(" (MMIO {}, {} bytes)", address, length);
+    return error;
+  }
+  return KvmIoEventFd(vm.fd(), std::move(*event), address, length, datamatch);
+}
+
+// Deassign (a moved-from object owns no eventfd and does nothing).
+KvmIoEventFd::~KvmIoEventFd() {
+  if (!event_.valid()) {
+    return;
+  }
+  kvm_ioeventfd request =
+      ioeventfd_request(event_.get(), address_, length_, datamatch_, KVM_IOEVENTFD_FLAG_DEASSIGN);
+  [[maybe_unused]] int rc = ::ioctl(vm_fd_, KVM_IOEVENTFD, &request);
+}
+
+// Read the eventfd counter (non-blocking: 0 when nothing is pending).
+uint64_t KvmIoEventFd::drain() const {
+  uint64_t count = 0;
+  return ::read(event_.get(), &count, sizeof(count)) == sizeof(count) ? count : 0;
+}
+
+// Make the eventfd and route it to `gsi`.
+Result<KvmIrqFd> KvmIrqFd::assign(const KvmVm& vm, uint32_t gsi) {
+  auto event = make_eventfd("KVM_IRQFD");
+  HVMM_TRY(event);
+  kvm_irqfd request{};
+  request.fd = static_cast<uint32_t>(event->get());
+  request.gsi = gsi;
+  if (::ioctl(vm.fd(), KVM_IRQFD, &request) < 0) {
+    Error error = ioctl_error("KVM_IRQFD");
+    error.message += fmt::format(" (GSI {})", gsi);
+    return error;
+  }
+  return KvmIrqFd(vm.fd(), std::move(*event), gsi);
+}
+
+// Deassign (a moved-from object owns no eventfd and does nothing).
+KvmIrqFd::~KvmIrqFd() {
+  if (!event_.valid()) {
+    return;
+  }
+  kvm_irqfd request{};
+  request.fd = static_cast<uint32_t>(event_.get());
+  request.gsi = gsi_;
+  request.flags = KVM_IRQFD_FLAG_DEASSIGN;
+  [[maybe_unused]] int rc = ::ioctl(vm_fd_, KVM_IRQFD, &request);
+}
+
+// One eventfd write is one interrupt edge.
+void KvmIrqFd::trigger() const {
+  uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = ::write(event_.get(), &one, sizeof(one));
 }
 
 // Create vCPU `id` and map its kvm_run area.

@@ -8,6 +8,7 @@
 #include <linux/kvm.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -58,6 +59,58 @@ class KvmVm {
  private:
   explicit KvmVm(UniqueFd fd) : fd_(std::move(fd)) {}
   UniqueFd fd_;
+};
+
+// KvmIoEventFd is an eventfd KVM signals, instead of exiting to the VMM, when the guest
+// writes `length` bytes to `address` (MMIO), optionally only when the value equals
+// `datamatch` (KVM_IOEVENTFD). Destroying it deassigns it; it must not outlive the VM.
+class KvmIoEventFd {
+ public:
+  static Result<KvmIoEventFd> assign(const KvmVm& vm, Ipa address, uint32_t length,
+                                     std::optional<uint64_t> datamatch);
+  ~KvmIoEventFd();
+  KvmIoEventFd(KvmIoEventFd&& other) noexcept = default;
+  KvmIoEventFd& operator=(KvmIoEventFd&&) = delete;
+
+  // The eventfd to poll.
+  int fd() const { return event_.get(); }
+  // Consume the pending signals; return how many writes they stand for (0: none).
+  uint64_t drain() const;
+
+ private:
+  KvmIoEventFd(int vm_fd, UniqueFd event, Ipa address, uint32_t length,
+               std::optional<uint64_t> datamatch)
+      : vm_fd_(vm_fd),
+        event_(std::move(event)),
+        address_(address),
+        length_(length),
+        datamatch_(datamatch) {}
+  int vm_fd_;
+  UniqueFd event_;
+  Ipa address_;
+  uint32_t length_;
+  std::optional<uint64_t> datamatch_;
+};
+
+// KvmIrqFd is an eventfd wired to an irqchip GSI (KVM_IRQFD): each trigger() injects one
+// edge on the GSI without an ioctl of the VMM's own. Destroying it deassigns it.
+class KvmIrqFd {
+ public:
+  static Result<KvmIrqFd> assign(const KvmVm& vm, uint32_t gsi);
+  ~KvmIrqFd();
+  KvmIrqFd(KvmIrqFd&& other) noexcept = default;
+  KvmIrqFd& operator=(KvmIrqFd&&) = delete;
+
+  // Signal the GSI once.
+  void trigger() const;
+  uint32_t gsi() const { return gsi_; }
+
+ private:
+  KvmIrqFd(int vm_fd, UniqueFd event, uint32_t gsi)
+      : vm_fd_(vm_fd), event_(std::move(event)), gsi_(gsi) {}
+  int vm_fd_;
+  UniqueFd event_;
+  uint32_t gsi_;
 };
 
 // KvmVcpu is one vCPU fd plus its mapped kvm_run area.

@@ -56,6 +56,9 @@ Machine::~Machine() {
   for (auto& vcpu : vcpus_) {
     vcpu->join();
   }
+  if (devices_) {
+    devices_->stop();
+  }
 }
 
 // Devices, memory, kernel and vCPUs, in dependency order. The logs were opened (and
@@ -89,8 +92,17 @@ Result<void> Machine::build(MachineConfig& config) {
   return loaded;
 }
 
-// Parse the kernel, load it with its boot data and create the vCPUs at its entry point.
+// Make the devices, parse the kernel, load it with its boot data (the command line
+// announcing the virtio devices) and create the vCPUs at its entry point.
 Result<void> Machine::load_and_create_vcpus(const MachineConfig& config) {
+  auto devices =
+      MachineDevices::create(config.devices, kvm_, vm_, *physical_, *uart_,
+                             [this](uint8_t status) { wake_if_decided(stop_.guest_exit(status)); });
+  if (!devices) {
+    return in_step("creating devices", devices.error());
+  }
+  devices_ = std::move(*devices);
+  guest_cmdline_ = virtio::announce_on_cmdline(config.cmdline, devices_->slots());
   auto kernel = parse_pvh_kernel(config.kernel);
   HVMM_TRY(kernel);
   auto start_info = load(config, *kernel);
@@ -102,7 +114,7 @@ Result<void> Machine::load_and_create_vcpus(const MachineConfig& config) {
 Result<Ipa> Machine::load(const MachineConfig& config, const PvhKernel& kernel) {
   HVMM_TRY(check_kernel_placement(kernel, physical_->ram(), kBootData));
   HVMM_TRY(load_kernel(kernel, config.kernel, *physical_));
-  BootInfo info{config.cmdline, physical_->ram(), {}};
+  BootInfo info{guest_cmdline_, physical_->ram(), {}};
   if (config.initrd) {
     auto range = place_module(config.initrd->size(), physical_->ram(), kernel);
     HVMM_TRY(range);
@@ -182,6 +194,9 @@ int Machine::run() {
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, &saved);
+  if (auto started = devices_->start(); !started) {
+    request_stop(kExitSetupFailed, started.error().message);
+  }
   for (auto& vcpu : vcpus_) {
     vcpu->start();
   }
@@ -192,6 +207,7 @@ int Machine::run() {
   for (auto& vcpu : vcpus_) {
     vcpu->join();
   }
+  devices_->stop();
   pthread_sigmask(SIG_SETMASK, &saved, nullptr);
   print_end_of_run_report();
   return stop_.status();
@@ -229,28 +245,25 @@ void Machine::serve_until_stopped() {
   }
 }
 
-// Port I/O: the exit port, COM1, and nothing else (reads all-ones, writes ignored).
+// Port I/O goes to the device that claims the port; unclaimed reads are all-ones and
+// unclaimed writes are ignored.
 void Machine::port_io(unsigned /*vcpu*/, uint16_t port, bool write, std::span<uint8_t> data) {
-  if (port == kExitPort && write) {
-    wake_if_decided(stop_.guest_exit(data[0]));
-    return;
-  }
-  if (port >= kCom1Base && port < kCom1Base + 8) {
-    if (write) {
-      uart_->write(port - kCom1Base, data[0]);
-    } else {
-      data[0] = uart_->read(port - kCom1Base);
-    }
-    return;
-  }
-  if (!write) {
+  const bool claimed =
+      write ? devices_->ports().write(port, data) : devices_->ports().read(port, data);
+  if (!claimed && !write) {
     std::memset(data.data(), 0xff, data.size());
   }
 }
 
-// An MMIO exit is a stage-2 fault the memslots did not satisfy: classify, answer, log.
+// An MMIO exit goes to the device whose window holds it; otherwise it is a stage-2 fault
+// the memslots did not satisfy: classify, answer, log.
 void Machine::mmio(unsigned vcpu, Ipa ipa, bool write, std::span<uint8_t> data,
                    std::chrono::steady_clock::time_point exit_time) {
+  const bool claimed =
+      write ? devices_->mmio().write(ipa.value(), data) : devices_->mmio().read(ipa.value(), data);
+  if (claimed) {
+    return;
+  }
   if (physical_->is_ram(ipa)) {
     // RAM in the map but not in a memslot: a memslot update raced with this access, or a
     // write hit a read-only slot. Serve from memory through the map when it permits.
@@ -288,6 +301,43 @@ void Machine::log_fault(unsigned vcpu, Ipa ipa, bool write, size_t size, const c
   record.latency_ns =
       static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(latency).count());
   fault_log_->record(record);
+}
+
+// Set the balloon's target in pages.
+Result<void> Machine::set_balloon_target(uint64_t bytes) {
+  BalloonDevice* balloon = devices_->balloon();
+  if (balloon == nullptr) {
+    return make_error(ErrorCode::kFailedPrecondition, "VM {} has no balloon", name_);
+  }
+  if (bytes > physical_->memory_size()) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "balloon target {} bytes is more than the VM's {} bytes of RAM", bytes,
+                      physical_->memory_size());
+  }
+  balloon->set_target_pages(bytes / kPageSize);
+  return Ok();
+}
+
+// Wait for the driver to report the target reached.
+Result<void> Machine::wait_for_balloon(std::chrono::steady_clock::time_point deadline) {
+  BalloonDevice* balloon = devices_->balloon();
+  if (balloon == nullptr) {
+    return make_error(ErrorCode::kFailedPrecondition, "VM {} has no balloon", name_);
+  }
+  return balloon->wait_for_target(deadline);
+}
+
+// The balloon's snapshot, if there is a balloon.
+std::optional<BalloonStatistics> Machine::balloon_statistics() const {
+  BalloonDevice* balloon = devices_->balloon();
+  return balloon != nullptr ? std::optional(balloon->statistics()) : std::nullopt;
+}
+
+// Return the held stats buffer to the guest now.
+void Machine::request_balloon_stats() {
+  if (BalloonDevice* balloon = devices_->balloon(); balloon != nullptr) {
+    balloon->request_stats();
+  }
 }
 
 // Print the register dump and stop the VM with the failure's status.

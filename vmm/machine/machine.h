@@ -27,6 +27,7 @@
 #include "hvmm/vmm/kvm/vcpu.h"
 #include "hvmm/vmm/kvm/vcpu_gate.h"
 #include "hvmm/vmm/machine/machine_config.h"
+#include "hvmm/vmm/machine/machine_devices.h"
 #include "hvmm/vmm/machine/vm_stop.h"
 #include "hvmm/vmm/memory/guest_physical.h"
 
@@ -49,6 +50,22 @@ class Machine final : public VcpuHost {
 
   GuestPhysical& physical() { return *physical_; }
   FaultLog& fault_log() { return *fault_log_; }
+  MachineDevices& devices() { return *devices_; }
+  // The command line the guest got: the user's plus the virtio-mmio announcements.
+  const std::string& guest_cmdline() const { return guest_cmdline_; }
+
+  // Ask the balloon to hold `bytes` (rounded down to pages) while the guest runs: the
+  // config changes and the driver gets a config-change interrupt. Thread-safe.
+  Result<void> set_balloon_target(uint64_t bytes);
+  // Wait until the driver's `actual` reaches the target, or fail at `deadline`.
+  Result<void> wait_for_balloon(std::chrono::steady_clock::time_point deadline);
+  // Target, actual, pages inflated/deflated/reported, refused PFNs, last guest stats;
+  // std::nullopt without a balloon.
+  std::optional<BalloonStatistics> balloon_statistics() const;
+  // Ask the guest for fresh balloon stats now (they arrive asynchronously).
+  void request_balloon_stats();
+  // The control channel, or nullptr when the VM has none. Thread-safe to call().
+  ControlChannel* control_channel() { return devices_->control(); }
 
   void port_io(unsigned vcpu, uint16_t port, bool write, std::span<uint8_t> data) override;
   void mmio(unsigned vcpu, Ipa ipa, bool write, std::span<uint8_t> data,
@@ -80,6 +97,8 @@ class Machine final : public VcpuHost {
   std::unique_ptr<FaultLog> fault_log_;
   std::unique_ptr<Console> console_;
   std::unique_ptr<Uart16550> uart_;
+  std::unique_ptr<MachineDevices> devices_;
+  std::string guest_cmdline_;
   std::vector<std::unique_ptr<Vcpu>> vcpus_;
   UniqueFd stop_event_;
   VmStop stop_;

@@ -2,6 +2,7 @@
 // already open (so nothing that can fail for a bad argument is left for after the VM exists).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -13,6 +14,18 @@ namespace hvmm::vmm {
 
 // The default cap of --console-log (--console-log-max): 64 MiB.
 inline constexpr uint64_t kDefaultConsoleLogMax = uint64_t{64} << 20;
+
+// DeviceConfig: the virtio devices of a VM (the hvmm run flags --balloon,
+// --free-page-reporting and --balloon-stats-interval fill it). Each present device gets one
+// virtio-mmio window and IRQ (devices/virtio/mmio_layout.h) announced on the command line.
+struct DeviceConfig {
+  bool balloon = true;
+  uint64_t balloon_target = 0;       // initial target in bytes (rounded down to pages)
+  bool free_page_reporting = false;  // offer VIRTIO_BALLOON_F_REPORTING
+  // How often the device asks the guest for fresh stats; 0: only on request.
+  std::chrono::seconds balloon_stats_interval{0};
+  bool control_channel = true;
+};
 
 // MachineConfig is everything a VM is built from; it is move-only (it owns the log fds).
 struct MachineConfig {
@@ -27,6 +40,7 @@ struct MachineConfig {
   std::optional<LogFile> console_log;                // none: stdout only
   uint64_t console_log_max = kDefaultConsoleLogMax;  // 0: no cap
   bool console_input = true;                         // read stdin when it is a terminal
+  DeviceConfig devices;
 };
 
 }  // namespace hvmm::vmm

@@ -46,6 +46,11 @@ TEST(Boot, BundledKernel) {
   }
 }
 
+// The virtio-mmio devices every VM has by default (balloon, control channel), as the Machine
+// appends them to the command line.
+constexpr const char* kAnnounced =
+    "virtio_mmio.device=4K@0xd0000000:5 virtio_mmio.device=4K@0xd0001000:6";
+
 // The guest reads hvm_start_info: magic, version, command line, one RAM entry summing to
 // --memory, no modules; its exit status 42 becomes hvmm's.
 TEST(Boot, StartInfo) {
@@ -55,10 +60,11 @@ TEST(Boot, StartInfo) {
   EXPECT_EQ(run.out,
             "magic=336ec578\n"
             "version=00000001\n"
-            "cmdline=console=ttyS0 hvmm.test=1\n"
-            "memmap entries=00000001\n"
-            "ram=0000000004000000\n"
-            "modules=00000000\n");
+            "cmdline=console=ttyS0 hvmm.test=1 " +
+                std::string(kAnnounced) + "\n" +
+                "memmap entries=00000001\n"
+                "ram=0000000004000000\n"
+                "modules=00000000\n");
   EXPECT_EQ(run.status, 42) << run.err;
 }
 
@@ -69,10 +75,11 @@ TEST(Boot, StartInfoAboveFourGiB) {
   EXPECT_EQ(run.out,
             "magic=336ec578\n"
             "version=00000001\n"
-            "cmdline=\n"
-            "memmap entries=00000002\n"
-            "ram=0000000140000000\n"
-            "modules=00000000\n");
+            "cmdline=" +
+                std::string(kAnnounced) + "\n" +
+                "memmap entries=00000002\n"
+                "ram=0000000140000000\n"
+                "modules=00000000\n");
   EXPECT_EQ(run.status, 42) << run.err;
 }
 
@@ -88,11 +95,12 @@ TEST(Boot, InitrdIsModuleZero) {
   EXPECT_EQ(run.out,
             "magic=336ec578\n"
             "version=00000001\n"
-            "cmdline=\n"
-            "memmap entries=00000001\n"
-            "ram=0000000008000000\n"
-            "modules=00000001\n"
-            "module0 size=00000024 data=INITRD01\n");
+            "cmdline=" +
+                std::string(kAnnounced) + "\n" +
+                "memmap entries=00000001\n"
+                "ram=0000000008000000\n"
+                "modules=00000001\n"
+                "module0 size=00000024 data=INITRD01\n");
   EXPECT_EQ(run.status, 42) << run.err;
 }
 

@@ -41,9 +41,9 @@ TEST(Faults, UnbackedIpaIsAnsweredAndLogged) {
   EXPECT_EQ(run.status, 0) << run.err;
   auto records = lines_of(slurp(log.path));
   ASSERT_EQ(records.size(), 3u) << slurp(log.path);
-  const char* expected[3][3] = {{"0xd0000000", "read", "read-all-ones"},
-                                {"0xd0000010", "write", "write-dropped"},
-                                {"0xd0000010", "read", "read-all-ones"}};
+  const char* expected[3][3] = {{"0xc0000000", "read", "read-all-ones"},
+                                {"0xc0000010", "write", "write-dropped"},
+                                {"0xc0000010", "read", "read-all-ones"}};
   std::regex shape(
       R"re(\{"time":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z","vm":"run","vmid":1,"vcpu":0,)re"
       R"re("ipa":"(0x[0-9a-f]+)","access":"(\w+)","size":4,"kind":"unbacked",)re"
@@ -63,7 +63,7 @@ TEST(Faults, FaultLogDefaultsToStderr) {
   RunResult run = run_hvmm({"run", "--kernel", guest("unbacked")});
   EXPECT_EQ(run.status, 0);
   EXPECT_EQ(lines_of(run.err).size(), 3u) << run.err;
-  EXPECT_NE(run.err.find("\"ipa\":\"0xd0000000\""), std::string::npos);
+  EXPECT_NE(run.err.find("\"ipa\":\"0xc0000000\""), std::string::npos);
 }
 
 // How many times `needle` occurs in `text`.
@@ -164,7 +164,7 @@ TEST(Faults, InstructionFetchFromUnbackedIpaIsInternalError) {
   EXPECT_EQ(run.out, "jumping to unbacked memory\n");
   EXPECT_EQ(run.status, kExitInternalError);
   EXPECT_NE(run.err.find("vCPU 0: KVM internal error"), std::string::npos) << run.err;
-  EXPECT_NE(run.err.find("rip=0x00000000d0000000"), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find("rip=0x00000000c0000000"), std::string::npos) << run.err;
 }
 
 }  // namespace

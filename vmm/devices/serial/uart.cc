@@ -30,6 +30,20 @@ void Uart16550::write(uint16_t offset, uint8_t value) {
   update_irq();
 }
 
+// One register read per byte of the access, from `offset` up.
+void Uart16550::bus_read(uint64_t offset, std::span<uint8_t> data) {
+  for (size_t i = 0; i < data.size(); ++i) {
+    data[i] = offset + i < 8 ? read(static_cast<uint16_t>(offset + i)) : 0xff;
+  }
+}
+
+// One register write per byte of the access, from `offset` up.
+void Uart16550::bus_write(uint64_t offset, std::span<const uint8_t> data) {
+  for (size_t i = 0; i < data.size() && offset + i < 8; ++i) {
+    write(static_cast<uint16_t>(offset + i), data[i]);
+  }
+}
+
 // Append host input and raise the received-data interrupt if enabled.
 void Uart16550::push_input(std::span<const uint8_t> bytes) {
   std::lock_guard guard(lock_);

@@ -13,12 +13,14 @@
 #include <mutex>
 #include <span>
 
+#include "hvmm/vmm/devices/bus.h"
+
 namespace hvmm::vmm {
 
 inline constexpr uint16_t kCom1Base = 0x3f8;
 inline constexpr uint32_t kCom1Irq = 4;
 
-class Uart16550 {
+class Uart16550 final : public BusDevice {
  public:
   using OutputSink = std::function<void(uint8_t)>;
   using IrqSink = std::function<void(bool level)>;
@@ -29,6 +31,10 @@ class Uart16550 {
   uint8_t read(uint16_t offset);
   // Guest write of `value` to register `offset` (0..7).
   void write(uint16_t offset, uint8_t value);
+  // Bus access at `offset`: each byte is one register access (a 16-bit OUT to THR writes
+  // THR, then IER).
+  void bus_read(uint64_t offset, std::span<uint8_t> data) override;
+  void bus_write(uint64_t offset, std::span<const uint8_t> data) override;
   // Queue host input for the guest to read.
   void push_input(std::span<const uint8_t> bytes);
 
