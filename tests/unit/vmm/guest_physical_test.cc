@@ -3,12 +3,22 @@
 // refused with nothing changed.
 #include "hvmm/vmm/memory/guest_physical.h"
 
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cstring>
 #include <random>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "hvmm/vmm/memory/pfn_runs.h"
@@ -223,6 +233,69 @@ TEST_F(GuestPhysicalTest, PfnBatchIsOneChangePerRun) {
   expected.insert(expected.end(), second.begin(), second.end());
   EXPECT_EQ(recorder.take(), expected);
   EXPECT_EQ(physical->page_counts()[Backing::kBallooned], 4u);
+}
+
+// With the primary mapping registered for userfaultfd MISSING faults (as the fault handler
+// registers it), VMM accesses through the Translator never raise a fault: they use the
+// alias, where the kernel fills holes itself. A guest-side touch of the primary mapping does
+// raise one, which shows the registration is live.
+TEST_F(GuestPhysicalTest, VmmAccessesNeverRaiseUserfaultfd) {
+  UniqueFd uffd(static_cast<int>(::syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK)));
+  if (!uffd.valid())
+    GTEST_SKIP() << "skip: userfaultfd unavailable here: " << std::strerror(errno);
+  uffdio_api api{.api = UFFD_API, .features = 0, .ioctls = 0};
+  ASSERT_EQ(::ioctl(uffd.get(), UFFDIO_API, &api), 0) << std::strerror(errno);
+  uint8_t* primary = physical->memory().guest_base();
+  uffdio_register reg{.range = {.start = reinterpret_cast<uint64_t>(primary), .len = kRam},
+                      .mode = UFFDIO_REGISTER_MODE_MISSING,
+                      .ioctls = 0};
+  if (::ioctl(uffd.get(), UFFDIO_REGISTER, &reg) != 0)
+    GTEST_SKIP() << "skip: cannot register shmem for MISSING faults: " << std::strerror(errno);
+  // The VMM accesses run on their own thread; any fault they raise is counted and resolved
+  // here, so a regression fails the test instead of hanging it.
+  std::atomic<bool> done{false};
+  Result<void> wrote = Ok();
+  Result<void> read_back = Ok();
+  std::thread vmm([&] {
+    const std::vector<uint8_t> data(2 * kPageSize, 0x99);
+    wrote = physical->write(Ipa(0x5000), data);  // holes: would fault through the primary
+    std::vector<uint8_t> out(16);
+    read_back = physical->read(Ipa(0x7000), out);
+    done = true;
+  });
+  int vmm_faults = 0;
+  while (!done) {
+    pollfd ready{uffd.get(), POLLIN, 0};
+    uffd_msg message{};
+    if (::poll(&ready, 1, 50) == 1 &&
+        ::read(uffd.get(), &message, sizeof(message)) == sizeof(message)) {
+      ++vmm_faults;
+      uffdio_zeropage zero{
+          .range = {.start = message.arg.pagefault.address & ~(kPageSize - 1), .len = kPageSize},
+          .mode = 0,
+          .zeropage = 0};
+      ::ioctl(uffd.get(), UFFDIO_ZEROPAGE, &zero);
+    }
+  }
+  vmm.join();
+  EXPECT_EQ(vmm_faults, 0) << "VMM accesses raised userfaultfd faults";
+  EXPECT_TRUE(wrote.ok() && read_back.ok());
+  EXPECT_EQ(primary[0x5000], 0x99);                 // present now: no fault
+  std::thread guest([&] { primary[0x9000] = 1; });  // a hole: the guest side faults
+  pollfd fault{uffd.get(), POLLIN, 0};
+  const int ready = ::poll(&fault, 1, 5000);
+  uffd_msg message{};
+  const bool got = ready == 1 && ::read(uffd.get(), &message, sizeof(message)) == sizeof(message);
+  uffdio_zeropage zero{
+      .range = {.start = reinterpret_cast<uint64_t>(primary + 0x9000), .len = kPageSize},
+      .mode = 0,
+      .zeropage = 0};
+  ::ioctl(uffd.get(), UFFDIO_ZEROPAGE, &zero);  // resolve it (or wake nothing) either way
+  guest.join();
+  ASSERT_TRUE(got) << "the guest-side touch raised no fault";
+  EXPECT_EQ(message.event, UFFD_EVENT_PAGEFAULT);
+  EXPECT_EQ(message.arg.pagefault.address & ~(kPageSize - 1),
+            reinterpret_cast<uint64_t>(primary + 0x9000));
 }
 
 // coalesce_pfns loses no PFN and invents none: the runs are sorted, disjoint, never adjacent,
