@@ -186,6 +186,7 @@ Result<PageCounts> GuestPhysical::make_resident(IpaRange run, stage2::ChangeReas
 }
 
 // Fence, lock, unmap (the hooks punch the backing), reshape the regions and their slots.
+// Once the map changed, the regions and slots follow it even if the punch failed.
 Result<void> GuestPhysical::unmap_ram(IpaRange range) {
   if (pause_) {
     pause_();
@@ -193,12 +194,16 @@ Result<void> GuestPhysical::unmap_ram(IpaRange range) {
   Result<void> result = Ok();
   {
     std::unique_lock guard(lock_);
-    result = realized(map_->unmap(range));
-    if (result.ok()) {
+    Result<void> unmapped = map_->unmap(range);
+    Result<void> slots = Ok();
+    if (unmapped.ok()) {
       ram_ = ram_without(ram_, range);
       if (memslots_)
-        result = memslots_->sync(ram_);
+        slots = memslots_->sync(ram_);
     }
+    result = realized(std::move(unmapped));
+    if (result.ok())
+      result = std::move(slots);
   }
   if (resume_) {
     resume_();
@@ -211,6 +216,11 @@ bool GuestPhysical::is_ram(Ipa ipa) const {
   std::shared_lock guard(lock_);
   auto translation = map_->translate(ipa);
   return translation && translation->state.backing == stage2::Backing::kResident;
+}
+
+RealizationStats GuestPhysical::realization_stats() const {
+  std::shared_lock guard(lock_);
+  return realization_->stats();
 }
 
 PageCounts GuestPhysical::page_counts() const {

@@ -128,7 +128,8 @@ class GuestPhysical final : public GuestAccess {
   GuestMemory& memory() { return *memory_; }
   const RegionMemslots* memslots() const { return memslots_.get(); }
   const stage2::Stage2Tlb& tlb() const { return tlb_; }
-  const RealizationStats& realization_stats() const { return realization_->stats(); }
+  // What the realization did so far (punches and bytes).
+  RealizationStats realization_stats() const;
 
  private:
   Result<void> map_ram();
