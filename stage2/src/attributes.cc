@@ -50,6 +50,8 @@ const char* backing_name(Backing backing) {
       return "ballooned";
     case Backing::kReclaimed:
       return "reclaimed";
+    case Backing::kReported:
+      return "reported";
   }
   return "backing-reserved";
 }
@@ -74,6 +76,10 @@ const char* change_reason_name(ChangeReason reason) {
       return "snapshot";
     case ChangeReason::kAging:
       return "aging";
+    case ChangeReason::kFreePageReport:
+      return "free-page-report";
+    case ChangeReason::kFault:
+      return "fault";
   }
   return "unknown";
 }

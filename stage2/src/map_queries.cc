@@ -21,13 +21,14 @@ void Stage2Map::walk_leaves(IpaRange range, const LeafVisitor& visit) const {
 // Aging is a change like any other: break-before-make around clearing AF, so a cached
 // translation cannot keep the page looking idle however hot it is (clear_flush_young). The
 // clear is an atomic AND because readers may set AF concurrently (mark_young). A range with
-// nothing young is left alone and costs no invalidation.
+// nothing young is left alone and costs no invalidation. A hook that refuses the aging
+// leaves the flags set, so the range is still reported young (it was, and still is).
 bool Stage2Map::mkold(IpaRange range) {
   if (range.empty() || !space_.contains(range) || !test_young(range))
     return false;
   const Change change{range, ChangeKind::kAge, ChangeReason::kAging};
-  for (ChangeHooks* hooks : hooks_)
-    hooks->range_start(change);
+  if (!start_change("age", change).ok())
+    return true;
   detail::for_each_leaf(root_, space_.root_level(), 0, range.start.value(), range.end().value(),
                         [](uint64_t& slot, unsigned, uint64_t, uint64_t, uint64_t) {
                           std::atomic_ref<uint64_t>(slot).fetch_and(~bits::kAccessFlag,

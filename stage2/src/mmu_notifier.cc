@@ -1,5 +1,5 @@
 // NotifierRegistry: interval subscriptions with sequence counts, deferred subscription
-// changes while invalidations run, and the hooks that connect it to a Stage2Map.
+// changes while invalidations run.
 #include "hvmm/stage2/mmu_notifier.h"
 
 #include <algorithm>
@@ -230,8 +230,8 @@ Result<void> NotifierRegistry::invalidate_range_start(const Change& change) {
   std::lock_guard lock(mutex_);
   ++failed_starts_;
   return make_error(ErrorCode::kUnavailable,
-                    "invalidation of {} ({}) refused: a subscriber would block", change.range,
-                    change_reason_name(change.reason));
+                    "invalidation of {} ({}) refused: a subscriber would block; retry later",
+                    change.range, change_reason_name(change.reason));
 }
 
 // Finish an invalidation begun with invalidate_range_start(change).
@@ -319,31 +319,6 @@ NotifierStats NotifierRegistry::stats() const {
       .deferred_changes = deferred_changes_,
       .subscriptions = subscriptions_.size() + deferred_add_.size() - deferred_remove_.size(),
   };
-}
-
-// ---- NotifierHooks ----
-
-// The map cannot be told that a start failed, so a refused start is remembered and its end
-// skipped (the registry already finished it).
-void NotifierHooks::range_start(const Change& change) {
-  if (registry_.invalidate_range_start(change).ok())
-    return;
-  std::lock_guard lock(mutex_);
-  refused_.push_back(change);
-}
-
-void NotifierHooks::range_end(const Change& change) {
-  {
-    std::lock_guard lock(mutex_);
-    auto refused = std::find_if(refused_.begin(), refused_.end(), [&](const Change& c) {
-      return c.range == change.range && c.kind == change.kind && c.reason == change.reason;
-    });
-    if (refused != refused_.end()) {
-      refused_.erase(refused);
-      return;
-    }
-  }
-  registry_.invalidate_range_end(change);
 }
 
 }  // namespace hvmm::stage2

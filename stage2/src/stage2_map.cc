@@ -120,7 +120,23 @@ bool reserve_tables(TableAllocator& allocator, size_t count, detail::Plan& plan)
 
 }  // namespace
 
+// Step 1 of break-before-make: every hook's range_start, in order. A refusal ends the hooks
+// that had started (no range_updated: nothing changed) and becomes the operation's Error.
+Result<void> Stage2Map::start_change(const char* verb, const Change& change) {
+  for (size_t i = 0; i < hooks_.size(); ++i) {
+    Result<void> started = hooks_[i]->range_start(change);
+    if (started.ok())
+      continue;
+    for (size_t j = 0; j < i; ++j)
+      hooks_[j]->range_end(change);
+    return make_error(started.error().code, "cannot {} {} ({}): refused, nothing changed: {}", verb,
+                      change.range, change_reason_name(change.reason), started.error().message);
+  }
+  return Ok();
+}
+
 // Prepare (conflicts, table count, reservation), then break-before-make around the commit.
+// A refused start returns the reserved tables: the map is exactly as it was.
 template <typename Op>
 Result<void> Stage2Map::apply(const Change& change, Plan& plan, Op&& op) {
   const uint64_t start = change.range.start.value();
@@ -137,8 +153,11 @@ Result<void> Stage2Map::apply(const Change& change, Plan& plan, Op&& op) {
                       "cannot {} {}: out of stage-2 table memory ({} more tables needed)",
                       op.verb(), change.range, preparer.tables());
   }
-  for (ChangeHooks* hooks : hooks_)
-    hooks->range_start(change);
+  if (Result<void> started = start_change(op.verb(), change); !started.ok()) {
+    for (uint64_t* table : plan.reserved)
+      allocator_->free_table(table);
+    return started;
+  }
   detail::Committer<std::decay_t<Op>> committer(op, plan, options_.max_block_level, table_count_);
   committer.commit_table(root_, root_level, 0, start, end);
   for (ChangeHooks* hooks : hooks_)
@@ -180,11 +199,11 @@ Result<void> Stage2Map::protect(IpaRange range, Permissions permissions, bool ex
 }
 
 Result<void> Stage2Map::set_page_state(IpaRange range, const PageStateUpdate& update,
-                                       ChangeReason reason) {
+                                       ChangeReason reason, bool blockable) {
   HVMM_TRY(check_range("set the page state of", range));
   Plan plan;
   const detail::PageStateOp op{update};
-  return apply(Change{range, ChangeKind::kPageState, reason}, plan, op);
+  return apply(Change{range, ChangeKind::kPageState, reason, blockable}, plan, op);
 }
 
 // Walk from the root to the leaf that maps `ipa` (one descriptor read per level). This is the

@@ -2,9 +2,10 @@
 //
 // KVM has no atomic memslot update: splitting a slot means deleting it and creating the
 // pieces, and a vCPU running in between finds no memory at all (even its code page, which
-// ends in an emulation failure). So a change to the guest-physical map is fenced: pause()
-// kicks every vCPU out of KVM_RUN and returns once each one is parked at its checkpoint (or
-// is the calling thread, or has exited); resume() lets them run again. Pauses nest.
+// ends in an emulation failure). So a layout change (RAM regions and their memslots) is
+// fenced; page-state changes never touch a memslot and need none. pause() kicks every vCPU
+// out of KVM_RUN and returns once each one is parked at its checkpoint (or is the calling
+// thread, or has exited); resume() lets them run again. Pauses nest.
 #pragma once
 
 #include <condition_variable>

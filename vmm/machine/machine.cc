@@ -79,11 +79,14 @@ Result<void> Machine::build(MachineConfig& config) {
   HVMM_TRY(physical);
   physical_ = std::move(*physical);
   memslot_sink_ = std::make_unique<KvmMemslots>(vm_);
-  physical_->set_change_fence([this] { pause_vcpus(); }, [this] { resume_vcpus(); });
-  // The VM's first KVM_SET_USER_MEMORY_REGION sleeps ~5 ms in KVM (an SRCU grace period),
-  // longer than all the rest of build(): make the memslots on a worker meanwhile (its sync
-  // holds the map lock only shared, so loading through the Translator goes on). Joined
-  // before build() returns: no vCPU runs while the map and the memslots disagree.
+  // Only layout changes (unmap_ram) recreate memslots and pause the vCPUs; page-state
+  // changes (balloon, free page reporting) punch the memfd while they run.
+  physical_->set_layout_fence([this] { pause_vcpus(); }, [this] { resume_vcpus(); });
+  // One memslot per RAM region, made here for the VM's life. The VM's first
+  // KVM_SET_USER_MEMORY_REGION sleeps ~5 ms in KVM (an SRCU grace period), longer than all
+  // the rest of build(): make the memslots on a worker meanwhile (it holds the map lock only
+  // shared, so loading through the Translator goes on). Joined before build() returns: no
+  // vCPU runs before its RAM has its memslots.
   Result<void> attached;
   std::jthread attach([&] { attached = physical_->attach_memslots(*memslot_sink_); });
   Result<void> loaded = load_and_create_vcpus(config);
@@ -265,8 +268,8 @@ void Machine::mmio(unsigned vcpu, Ipa ipa, bool write, std::span<uint8_t> data,
     return;
   }
   if (physical_->is_ram(ipa)) {
-    // RAM in the map but not in a memslot: a memslot update raced with this access, or a
-    // write hit a read-only slot. Serve from memory through the map when it permits.
+    // RAM in the map but not in a memslot: a layout change raced with this access. Serve
+    // from memory through the map when it permits.
     auto served = write ? physical_->write(ipa, data) : physical_->read(ipa, data);
     if (served) {
       log_fault(vcpu, ipa, write, data.size(), "memslot-race", "served-from-ram", exit_time);

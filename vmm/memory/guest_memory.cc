@@ -1,6 +1,8 @@
-// The memfd backing of guest RAM.
+// The memfd backing of guest RAM: creation, its two mappings, release and extent queries.
 #include "hvmm/vmm/memory/guest_memory.h"
 
+#include <fcntl.h>
+#include <linux/falloc.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -8,8 +10,22 @@
 #include <cstring>
 
 namespace hvmm::vmm {
+namespace {
 
-// Create and map the memfd without touching it (MAP_NORESERVE: RAM is overcommitted).
+// Map all of `fd` shared, without reserving swap (RAM is overcommitted and filled lazily).
+Result<Mapping> map_shared(int fd, uint64_t size, const char* which) {
+  void* base = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
+  if (base == MAP_FAILED) {
+    return make_error(ErrorCode::kResourceExhausted,
+                      "cannot map {:#x} bytes of guest memory ({} mapping): {}", size, which,
+                      std::strerror(errno));
+  }
+  return Mapping(base, size);
+}
+
+}  // namespace
+
+// Create the memfd, size it, and map it twice without touching it.
 Result<std::unique_ptr<GuestMemory>> GuestMemory::create(uint64_t size, const std::string& name) {
   if (size == 0 || !is_aligned(size, kPageSize)) {
     return make_error(ErrorCode::kInvalidArgument,
@@ -25,38 +41,93 @@ Result<std::unique_ptr<GuestMemory>> GuestMemory::create(uint64_t size, const st
     return make_error(ErrorCode::kResourceExhausted, "cannot size guest memory to {:#x}: {}", size,
                       std::strerror(errno));
   }
-  void* base = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
-  if (base == MAP_FAILED) {
-    return make_error(ErrorCode::kResourceExhausted, "cannot map {:#x} bytes of guest memory: {}",
-                      size, std::strerror(errno));
-  }
-  return std::make_unique<GuestMemory>(std::move(owned), Mapping(base, size));
+  auto primary = map_shared(fd, size, "primary");
+  HVMM_TRY(primary);
+  auto alias = map_shared(fd, size, "alias");
+  HVMM_TRY(alias);
+  return std::make_unique<GuestMemory>(std::move(owned), std::move(*primary), std::move(*alias));
 }
 
 // Bounds-check [offset, offset + length) against the backing.
-Result<uint8_t*> GuestMemory::host_pointer(HostOffset offset, uint64_t length) const {
-  uint64_t start = offset.value();
+Result<void> GuestMemory::check_range(const char* what, HostOffset offset, uint64_t length) const {
+  const uint64_t start = offset.value();
   if (start > size() || length > size() - start) {
     return make_error(ErrorCode::kOutOfRange,
-                      "host range [{:#x}, {:#x}) is outside the {:#x}-byte guest backing", start,
+                      "{} [{:#x}, {:#x}) is outside the {:#x}-byte guest backing", what, start,
                       start + length, size());
   }
-  return mapping_.data() + start;
+  return Ok();
 }
 
-// Punch the pages out of the memfd so their memory returns to the host.
+Result<uint8_t*> GuestMemory::host_pointer(HostOffset offset, uint64_t length) const {
+  HVMM_TRY(check_range("host range", offset, length));
+  return alias_.data() + offset.value();
+}
+
+Result<uint8_t*> GuestMemory::guest_pointer(HostOffset offset, uint64_t length) const {
+  HVMM_TRY(check_range("host range", offset, length));
+  return primary_.data() + offset.value();
+}
+
+// Punch the pages out of the memfd. The punch unmaps them from every mapping of the file
+// (both of ours), which runs the host kernel's MMU notifiers: KVM drops its own translations
+// of the primary mapping there, so no KVM ioctl is needed.
 Result<void> GuestMemory::release(HostOffset offset, uint64_t length) {
   if (!offset.is_aligned(kPageSize) || !is_aligned(length, kPageSize)) {
     return make_error(ErrorCode::kInvalidArgument, "release of [{:#x}, {:#x}) is not page aligned",
                       offset.value(), offset.value() + length);
   }
-  auto pointer = host_pointer(offset, length);
-  HVMM_TRY(pointer);
-  if (length != 0 && ::madvise(*pointer, length, MADV_REMOVE) < 0) {
-    return make_error(ErrorCode::kInternal, "MADV_REMOVE of [{:#x}, {:#x}) failed: {}",
+  HVMM_TRY(check_range("release of", offset, length));
+  if (length != 0 &&
+      ::fallocate(fd_.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                  static_cast<off_t>(offset.value()), static_cast<off_t>(length)) < 0) {
+    return make_error(ErrorCode::kInternal, "punching a hole at [{:#x}, {:#x}) failed: {}",
                       offset.value(), offset.value() + length, std::strerror(errno));
   }
   return Ok();
+}
+
+// Alternate SEEK_DATA and SEEK_HOLE from the start; ENXIO from SEEK_DATA means no more data.
+Result<std::vector<HostRange>> GuestMemory::allocated_extents() const {
+  std::vector<HostRange> extents;
+  const auto end = static_cast<off_t>(size());
+  for (off_t at = 0; at < end;) {
+    const off_t data = ::lseek(fd_.get(), at, SEEK_DATA);
+    if (data < 0 && errno == ENXIO)
+      break;
+    const off_t hole = data < 0 ? -1 : ::lseek(fd_.get(), data, SEEK_HOLE);
+    if (data < 0 || hole < 0) {
+      return make_error(ErrorCode::kInternal, "SEEK_DATA/SEEK_HOLE of guest memory at {:#x}: {}",
+                        static_cast<uint64_t>(at), std::strerror(errno));
+    }
+    extents.push_back(
+        HostRange{HostOffset(static_cast<uint64_t>(data)), static_cast<uint64_t>(hole - data)});
+    at = hole;
+  }
+  return extents;
+}
+
+Result<uint64_t> GuestMemory::allocated_bytes() const {
+  auto extents = allocated_extents();
+  HVMM_TRY(extents);
+  uint64_t bytes = 0;
+  for (const HostRange& extent : *extents)
+    bytes += extent.size;
+  return bytes;
+}
+
+// mincore() reports page-cache residency for a shared file mapping, touched through it or not.
+Result<std::vector<bool>> GuestMemory::mincore_pages(bool primary) const {
+  std::vector<unsigned char> raw(size() / kPageSize);
+  uint8_t* base = primary ? primary_.data() : alias_.data();
+  if (::mincore(base, size(), raw.data()) < 0) {
+    return make_error(ErrorCode::kInternal, "mincore of guest memory failed: {}",
+                      std::strerror(errno));
+  }
+  std::vector<bool> in_memory(raw.size());
+  for (size_t i = 0; i < raw.size(); ++i)
+    in_memory[i] = (raw[i] & 1) != 0;
+  return in_memory;
 }
 
 }  // namespace hvmm::vmm

@@ -1,18 +1,25 @@
 // GuestPhysical: one VM's guest-physical space, the stage-2 map plus the memory behind it.
 //
 // RAM regions are mapped into the VM's Stage2Map with host offsets into one memfd
-// (GuestMemory). Once a MemslotSink is attached, KVM's memslots follow the map through a
-// MemslotSync hook. VMM-side reads and writes of guest memory go through the map's
-// Translator (stage-2 TLB first, then a walk of the map), which checks residency,
-// permissions and the backing's bounds.
+// (GuestMemory). The map is the source of truth for every page; it is realized in two
+// independent ways:
+// - the layout (which IPA ranges are RAM) as one KVM memslot per RAM region (memslots.h),
+//   created once by attach_memslots() and changed only by unmap_ram(), which is fenced: the
+//   owner's callbacks (Machine: park the vCPUs at their VcpuGate) run around it, because KVM
+//   deletes and recreates a slot non-atomically;
+// - the state of each page (resident, ballooned, reported, reclaimed) on the memfd
+//   (page_realization.h): set_backing() and make_resident() change it while vCPUs run. A
+//   page that stops being resident is punched out of the memfd; one that becomes resident
+//   again is filled on its next touch (or by the caller of make_resident()).
+// VMM-side reads and writes go through the map's Translator (stage-2 TLB first, then a walk
+// of the map) over the memfd's alias mapping, which checks residency, permissions and bounds.
 //
-// Hooks on the map, in order: MMU notifiers, stage-2 TLB invalidation, memslot sync.
-// Locking: the map is not internally synchronized. The Translator and the initial memslot
-// sync take the lock shared; changes to the map (unmap_ram, ...) take it exclusively.
-// Every change is also fenced: the owner's pause callback (Machine: stop the vCPUs at their
-// VcpuGate) runs before the lock is taken, so no vCPU is inside KVM_RUN while memslots are
-// deleted and recreated, and no vCPU exit handler is blocked on the lock while the pauser
-// waits for it.
+// Hooks on the map, in order: MMU notifiers (subscribers may refuse a non-blockable change,
+// and then nothing is committed), stage-2 TLB invalidation, page counts, realization.
+// Locking: the map is not internally synchronized. The Translator, page_counts() and the
+// initial memslot install take the lock shared; every change takes it exclusively for the
+// change and its realization. The layout fence runs before the lock is taken, so no vCPU
+// exit handler is blocked on the lock while the fence waits for it.
 #pragma once
 
 #include <cstdint>
@@ -20,6 +27,7 @@
 #include <memory>
 #include <optional>
 #include <shared_mutex>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -31,12 +39,27 @@
 #include "hvmm/vmm/memory/guest_access.h"
 #include "hvmm/vmm/memory/guest_memory.h"
 #include "hvmm/vmm/memory/memory_layout.h"
-#include "hvmm/vmm/memory/memslot_sync.h"
+#include "hvmm/vmm/memory/memslots.h"
+#include "hvmm/vmm/memory/page_counts.h"
+#include "hvmm/vmm/memory/page_realization.h"
 
 namespace hvmm::vmm {
 
+// What a batch of page-state changes did: one change per run of coalesced PFNs, each run
+// independent of the others (a run that fails does not stop the rest).
+struct BackingBatch {
+  PageCounts changed;  // pages that changed, by the backing they had before
+  uint64_t runs = 0;   // runs asked for
+  uint64_t failed_runs = 0;
+  std::optional<Error> first_error;
+};
+
 class GuestPhysical final : public GuestAccess {
  public:
+  // Fills pages that make_resident() made resident, before anyone else can touch them:
+  // `run` is a run of IPA contiguous in host offsets from `output`.
+  using Fill = std::function<Result<void>(IpaRange run, HostOffset output)>;
+
   // Create `memory_size` bytes of RAM laid out by ram_layout() and mapped in a new map.
   static Result<std::unique_ptr<GuestPhysical>> create(uint64_t memory_size,
                                                        const std::string& name, uint16_t vmid);
@@ -45,32 +68,79 @@ class GuestPhysical final : public GuestAccess {
   GuestPhysical(const GuestPhysical&) = delete;
   GuestPhysical& operator=(const GuestPhysical&) = delete;
 
-  // Realize the map as memslots through `sink` and keep them in step from now on. Holds the
-  // map lock only shared across the KVM ioctls, so it may run on another thread while guest
+  // Install one memslot per RAM region through `sink`, kept for the VM's life. Holds the map
+  // lock only shared across the KVM ioctls, so it may run on another thread while guest
   // memory is accessed; map changes wait for it. Call once.
   Result<void> attach_memslots(MemslotSink& sink);
-  // Callbacks run around every change of the map: `pause` before it, `resume` after it.
-  void set_change_fence(std::function<void()> pause, std::function<void()> resume);
+  // Callbacks run around every layout change (unmap_ram): `pause` before, `resume` after.
+  // Page-state changes are never fenced.
+  void set_layout_fence(std::function<void()> pause, std::function<void()> resume);
 
   Result<void> read(Ipa ipa, std::span<uint8_t> out) override;
   Result<void> write(Ipa ipa, std::span<const uint8_t> data) override;
 
-  // Remove `range` from the guest's RAM (memslots follow, backing is released).
+  // Give every page of `run` the backing `backing`, without pausing vCPUs, as one change
+  // (one notifier invalidation with `reason`). Pages already in that state are left alone;
+  // when all are, nothing happens. Making pages non-resident punches them out of the memfd
+  // (balloon inflate: kBallooned, free page reporting: kReported). Making them resident
+  // (deflate) fills nothing: the next touch zero-fills. Refused, with nothing changed: pages
+  // outside RAM, pinned pages becoming non-resident, reclaimed pages becoming resident
+  // (their contents are in the pool: a fault brings them back, see make_resident), and a
+  // non-blockable change a notifier subscriber refuses (ErrorCode::kUnavailable, retry).
+  // Returns the pages that changed, counted by the backing they had before.
+  Result<PageCounts> set_backing(IpaRange run, stage2::Backing backing, stage2::ChangeReason reason,
+                                 bool blockable = true);
+  // set_backing() for a balloon buffer's runs (sorted, disjoint, coalesced: the balloon's
+  // pfn_runs.h makes them from the guest's PFNs): each run is one change, and fails alone.
+  // The lock is taken once for the batch.
+  BackingBatch set_backing_runs(std::span<const IpaRange> runs, stage2::Backing backing,
+                                stage2::ChangeReason reason, bool blockable = true);
+  // Make every non-resident page of `run` resident again (a guest touched it), as one change.
+  // Reclaimed pages are accepted: the caller restores their contents. `fill`, when given, is
+  // called for each run that changed, after the map says resident and before the lock is
+  // released, so no VMM access sees the page before it is filled (a userfaultfd handler does
+  // its UFFDIO_COPY / UFFDIO_ZEROPAGE there). Returns the pages that changed, by the backing
+  // they had before.
+  Result<PageCounts> make_resident(IpaRange run,
+                                   stage2::ChangeReason reason = stage2::ChangeReason::kFault,
+                                   const Fill& fill = {});
+
+  // Remove `range` from the guest's RAM: a layout change, fenced. The RAM regions shrink or
+  // split, their memslots are recreated, and the backing of what was mapped is released.
   Result<void> unmap_ram(IpaRange range);
   // Whether `ipa` is resident RAM according to the map.
   bool is_ram(Ipa ipa) const;
 
+  // Pages per backing, kept by the changes themselves (cheap; for --stats).
+  PageCounts page_counts() const;
+  // The same figures from a walk of the whole map (for tests: must equal page_counts()).
+  PageCounts count_pages_by_walk() const;
+  // Bytes of the memfd that are allocated (SEEK_DATA / SEEK_HOLE).
+  Result<uint64_t> allocated_bytes() const { return memory_->allocated_bytes(); }
+
+  // The notifier registry of the VM's IPA space: devices that cache guest addresses
+  // subscribe here (and may refuse non-blockable changes).
+  stage2::NotifierRegistry& notifiers() { return notifiers_; }
   const std::vector<RamRegion>& ram() const { return ram_; }
   uint64_t memory_size() const { return memory_->size(); }
   const stage2::Stage2Map& map() const { return *map_; }
   GuestMemory& memory() { return *memory_; }
-  const MemslotSync* memslots() const { return memslots_.get(); }
+  const RegionMemslots* memslots() const { return memslots_.get(); }
   const stage2::Stage2Tlb& tlb() const { return tlb_; }
+  // What the realization did so far (punches and bytes).
+  RealizationStats realization_stats() const;
 
  private:
   Result<void> map_ram();
-  // Run `change` with the fence up and the map lock held exclusively.
-  Result<void> fenced_change(const std::function<Result<void>()>& change);
+  // How change_backing() runs one change.
+  struct ChangeOptions {
+    stage2::ChangeReason reason;
+    bool blockable;
+    bool restores_contents;  // the caller restores reclaimed pages it makes resident
+  };
+  Result<PageCounts> change_backing(const std::unique_lock<std::shared_mutex>& guard, IpaRange run,
+                                    stage2::Backing backing, const ChangeOptions& options);
+  Result<void> realized(Result<void> changed);
 
   std::unique_ptr<GuestMemory> memory_;
   std::vector<RamRegion> ram_;
@@ -82,8 +152,10 @@ class GuestPhysical final : public GuestAccess {
   stage2::NotifierRegistry notifiers_;
   stage2::NotifierHooks notifier_hooks_{notifiers_};
   stage2::TlbInvalidationHooks tlb_hooks_{tlb_, vmid_};
+  std::optional<PageCounter> counter_;
+  std::optional<PageRealization> realization_;
   std::optional<stage2::Translator> translator_;
-  std::unique_ptr<MemslotSync> memslots_;
+  std::unique_ptr<RegionMemslots> memslots_;
   std::function<void()> pause_;
   std::function<void()> resume_;
 };

@@ -18,6 +18,27 @@ std::vector<RamRegion> ram_layout(uint64_t memory_size) {
   return regions;
 }
 
+// Keep the part of each region below `range` and the part above it.
+std::vector<RamRegion> ram_without(const std::vector<RamRegion>& ram, IpaRange range) {
+  std::vector<RamRegion> kept;
+  for (const RamRegion& region : ram) {
+    if (!region.range.overlaps(range)) {
+      kept.push_back(region);
+      continue;
+    }
+    if (region.range.start < range.start) {
+      kept.push_back(
+          {IpaRange{region.range.start, range.start - region.range.start}, region.offset});
+    }
+    if (range.end() < region.range.end()) {
+      const uint64_t skipped = range.end() - region.range.start;
+      kept.push_back(
+          {IpaRange{range.end(), region.range.end() - range.end()}, region.offset + skipped});
+    }
+  }
+  return kept;
+}
+
 // A range is inside RAM when one region contains both its first and last byte.
 bool inside_ram(const std::vector<RamRegion>& ram, IpaRange range) {
   if (range.overflows()) {

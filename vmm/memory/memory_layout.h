@@ -29,6 +29,10 @@ struct RamRegion {
 // Split `memory_size` bytes of RAM around the MMIO hole.
 std::vector<RamRegion> ram_layout(uint64_t memory_size);
 
+// `ram` without `range`: regions it covers go, regions it cuts shrink or split in two (the
+// upper piece keeps the host offsets of its pages). Regions stay in IPA order.
+std::vector<RamRegion> ram_without(const std::vector<RamRegion>& ram, IpaRange range);
+
 // True when [start, start + size) lies entirely inside one region of `ram`.
 bool inside_ram(const std::vector<RamRegion>& ram, IpaRange range);
 

@@ -1,6 +1,9 @@
-// Integration test of the stage-2 map driving KVM live: while a guest runs, the VMM unmaps a
-// RAM page from the map; the memslots follow at once, so the guest's next read of that page
-// is an unbacked-IPA fault answered with all-ones and logged.
+// Integration tests of the stage-2 map driving KVM live. A layout change: while a guest runs,
+// the VMM unmaps a RAM page from the map; the region's memslot is split at once (vCPUs
+// fenced), so the guest's next read of that page is an unbacked-IPA fault answered with
+// all-ones and logged. A page-state change: the VMM balloons a page the guest is reading,
+// with no fence and no memslot change; the punched hole reaches the guest through KVM's MMU
+// notifier.
 #include <gtest/gtest.h>
 
 #include <thread>
@@ -30,25 +33,65 @@ bool wait_for_file_text(const std::string& path, const std::string& text,
   return false;
 }
 
+// Boot `guest_name` with 16 MiB, its console in `console` and its faults in `faults`.
+Result<std::unique_ptr<Machine>> boot(const char* guest_name, const TempPath& console,
+                                      const TempPath& faults) {
+  MachineConfig config;
+  config.memory_size = 16 << 20;
+  auto kernel = read_file(guest(guest_name), "--kernel", config.memory_size);
+  HVMM_TRY(kernel);
+  config.kernel = std::move(*kernel);
+  auto console_log = open_log_file(console.path, "--console-log", LogOpenMode::kTruncate);
+  HVMM_TRY(console_log);
+  config.console_log = std::move(*console_log);
+  auto fault_log = open_log_file(faults.path, "--fault-log", LogOpenMode::kAppend);
+  HVMM_TRY(fault_log);
+  config.fault_log = std::move(*fault_log);
+  config.console_input = false;
+  return Machine::create(std::move(config));
+}
+
+// Ballooning the page the guest polls releases it while the guest runs: no layout fence, the
+// one memslot stays, and the guest's next read finds the zero page KVM faults in after the
+// punch invalidated its translation.
+TEST(LivePageState, GuestSeesBalloonedPageReleased) {
+  HVMM_SKIP_WITHOUT_KVM();
+  TempPath console("console");
+  TempPath faults("faults");
+  auto machine = boot("release_watch", console, faults);
+  ASSERT_TRUE(machine.ok()) << machine.error().message;
+  GuestPhysical& physical = (*machine)->physical();
+  int fenced = 0;
+  physical.set_layout_fence([&] { ++fenced; }, [] {});
+  int status = -1;
+  std::thread runner([&] { status = (*machine)->run(); });
+  bool ready = wait_for_file_text(console.path, "ready\n", std::chrono::seconds(30));
+  EXPECT_TRUE(ready);
+  auto ballooned =
+      physical.set_backing(IpaRange{Ipa(0x200000), kPageSize}, stage2::Backing::kBallooned,
+                           stage2::ChangeReason::kBalloon);
+  EXPECT_TRUE(ballooned.ok()) << ballooned.error().message;
+  bool released = wait_for_file_text(console.path, "released\n", std::chrono::seconds(30));
+  if (!released) {
+    (*machine)->request_stop(1, "the test gave up waiting for the guest");
+  }
+  runner.join();
+  EXPECT_TRUE(released);
+  EXPECT_EQ(status, 0);
+  EXPECT_EQ(slurp(console.path), "ready\nreleased\n");
+  EXPECT_EQ(fenced, 0);
+  ASSERT_EQ(physical.memslots()->slots().size(), 1u);
+  EXPECT_EQ(physical.memslots()->slots()[0].range, (IpaRange{Ipa(0), 16 << 20}));
+  EXPECT_EQ(physical.page_counts()[stage2::Backing::kBallooned], 1u);
+}
+
 // Unmapping the page the guest polls makes its reads return all-ones; the guest sees it,
 // exits 0, and the fault log names that IPA as unbacked.
 TEST(LiveUnmap, GuestSeesUnmappedPageAsUnbacked) {
   HVMM_SKIP_WITHOUT_KVM();
   TempPath console("console");
   TempPath faults("faults");
-  MachineConfig config;
-  config.memory_size = 16 << 20;
-  auto kernel = read_file(guest("unmap_watch"), "--kernel", config.memory_size);
-  ASSERT_TRUE(kernel.ok()) << kernel.error().message;
-  config.kernel = std::move(*kernel);
-  auto console_log = open_log_file(console.path, "--console-log", LogOpenMode::kTruncate);
-  ASSERT_TRUE(console_log.ok()) << console_log.error().message;
-  config.console_log = std::move(*console_log);
-  auto fault_log = open_log_file(faults.path, "--fault-log", LogOpenMode::kAppend);
-  ASSERT_TRUE(fault_log.ok()) << fault_log.error().message;
-  config.fault_log = std::move(*fault_log);
-  config.console_input = false;
-  auto machine = Machine::create(std::move(config));
+  auto machine = boot("unmap_watch", console, faults);
   ASSERT_TRUE(machine.ok()) << machine.error().message;
   int status = -1;
   std::thread runner([&] { status = (*machine)->run(); });

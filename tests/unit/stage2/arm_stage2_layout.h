@@ -86,6 +86,8 @@ constexpr uint64_t arm_backing(Backing backing) {
       return 1;
     case Backing::kReclaimed:
       return 2;
+    case Backing::kReported:
+      return 3;
   }
   return 0xff;
 }

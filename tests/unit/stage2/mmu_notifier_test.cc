@@ -360,6 +360,41 @@ TEST(MmuNotifierTest, HooksFollowTheMap) {
   map.remove_hooks(hooks);
 }
 
+// Through NotifierHooks, a subscriber refusing a non-blockable page-state change stops the
+// map from committing it: the page stays resident, every sequence is even again, the refusal
+// is counted and reported as retryable, and the same change made blockable goes through.
+TEST(MmuNotifierTest, RefusalThroughHooksLeavesTheMapUnchanged) {
+  HeapTableAllocator tables;
+  auto map = std::move(Stage2Map::create(IpaSpace::create(32).value(), tables)).value();
+  ASSERT_TRUE(map.map(kLow, HostOffset(0), kRamAttributes).ok());
+  NotifierRegistry registry;
+  NotifierHooks hooks(registry);
+  map.add_hooks(hooks);
+  RecordingOps watcher, refusing;
+  refusing.accept_start = false;
+  auto a = std::move(registry.subscribe(kLow, &watcher)).value();
+  auto b = std::move(registry.subscribe(kLow, &refusing)).value();
+  const PageStateUpdate report{.set_backing = true, .backing = Backing::kReported};
+  const IpaRange page{Ipa(0x3000), 0x1000};
+  const std::string before = map.dump();
+  auto refused = map.set_page_state(page, report, ChangeReason::kFreePageReport, false);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, ErrorCode::kUnavailable);
+  EXPECT_NE(refused.error().message.find("retry"), std::string::npos) << refused.error().message;
+  EXPECT_EQ(map.dump(), before);
+  EXPECT_EQ(a.sequence() % 2, 0u);
+  EXPECT_EQ(b.sequence() % 2, 0u);
+  EXPECT_EQ(registry.stats().failed_starts, 1u);
+  EXPECT_EQ(watcher.take(),
+            (std::vector<std::string>{"start [0x3000, 0x4000) free-page-report atomic",
+                                      "end [0x3000, 0x4000)"}));
+  EXPECT_EQ(refusing.take().size(), 1u);  // its refused start, no end
+  ASSERT_TRUE(map.set_page_state(page, report, ChangeReason::kFreePageReport, true).ok());
+  EXPECT_EQ(map.translate(page.start)->state.backing, Backing::kReported);
+  EXPECT_EQ(a.sequence() % 2, 0u);
+  map.remove_hooks(hooks);
+}
+
 // A TLB subscribed through TlbNotifierOps loses the entries of an invalidation that did not
 // come from the map (a memslot change), for its VMID only, and a fill guarded by a read_begin
 // taken before that invalidation is refused.

@@ -46,7 +46,10 @@ struct RunOptions {
 // Counts break-before-make calls, so rejected requests can be shown to have made none.
 class CountingHooks : public ChangeHooks {
  public:
-  void range_start(const Change& c) override { record(0, c); }
+  Result<void> range_start(const Change& c) override {
+    record(0, c);
+    return Ok();
+  }
   void range_updated(const Change& c) override { record(1, c); }
   void range_end(const Change& c) override { record(2, c); }
   void reset() { calls = {}; }

@@ -216,7 +216,10 @@ TEST_F(Stage2MapTest, AgingClearsAndSetsAccessFlag) {
 class RecordingHooks : public ChangeHooks {
  public:
   explicit RecordingHooks(const Stage2Map& map, Ipa probe) : map_(map), probe_(probe) {}
-  void range_start(const Change& c) override { record("start", c); }
+  Result<void> range_start(const Change& c) override {
+    record("start", c);
+    return Ok();
+  }
   void range_updated(const Change& c) override { record("updated", c); }
   void range_end(const Change& c) override { record("end", c); }
   std::vector<std::string> events;
@@ -247,11 +250,73 @@ TEST_F(Stage2MapTest, HooksRunStartUpdateEndWithReason) {
   EXPECT_EQ(hooks.events, expected);
 }
 
+// Refuses every range_start (as a subscriber that would block refuses a non-blockable
+// change) and counts the calls it gets.
+class RefusingHooks : public ChangeHooks {
+ public:
+  Result<void> range_start(const Change& c) override {
+    ++starts;
+    return make_error(ErrorCode::kUnavailable, "busy with {}", c.range);
+  }
+  void range_updated(const Change&) override { ++updates; }
+  void range_end(const Change&) override { ++ends; }
+  int starts = 0;
+  int updates = 0;
+  int ends = 0;
+};
+
+// A hook refusing range_start aborts the change: descriptors and tables stay as they were
+// (the table a block split would need goes back), the hooks that started get range_end
+// without range_updated, later hooks are never called, and the error says so and names the
+// range.
+TEST_F(Stage2MapTest, RefusedStartCommitsNothing) {
+  Stage2Map map = make_map();
+  ASSERT_TRUE(map.map({Ipa(0), k2M}, HostOffset(0), kRamAttributes).ok());
+  const std::string before = map.dump();
+  const size_t tables_before = tables_.tables_in_use();
+  RecordingHooks first(map, Ipa(0x1000));
+  RefusingHooks refusing;
+  RecordingHooks last(map, Ipa(0x1000));
+  map.add_hooks(first);
+  map.add_hooks(refusing);
+  map.add_hooks(last);
+  PageStateUpdate balloon{.set_backing = true, .backing = Backing::kBallooned};
+  auto refused = map.set_page_state({Ipa(0x1000), kPage}, balloon, ChangeReason::kBalloon,
+                                    /*blockable=*/false);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, ErrorCode::kUnavailable);
+  EXPECT_NE(refused.error().message.find("[0x1000, 0x2000)"), std::string::npos)
+      << refused.error().message;
+  EXPECT_NE(refused.error().message.find("refused"), std::string::npos);
+  EXPECT_FALSE(map.unmap({Ipa(0), k2M}).ok());
+  EXPECT_TRUE(map.mkold({Ipa(0), kPage}));  // refused aging: still young
+  EXPECT_TRUE(map.test_young({Ipa(0), kPage}));
+  map.remove_hooks(first);
+  map.remove_hooks(refusing);
+  map.remove_hooks(last);
+  EXPECT_EQ(map.dump(), before);
+  EXPECT_EQ(tables_.tables_in_use(), tables_before);
+  EXPECT_EQ(map.translate(Ipa(0x1000))->state.backing, Backing::kResident);
+  EXPECT_EQ(refusing.starts, 3);
+  EXPECT_EQ(refusing.updates, 0);
+  EXPECT_EQ(refusing.ends, 0);
+  const std::vector<std::string> expected = {
+      "start balloon [0x1000, 0x2000) mapped", "end balloon [0x1000, 0x2000) mapped",
+      "start unmap [0x0, 0x200000) mapped",    "end unmap [0x0, 0x200000) mapped",
+      "start aging [0x0, 0x1000) mapped",      "end aging [0x0, 0x1000) mapped",
+  };
+  EXPECT_EQ(first.events, expected);
+  EXPECT_TRUE(last.events.empty());
+}
+
 // Records whether the probed range was young when each hook ran.
 class AgingHooks : public ChangeHooks {
  public:
   explicit AgingHooks(const Stage2Map& map) : map_(map) {}
-  void range_start(const Change& c) override { record("start", c); }
+  Result<void> range_start(const Change& c) override {
+    record("start", c);
+    return Ok();
+  }
   void range_updated(const Change& c) override { record("updated", c); }
   void range_end(const Change& c) override { record("end", c); }
   std::vector<std::string> events;

@@ -176,7 +176,7 @@ class RequestGenerator {
   PageStateUpdate random_update() {
     PageStateUpdate u;
     u.set_backing = rng_() % 2 == 0;
-    u.backing = rng_() % 2 ? Backing::kResident : static_cast<Backing>(1 + rng_() % 2);
+    u.backing = rng_() % 2 ? Backing::kResident : static_cast<Backing>(1 + rng_() % 3);
     u.set_write_tracked = rng_() % 3 == 0;
     u.write_tracked = rng_() % 2 == 0;
     u.set_pinned = rng_() % 4 == 0;

@@ -141,7 +141,7 @@ TEST(Stage2TlbTest, InvalidationHooksUseRangeUpdated) {
   TlbInvalidationHooks hooks(tlb, kVmid);
   ASSERT_TRUE(tlb.fill(kVmid, page_ipa(2), fake_host(kVmid, 2), kRw));
   const Change change{IpaRange{page_ipa(2), kPageSize}, ChangeKind::kUnmap, ChangeReason::kUnmap};
-  hooks.range_start(change);
+  ASSERT_TRUE(hooks.range_start(change).ok());
   EXPECT_NE(tlb.lookup(kVmid, page_ipa(2), Access::kRead), nullptr);
   hooks.range_updated(change);
   EXPECT_EQ(tlb.lookup(kVmid, page_ipa(2), Access::kRead), nullptr);

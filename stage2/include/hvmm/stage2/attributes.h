@@ -56,15 +56,15 @@ inline constexpr Attributes kRamAttributes{};
 // descriptor; the others are annotated invalid descriptors that keep their output address
 // and attributes, so the page can come back at the same host offset (ARM ARM D8.3: bits
 // [63:1] of an invalid descriptor are ignored by hardware and free for software).
-// What a guest access to a non-resident page does is the VMM's business, not the map's:
-// today the VMM leaves such pages out of the KVM memslots and releases their backing, so an
-// access exits as MMIO to an address without RAM (reads return all-ones, writes are dropped,
-// the fault is logged as "unbacked"). Refaulting them through userfaultfd (a zero fill for
-// ballooned pages, the compressed pool for reclaimed ones) is planned, not built.
+// What a guest access to a non-resident page does is the VMM's business, not the map's: the
+// VMM releases the backing of every non-resident page (vmm/memory/README.md), and a touch
+// makes the page resident again (zero filled, or restored from the pool when reclaimed).
 enum class Backing : uint8_t {
-  kResident = 0,   // backed by host memory, guest access translates
+  kResident = 0,   // backed by host memory (maybe not yet touched), guest access translates
   kBallooned = 1,  // given back by the guest's balloon driver: its contents need not be kept
   kReclaimed = 2,  // taken by the host without the guest's help: its contents must be kept
+  kReported = 3,   // reported free by the guest (free page reporting): released, still the
+                   // guest's, zero on its next touch
 };
 
 // The software state of one page (descriptor bits [58:55]).

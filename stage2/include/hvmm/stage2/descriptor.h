@@ -17,7 +17,7 @@
 //   [54:53]  XN                (block/page)
 //   [58:55]  software: [56:55] Backing, [57] write-tracked, [58] pinned
 // An invalid descriptor (bit 0 clear) with any other bit set is an annotated leaf: a mapped
-// page that is not resident (ballooned or reclaimed). Hardware ignores bits [63:1] there.
+// page that is not resident (ballooned, reclaimed or reported). Hardware ignores bits [63:1] there.
 #pragma once
 
 #include <cstdint>
@@ -179,5 +179,9 @@ static_assert(Descriptor::leaf(1, HostOffset(0x20'0000), kRamAttributes, {}, tru
 static_assert(Descriptor::table(0x7f00'1234'5000).raw() == 0x0000'7f00'1234'5003);
 static_assert(
     !Descriptor::leaf(0, HostOffset(0), kRamAttributes, {Backing::kBallooned}, false).valid());
+// Every Backing fits bits [56:55] and reads back as itself.
+static_assert(Descriptor::leaf(0, HostOffset(0), kRamAttributes, {Backing::kReported}, false)
+                  .state()
+                  .backing == Backing::kReported);
 
 }  // namespace hvmm::stage2

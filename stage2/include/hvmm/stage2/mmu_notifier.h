@@ -143,18 +143,21 @@ class NotifierRegistry {
 };
 
 // NotifierHooks drive a registry from a Stage2Map's break-before-make: range_start begins an
-// invalidation and range_end finishes it. Register it on the map before any hook that relies
-// on the sequence having been bumped (e.g. TlbInvalidationHooks, which runs in range_updated).
+// invalidation and range_end finishes it. A subscriber refusing a non-blockable change makes
+// range_start fail, so the map does not commit (change.h); the registry has then already
+// finished that invalidation and the map does not call this hook's range_end. Register it on
+// the map before any hook that relies on the sequence having been bumped (e.g.
+// TlbInvalidationHooks, which runs in range_updated).
 class NotifierHooks final : public ChangeHooks {
  public:
   explicit NotifierHooks(NotifierRegistry& registry) : registry_(registry) {}
-  void range_start(const Change& change) override;
-  void range_end(const Change& change) override;
+  Result<void> range_start(const Change& change) override {
+    return registry_.invalidate_range_start(change);
+  }
+  void range_end(const Change& change) override { registry_.invalidate_range_end(change); }
 
  private:
   NotifierRegistry& registry_;
-  std::mutex mutex_;
-  std::vector<Change> refused_;  // starts a subscriber refused: their end is skipped
 };
 
 // TlbNotifierOps makes a Stage2Tlb a notifier subscriber, like a secondary MMU: every

@@ -10,7 +10,8 @@
 // - Failure is atomic. A request is first checked and every table it needs is allocated
 //   (prepare); only then are descriptors changed (commit), which cannot fail. A rejected
 //   request changes nothing and its Error names the range and the reason.
-// - Changes follow break-before-make through the registered ChangeHooks (change.h).
+// - Changes follow break-before-make through the registered ChangeHooks (change.h). A hook
+//   that refuses a change in range_start makes the operation fail with nothing changed.
 // - Blocks (2 MiB, 1 GiB) are split when a change covers part of them, and tables whose
 //   entries become uniform again are coalesced back into a block, or freed when empty.
 //   Aging (mkold, mark_young) only flips access flags and never restructures: a table that
@@ -96,9 +97,11 @@ class Stage2Map {
                        ChangeReason reason = ChangeReason::kProtect);
 
   // Update the software state of every page in `range`, which must be mapped. Making a
-  // pinned page non-resident (ballooned, reclaimed) is refused.
+  // pinned page non-resident (ballooned, reclaimed, reported) is refused. `blockable` false
+  // marks a change whose caller cannot wait: a hook may then refuse it (change.h).
   Result<void> set_page_state(IpaRange range, const PageStateUpdate& update,
-                              ChangeReason reason = ChangeReason::kPageState);
+                              ChangeReason reason = ChangeReason::kPageState,
+                              bool blockable = true);
 
   // Clear the access flag of every leaf that overlaps `range` and return whether any was
   // young (like kvm_age_gfn). Blocks are aged whole, never split: age is a hint.
@@ -138,6 +141,7 @@ class Stage2Map {
   Stage2Map(IpaSpace space, TableAllocator& allocator, MapOptions options, uint64_t* root);
 
   Result<void> check_range(const char* verb, IpaRange range) const;
+  Result<void> start_change(const char* verb, const Change& change);
   template <typename Commit>
   Result<void> apply(const Change& change, Plan& plan, Commit&& commit);
 
