@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <fstream>
 #include <random>
 #include <thread>
@@ -80,6 +81,15 @@ class FaultHandlerTest : public ::testing::Test {
     return dirty.load();
   }
 
+  // The counts once the handler finished the fault it is on: a faulting thread is woken by
+  // the fill, before the handler counts what it did.
+  FaultCounts settled_counts() const {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (handler->health().resolving && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    return handler->counts();
+  }
+
   TestMemory memory{kMemory};
   FakeResolver resolver{kPages};
   VcpuRegistry vcpus;
@@ -111,7 +121,7 @@ std::vector<uint64_t> random_pages(uint64_t n, unsigned seed) {
 TEST_F(FaultHandlerTest, SequentialTouchesAreZeroAndTheWindowGrows) {
   start();
   EXPECT_EQ(touch(sequential(kPages)), 0u);
-  const FaultCounts counts = handler->counts();
+  const FaultCounts counts = settled_counts();
   EXPECT_EQ(counts.pages_filled, kPages);
   EXPECT_EQ(counts.total(), counts.faults[2][3]) << "all missing / zero-fill";
   EXPECT_LT(counts.total(), kPages / 64) << "the window did not grow";
@@ -175,7 +185,7 @@ TEST_F(FaultHandlerTest, ConcurrentThreadsEachGetZeros) {
   a.join();
   b.join();
   EXPECT_EQ(dirty.load(), 0u);
-  EXPECT_EQ(handler->counts().pages_filled + handler->counts().pages_existing, kPages);
+  EXPECT_EQ(settled_counts().pages_filled + settled_counts().pages_existing, kPages);
 }
 
 // The alias fills the faulting page while its fault is pending: the fill meets EEXIST, the
@@ -193,8 +203,8 @@ TEST_F(FaultHandlerTest, AliasFillDuringAPendingFaultSurvives) {
     EXPECT_EQ(at[9], 0x77);
   });
   toucher.join();
-  EXPECT_EQ(handler->counts().pages_existing, 1u);
-  EXPECT_EQ(handler->counts().of_kind(FaultKind::kMissing), 1u);
+  EXPECT_EQ(settled_counts().pages_existing, 1u);
+  EXPECT_EQ(settled_counts().of_kind(FaultKind::kMissing), 1u);
 }
 
 // Pages of a window the alias wrote earlier are stepped over; the rest are zero filled.
@@ -212,7 +222,7 @@ TEST_F(FaultHandlerTest, WindowStepsOverPagesTheAliasFilled) {
   });
   toucher.join();
   EXPECT_EQ(wrong, 0u);
-  EXPECT_GT(handler->counts().pages_existing, 0u);
+  EXPECT_GT(settled_counts().pages_existing, 0u);
 }
 
 // Ballooned pages fault as "ballooned", reported ones as "missing", both zero filled, and
@@ -222,7 +232,7 @@ TEST_F(FaultHandlerTest, KindsFollowThePageCondition) {
   resolver.set(16, 16, PageCondition::kReported);
   start();
   EXPECT_EQ(touch(sequential(32)), 0u);
-  const FaultCounts counts = handler->counts();
+  const FaultCounts counts = settled_counts();
   EXPECT_GE(counts.of_kind(FaultKind::kBallooned), 1u);
   EXPECT_GE(counts.of_kind(FaultKind::kMissing), 1u);
   EXPECT_EQ(counts.pages_filled, 32u);
@@ -245,7 +255,7 @@ TEST_F(FaultHandlerTest, ReclaimedPageFailsAndStopsTheVmCleanly) {
               std::string::npos)
         << stop_reason;
   }
-  const FaultCounts counts = handler->counts();
+  const FaultCounts counts = settled_counts();
   EXPECT_EQ(counts.faults[static_cast<size_t>(FaultKind::kReclaimed)]
                          [static_cast<size_t>(FaultResolution::kFailed)],
             1u);
@@ -287,8 +297,8 @@ TEST_F(FaultHandlerTest, RemoveEventsAreCounted) {
   start();
   EXPECT_EQ(touch(sequential(16)), 0u);
   ASSERT_EQ(::madvise(memory.primary.data(), 16 * kPageSize, MADV_REMOVE), 0);
-  EXPECT_EQ(handler->counts().removes, 1u);
-  EXPECT_EQ(handler->counts().bytes_removed, 16 * kPageSize);
+  EXPECT_EQ(settled_counts().removes, 1u);
+  EXPECT_EQ(settled_counts().bytes_removed, 16 * kPageSize);
 }
 
 // A write to a write-protected page is a WP fault: counted, unprotected, the write lands.
@@ -304,8 +314,8 @@ TEST_F(FaultHandlerTest, WriteProtectFaultsAreUnprotected) {
   EXPECT_EQ(touch({0}), 0u);
   ASSERT_TRUE(handler->uffd().protect(memory.primary.data(), kPageSize).ok());
   EXPECT_EQ(touch({0}), 1u) << "the page holds the first write";
-  EXPECT_EQ(handler->counts().of_kind(FaultKind::kWriteProtect), 1u);
-  EXPECT_EQ(handler->counts().resolved(FaultResolution::kUnprotected), 1u);
+  EXPECT_EQ(settled_counts().of_kind(FaultKind::kWriteProtect), 1u);
+  EXPECT_EQ(settled_counts().resolved(FaultResolution::kUnprotected), 1u);
 }
 
 // Stopping an idle handler joins its threads at once; stopping twice is harmless.
