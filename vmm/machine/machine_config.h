@@ -27,6 +27,16 @@ struct DeviceConfig {
   bool control_channel = true;
 };
 
+// FaultConfig: how guest RAM that is not in host memory is brought back (vmm/fault).
+struct FaultConfig {
+  // Register guest RAM with userfaultfd and resolve first touches and refaults from page
+  // state; false leaves them to the host kernel (shmem fills holes with zeros by itself),
+  // the reference the first-touch benchmark compares against.
+  bool userfaultfd = true;
+  // The largest fault-around window (--fault-around); 0: one page per fault.
+  uint64_t fault_around_max = uint64_t{2} << 20;
+};
+
 // MachineConfig is everything a VM is built from; it is move-only (it owns the log fds).
 struct MachineConfig {
   std::string name = "run";
@@ -41,6 +51,8 @@ struct MachineConfig {
   uint64_t console_log_max = kDefaultConsoleLogMax;  // 0: no cap
   bool console_input = true;                         // read stdin when it is a terminal
   DeviceConfig devices;
+  FaultConfig faults;
+  std::optional<LogFile> stats_file;  // --stats: the memory figures as JSON at exit
 };
 
 }  // namespace hvmm::vmm
