@@ -24,7 +24,10 @@ struct DeviceConfig {
   bool free_page_reporting = false;  // offer VIRTIO_BALLOON_F_REPORTING
   // How often the device asks the guest for fresh stats; 0: only on request.
   std::chrono::seconds balloon_stats_interval{0};
-  bool control_channel = true;
+  // The control channel (devices/control). Off by default: a guest kernel that finds it serves
+  // the host's requests until told to shut down, so it is only for a host that will drive it
+  // (the daemon, tests through Machine::control_channel()); `hvmm run` alone has none.
+  bool control_channel = false;
 };
 
 // FaultConfig: how guest RAM that is not in host memory is brought back (vmm/fault).
