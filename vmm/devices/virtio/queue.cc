@@ -8,6 +8,16 @@
 namespace hvmm::vmm::virtio {
 namespace {
 
+// Order two accesses to guest memory as the guest sees them. The other side is a vCPU, not a
+// C++ thread, so C++'s fences do not describe it; on x86-64 (TSO) loads are not reordered
+// with loads nor stores with stores, so keeping the compiler from reordering the two copies
+// gives the acquire (avail index, then ring entry) and release (used element, then used
+// index) the virtio spec asks for. No store is followed by a load that needs ordering here
+// (event idx is not offered), which is the one case that would need MFENCE.
+inline void guest_memory_order() {
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+}
+
 // A descriptor as the driver lays it out (16 bytes, little-endian).
 struct RawDescriptor {
   uint64_t address;
@@ -167,7 +177,7 @@ Result<std::optional<DescriptorChain>> Virtqueue::pop(GuestAccess& memory) {
                       index_, *avail_index, pending, next_avail_, size_);
   }
   // The ring entry is read after the index that published it.
-  std::atomic_thread_fence(std::memory_order_acquire);
+  guest_memory_order();
   auto head =
       read_u16(memory, avail_ + (4 + 2 * static_cast<uint64_t>(next_avail_ % size_)), "ring entry");
   HVMM_TRY(head);
@@ -251,7 +261,7 @@ Result<void> Virtqueue::push_used(GuestAccess& memory, uint16_t head, uint32_t w
     return make_error(ErrorCode::kInvalidArgument, "queue {}: cannot write the used ring at {}: {}",
                       index_, slot, wrote.error().message);
   }
-  std::atomic_thread_fence(std::memory_order_release);
+  guest_memory_order();
   ++next_used_;
   const uint16_t index = next_used_;
   auto published = memory.write(used_ + 2, {reinterpret_cast<const uint8_t*>(&index), 2});
