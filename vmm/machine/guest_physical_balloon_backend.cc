@@ -33,13 +33,9 @@ uint64_t allocated_in(int fd, HostRange range) {
   return bytes;
 }
 
-// The operation's name in log lines.
-const char* operation_name(bool inflate, bool report) {
-  return inflate ? "inflate" : report ? "free page report" : "deflate";
-}
-
 }  // namespace
 
+// Keep the guest-physical space and the log sink.
 GuestPhysicalBalloonBackend::GuestPhysicalBalloonBackend(
     GuestPhysical& physical, std::function<void(const std::string&)> log)
     : physical_(physical), log_(std::move(log)) {}
@@ -114,8 +110,7 @@ Result<void> GuestPhysicalBalloonBackend::account(Operation operation, const Bac
     return Ok();
   }
   ++stats_.failed_batches;
-  const std::string what =
-      operation_name(operation == Operation::kInflate, operation == Operation::kReport);
+  const char* what = name_of(operation);
   const std::string first = batch.first_error ? batch.first_error->message : "unknown error";
   const ErrorCode code = batch.first_error ? batch.first_error->code : ErrorCode::kInternal;
   if (log_ && stats_.failed_batches <= kLoggedFailures) {
@@ -126,6 +121,19 @@ Result<void> GuestPhysicalBalloonBackend::account(Operation operation, const Bac
   }
   return make_error(code, "{}: {} of {} runs failed, first: {}", what, batch.failed_runs,
                     batch.runs, first);
+}
+
+// The operation's name in log lines and errors.
+const char* GuestPhysicalBalloonBackend::name_of(Operation operation) {
+  switch (operation) {
+    case Operation::kInflate:
+      return "inflate";
+    case Operation::kDeflate:
+      return "deflate";
+    case Operation::kReport:
+      return "free page report";
+  }
+  return "?";
 }
 
 // Bytes of `runs` allocated in the memfd, through the RAM regions' host offsets.
@@ -144,16 +152,19 @@ uint64_t GuestPhysicalBalloonBackend::allocated_bytes_of(std::span<const IpaRang
   return bytes;
 }
 
+// A copy of the counters, under their lock.
 BalloonBackendStats GuestPhysicalBalloonBackend::stats() const {
   std::lock_guard guard(lock_);
   return stats_;
 }
 
+// Start or stop keeping inflated runs (what was kept stays).
 void GuestPhysicalBalloonBackend::record_inflated_runs(bool on) {
   std::lock_guard guard(lock_);
   recording_ = on;
 }
 
+// The runs kept so far, in the order they were inflated.
 std::vector<IpaRange> GuestPhysicalBalloonBackend::inflated_runs() const {
   std::lock_guard guard(lock_);
   return inflated_runs_;

@@ -66,6 +66,7 @@ class GuestPhysicalBalloonBackend final : public BalloonBackend {
  private:
   // Which operation a batch is, for its counters and messages.
   enum class Operation { kInflate, kDeflate, kReport };
+  static const char* name_of(Operation operation);
   Result<void> change(std::span<const IpaRange> runs, Operation operation);
   Result<void> account(Operation operation, const BackingBatch& batch, uint64_t ns);
   uint64_t allocated_bytes_of(std::span<const IpaRange> runs) const;
