@@ -33,6 +33,22 @@ uint64_t allocated_in(int fd, HostRange range) {
   return bytes;
 }
 
+// Nanoseconds since `start`.
+uint64_t elapsed_ns(std::chrono::steady_clock::time_point start) {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start)
+          .count());
+}
+
+// Pages in `runs`.
+uint64_t pages_of(std::span<const IpaRange> runs) {
+  uint64_t pages = 0;
+  for (const IpaRange& run : runs) {
+    pages += run.size / kPageSize;
+  }
+  return pages;
+}
+
 }  // namespace
 
 // Keep the guest-physical space and the log sink.
@@ -58,9 +74,29 @@ Result<void> GuestPhysicalBalloonBackend::deflate(std::span<const IpaRange> runs
   return change(runs, Operation::kDeflate);
 }
 
-// Reported pages are punched like ballooned ones but stay the guest's.
+// Reported pages are punched like ballooned ones but stay the guest's. A driver reports a
+// page again only after it reused it (it is marked reported until allocated), so a page the
+// map still says is reported was touched without the map seeing it (no userfaultfd fault
+// made it resident) and may hold memory again: such a batch goes resident, then reported,
+// so that every page of it is punched.
 Result<void> GuestPhysicalBalloonBackend::report(std::span<const IpaRange> runs) {
-  return change(runs, Operation::kReport);
+  const auto start = std::chrono::steady_clock::now();
+  BackingBatch batch = physical_.set_backing_runs(runs, stage2::Backing::kReported,
+                                                  stage2::ChangeReason::kFreePageReport);
+  const uint64_t already = pages_of(runs) - std::min(pages_of(runs), batch.changed.total());
+  if (already != 0 && batch.failed_runs == 0) {
+    BackingBatch reset = physical_.set_backing_runs(runs, stage2::Backing::kResident,
+                                                    stage2::ChangeReason::kFreePageReport);
+    batch = physical_.set_backing_runs(runs, stage2::Backing::kReported,
+                                       stage2::ChangeReason::kFreePageReport);
+    batch.failed_runs += reset.failed_runs;
+    if (!batch.first_error) {
+      batch.first_error = reset.first_error;
+    }
+    std::lock_guard guard(lock_);
+    stats_.rereported_pages += already;
+  }
+  return account(Operation::kReport, batch, elapsed_ns(start));
 }
 
 // One batch of map changes, timed.
@@ -76,10 +112,7 @@ Result<void> GuestPhysicalBalloonBackend::change(std::span<const IpaRange> runs,
   }
   const auto start = std::chrono::steady_clock::now();
   BackingBatch batch = physical_.set_backing_runs(runs, backing, reason);
-  const auto ns = static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start)
-          .count());
-  return account(operation, batch, ns);
+  return account(operation, batch, elapsed_ns(start));
 }
 
 // Count the batch; a batch with failed runs is logged (the first few) and is an error.

@@ -7,7 +7,8 @@
 //   memfd (the host RSS drops) and VMM accesses to them are refused;
 // - deflate: set_backing_runs(runs, kResident, kBalloon): nothing is filled, the guest's next
 //   touch of a page zero-fills it;
-// - report (free page reporting): set_backing_runs(runs, kReported, kFreePageReport).
+// - report (free page reporting): set_backing_runs(runs, kReported, kFreePageReport); pages
+//   the map already says are reported were reused behind its back, and are punched again.
 // Each run fails alone; a batch with failed runs is counted, logged (the first few lines,
 // then only counted) and returned as an error so the device counts it too, but the device
 // still returns the guest's buffer. The time spent in the map change and its punches (the
@@ -40,6 +41,9 @@ struct BalloonBackendStats {
   uint64_t ballooned_pages = 0;  // pages that became ballooned (inflate)
   uint64_t deflated_pages = 0;   // pages that became resident again (deflate)
   uint64_t reported_pages = 0;   // pages that became reported (free page reporting)
+  // Pages reported again while the map still said reported: reused by the guest without a
+  // fault the map saw, so punched again (see report()).
+  uint64_t rereported_pages = 0;
   // Bytes of inflated runs that were allocated in the memfd just before the inflate: guest
   // memory that had been touched and that the balloon gave back to the host.
   uint64_t inflated_allocated_bytes = 0;

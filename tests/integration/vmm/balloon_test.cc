@@ -8,7 +8,6 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
-#include <thread>
 
 #include "guest_kernel_vm.h"
 #include "run_hvmm.h"
@@ -126,17 +125,13 @@ TEST_F(BalloonTest, FreePageReportingReleasesAnExitedWorkload) {
   options.free_page_reporting = true;
   options.cmdline = "page_reporting.delay_ms=100";
   ASSERT_NO_FATAL_FAILURE(boot(options));
+  testing::RssSampler rss(120 * kMiB);
   auto workload = vm->touch(kWorkloadBytes, 3, false, kWorkloadTimeout);
   ASSERT_TRUE(workload.ok()) << workload.error().message << "\nconsole:\n" << console_text();
-  uint64_t peak = rss_shmem();
-  ASSERT_GE(peak, 150 * kMiB) << "the workload's pages should be in RssShmem";
-  const auto deadline = std::chrono::steady_clock::now() + seconds(60);
-  uint64_t now = peak;
-  while (peak - std::min(peak, now) < 120 * kMiB && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    now = rss_shmem();
-  }
-  EXPECT_GE(peak - std::min(peak, now), 120 * kMiB) << "peak " << peak << " now " << now;
+  const bool released = rss.wait(std::chrono::steady_clock::now() + seconds(60));
+  EXPECT_GE(rss.peak(), 150 * kMiB) << "the workload's pages should have been in RssShmem";
+  EXPECT_TRUE(released) << "peak " << rss.peak() << " now " << rss.latest();
+  EXPECT_GE(rss.released(), 120 * kMiB) << "peak " << rss.peak() << " now " << rss.latest();
   EXPECT_EQ(ballooned_pages(), 0u);
   EXPECT_GE(vm->machine().physical().page_counts()[Backing::kReported], 120 * kMiB / kPageSize);
   auto statistics = vm->machine().balloon_statistics();

@@ -4,9 +4,12 @@
 // the balloon target, and reads this process's RssShmem (the guest RAM the host holds).
 #pragma once
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -43,6 +46,60 @@ inline uint64_t rss_shmem() {
   auto memory = read_process_memory();
   return memory ? memory->rss_shmem : 0;
 }
+
+// RssSampler reads RssShmem every `period` on a thread of its own and keeps the peak, so a
+// release that starts before the caller looks (free page reporting begins on its own,
+// shortly after a workload frees its memory) is still measured from the real peak. It also
+// notes when the drop from the peak first reached `threshold` bytes.
+class RssSampler {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  explicit RssSampler(uint64_t threshold,
+                      std::chrono::milliseconds period = std::chrono::milliseconds(5))
+      : threshold_(threshold), thread_([this, period](std::stop_token stop) {
+          while (!stop.stop_requested()) {
+            sample();
+            std::this_thread::sleep_for(period);
+          }
+        }) {}
+
+  uint64_t peak() const { return peak_.load(); }
+  uint64_t latest() const { return latest_.load(); }
+  uint64_t released() const { return peak() - std::min(peak(), latest()); }
+  // When the drop first reached the threshold (nullopt: not yet).
+  std::optional<Clock::time_point> reached() const {
+    const int64_t ns = reached_ns_.load();
+    return ns == 0 ? std::nullopt : std::optional(Clock::time_point(std::chrono::nanoseconds(ns)));
+  }
+  // Wait until the drop reached the threshold or `deadline` passed; true when it did.
+  bool wait(Clock::time_point deadline) const {
+    while (!reached() && Clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return reached().has_value();
+  }
+
+ private:
+  // One reading: the latest, the peak, and the first time the drop reached the threshold.
+  void sample() {
+    const uint64_t now = rss_shmem();
+    latest_ = now;
+    const uint64_t peak = std::max(peak_.load(), now);
+    peak_ = peak;
+    if (reached_ns_.load() == 0 && peak - now >= threshold_) {
+      reached_ns_ =
+          std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+              .count();
+    }
+  }
+
+  const uint64_t threshold_;
+  std::atomic<uint64_t> peak_{0};
+  std::atomic<uint64_t> latest_{0};
+  std::atomic<int64_t> reached_ns_{0};
+  std::jthread thread_;  // last: it samples into the members above
+};
 
 // The guest kernel's workload pattern checksum for `pages` pages of `seed`, recomputed here
 // (guest/kernel/README.md: word i of page p is h(p) + i, folded FNV-1a style in page order).

@@ -109,6 +109,26 @@ TEST_F(BalloonBackendTest, ReportMarksPagesReported) {
   EXPECT_EQ(backend->stats().reported_pages, 2 * kMiB / kPageSize);
 }
 
+// A page reported again while the map still says reported was reused behind the map's back
+// (a guest write through the primary mapping with no fault handler: the host kernel fills
+// the hole itself); the second report punches it again.
+TEST_F(BalloonBackendTest, ReportAgainReleasesPagesReusedBehindTheMap) {
+  const std::vector<IpaRange> runs{{Ipa(4 * kMiB), 2 * kMiB}};
+  ASSERT_TRUE(backend->report(runs).ok());
+  ASSERT_EQ(allocated(), 4 * kMiB);
+  physical->memory().guest_base()[4 * kMiB] = 1;
+  physical->memory().guest_base()[5 * kMiB] = 1;
+  ASSERT_EQ(allocated(), 4 * kMiB + 2 * kPageSize);
+  ASSERT_TRUE(backend->report(runs).ok());
+  EXPECT_EQ(allocated(), 4 * kMiB);
+  EXPECT_EQ(physical->page_counts()[Backing::kReported], 2 * kMiB / kPageSize);
+  EXPECT_EQ(physical->page_counts(), physical->count_pages_by_walk());
+  const BalloonBackendStats stats = backend->stats();
+  EXPECT_EQ(stats.rereported_pages, 2 * kMiB / kPageSize);
+  EXPECT_EQ(stats.report_batches, 2u);
+  EXPECT_EQ(stats.failed_runs, 0u);
+}
+
 // A run the map refuses (outside RAM) fails alone: the other run is still ballooned, the
 // failure is counted, logged once and returned as an error naming the operation.
 TEST_F(BalloonBackendTest, FailedRunIsCountedLoggedAndTheRestApplied) {
