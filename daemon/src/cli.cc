@@ -22,6 +22,21 @@ constexpr const char* kLogKinds =
     "a regular file, a FIFO with a reader, a terminal or /dev/null; a full FIFO or terminal "
     "drops (and counts) output rather than block the VM";
 
+// Declare the balloon and control-channel options (checked in run_options.cc).
+void add_device_options(CLI::App& run, vmm::RunOptions& options) {
+  run.add_option("--balloon", options.balloon,
+                 "Initial balloon target, with an optional K, M or G suffix (less than --memory)")
+      ->type_name("SIZE");
+  run.add_flag("--free-page-reporting", options.free_page_reporting,
+               "Offer free page reporting: the guest's free blocks of 2 MiB and more are released");
+  run.add_option("--balloon-stats-interval", options.balloon_stats_interval,
+                 "Ask the guest for its memory statistics every SECONDS (0: only on request)")
+      ->type_name("SECONDS")
+      ->capture_default_str();
+  run.add_flag("--no-balloon", options.no_balloon, "No virtio-balloon device");
+  run.add_flag("--no-control", options.no_control, "No control-channel device");
+}
+
 // Declare every `run` option on `run`, storing into `options`.
 void add_run_options(CLI::App& run, vmm::RunOptions& options) {
   run.add_option("--kernel", options.kernel,
@@ -53,6 +68,7 @@ void add_run_options(CLI::App& run, vmm::RunOptions& options) {
       ->type_name("SIZE")
       ->capture_default_str()
       ->needs(console_log);
+  add_device_options(run, options);
 }
 
 // Print an argument error: status 120, nothing was created.

@@ -3,6 +3,7 @@
 // and high halves of pin n's redirection entry (82093AA datasheet, 3.2).
 #include "hvmm/guest/ioapic.h"
 
+#include "hvmm/guest/arch/cpu.h"
 #include "hvmm/guest/console.h"
 #include "hvmm/guest/memory.h"
 #include "hvmm/guest/mm/spinlock.h"
@@ -15,6 +16,9 @@ constexpr uint32_t kRegWindow = 0x10 / 4;
 constexpr uint32_t kRegVersion = 0x01;
 constexpr uint32_t kRegRedirBase = 0x10;
 constexpr uint32_t kRedirMasked = 1u << 16;
+// The 8259 PICs' interrupt mask registers (OCW1), master and slave.
+constexpr uint16_t kPicMasterMask = 0x21;
+constexpr uint16_t kPicSlaveMask = 0xa1;
 
 volatile uint32_t* g_regs = nullptr;
 unsigned g_pins = 0;
@@ -34,10 +38,15 @@ void write_indirect(uint32_t reg, uint32_t value) {
 
 }  // namespace
 
-// Map the window, read the version register.
+// Mask both 8259 PICs, then map the window and read the version register. KVM's in-kernel
+// irqchip routes every GSI to the PIC as well as the IOAPIC, and the BSP's LINT0 starts in
+// ExtINT mode: an unprogrammed PIC (vector base 0) would deliver a device's IRQ n as
+// exception n (IRQ 6 arrives as #UD). Devices are routed through the IOAPIC only.
 bool ioapic_init() {
   if (g_regs != nullptr)
     return g_pins != 0;
+  arch::outb(kPicMasterMask, 0xff);
+  arch::outb(kPicSlaveMask, 0xff);
   g_regs = static_cast<volatile uint32_t*>(ioremap(PhysAddr(kIoapicPhys), 0x20));
   if (g_regs == nullptr) {
     printk("ioapic: cannot map %lx\n", kIoapicPhys);

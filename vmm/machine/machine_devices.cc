@@ -60,7 +60,7 @@ Result<std::unique_ptr<MachineDevices>> MachineDevices::create(
     for (const RamRegion& region : physical.ram()) {
       ram.push_back(region.range);
     }
-    devices->balloon_backend_ = std::make_unique<GuestMemoryBalloonBackend>(physical);
+    devices->balloon_backend_ = std::make_unique<GuestPhysicalBalloonBackend>(physical, log_device);
     devices->balloon_ = std::make_unique<BalloonDevice>(
         *devices->balloon_backend_, std::move(ram),
         BalloonOptions{config.balloon_target / kPageSize, config.free_page_reporting});

@@ -24,7 +24,7 @@
 #include "hvmm/vmm/devices/virtio/mmio_layout.h"
 #include "hvmm/vmm/devices/virtio/mmio_transport.h"
 #include "hvmm/vmm/kvm/kvm.h"
-#include "hvmm/vmm/machine/guest_memory_balloon_backend.h"
+#include "hvmm/vmm/machine/guest_physical_balloon_backend.h"
 #include "hvmm/vmm/machine/machine_config.h"
 #include "hvmm/vmm/memory/guest_physical.h"
 
@@ -53,6 +53,8 @@ class MachineDevices {
   // The windows to announce on the command line, in device order.
   const std::vector<virtio::MmioSlot>& slots() const { return slots_; }
   BalloonDevice* balloon() { return balloon_.get(); }
+  // The balloon's backend (its release counters and times), or nullptr without a balloon.
+  GuestPhysicalBalloonBackend* balloon_backend() { return balloon_backend_.get(); }
   ControlChannel* control() { return control_.get(); }
   // The transport of virtio device `index` (slots() order).
   virtio::MmioTransport& transport(size_t index) { return *virtio_[index].transport; }
@@ -77,7 +79,7 @@ class MachineDevices {
   Bus ports_{"port I/O"};
   Bus mmio_{"MMIO"};
   std::unique_ptr<ExitPort> exit_port_;
-  std::unique_ptr<GuestMemoryBalloonBackend> balloon_backend_;
+  std::unique_ptr<GuestPhysicalBalloonBackend> balloon_backend_;
   std::unique_ptr<BalloonDevice> balloon_;
   std::unique_ptr<ControlChannel> control_;
   std::vector<virtio::MmioSlot> slots_;

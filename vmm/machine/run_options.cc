@@ -4,10 +4,13 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <chrono>
+#include <vector>
 
 #include "hvmm/vmm/boot/boot_data.h"
 #include "hvmm/vmm/boot/elf_loader.h"
 #include "hvmm/vmm/boot/input_file.h"
+#include "hvmm/vmm/devices/virtio/mmio_layout.h"
 #include "hvmm/vmm/memory/memory_layout.h"
 
 namespace hvmm::vmm {
@@ -46,6 +49,77 @@ Result<uint64_t> check_memory(const std::string& text) {
     return make_error(ErrorCode::kInvalidArgument, "--memory {}: must be a multiple of 4K", text);
   }
   return *size;
+}
+
+// The longest --balloon-stats-interval: a day.
+constexpr uint64_t kMaxStatsIntervalSeconds = 86400;
+
+// Check --balloon against the RAM size and return it in bytes.
+Result<uint64_t> check_balloon_target(const std::string& text, uint64_t memory_size) {
+  if (text.empty()) {
+    return uint64_t{0};
+  }
+  auto size = parse_size(text);
+  if (!size) {
+    return make_error(ErrorCode::kInvalidArgument, "--balloon: {}", size.error().message);
+  }
+  if (*size >= memory_size) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "--balloon {}: must be less than the guest's RAM (--memory is {} bytes, "
+                      "got {} bytes)",
+                      text, memory_size, *size);
+  }
+  return *size;
+}
+
+// Check --balloon-stats-interval: whole seconds, 0 to a day.
+Result<std::chrono::seconds> check_stats_interval(const std::string& text) {
+  uint64_t seconds = 0;
+  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), seconds);
+  if (error != std::errc() || end != text.data() + text.size() || text.empty()) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "--balloon-stats-interval '{}': expected whole seconds (0: only on request)",
+                      text);
+  }
+  if (seconds > kMaxStatsIntervalSeconds) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "--balloon-stats-interval {}: at most {} seconds (a day)", text,
+                      kMaxStatsIntervalSeconds);
+  }
+  return std::chrono::seconds(seconds);
+}
+
+// The first balloon option given (they need the balloon), or nullptr.
+const char* first_balloon_option(const RunOptions& options) {
+  if (!options.balloon.empty()) {
+    return "--balloon";
+  }
+  if (options.free_page_reporting) {
+    return "--free-page-reporting";
+  }
+  if (options.balloon_stats_interval != "0") {
+    return "--balloon-stats-interval";
+  }
+  return nullptr;
+}
+
+// The balloon and control-channel options into config.devices (after --memory).
+Result<void> check_devices(const RunOptions& options, MachineConfig& config) {
+  if (const char* option = first_balloon_option(options); options.no_balloon && option) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "{}: needs the balloon, which --no-balloon removes", option);
+  }
+  DeviceConfig& devices = config.devices;
+  devices.balloon = !options.no_balloon;
+  devices.control_channel = !options.no_control;
+  auto target = check_balloon_target(options.balloon, config.memory_size);
+  HVMM_TRY(target);
+  devices.balloon_target = *target;
+  devices.free_page_reporting = options.free_page_reporting;
+  auto interval = check_stats_interval(options.balloon_stats_interval);
+  HVMM_TRY(interval);
+  devices.balloon_stats_interval = *interval;
+  return Ok();
 }
 
 // Read (or take the bundled kernel) and parse the kernel, then check its placement.
@@ -147,7 +221,8 @@ Result<MachineConfig> make_machine_config(const RunOptions& options,
   config.memory_size = *memory;
   HVMM_TRY(check_vcpu_limit(options.vcpus, max_vcpus));
   config.vcpus = options.vcpus;
-  HVMM_TRY(check_cmdline(options.cmdline));
+  HVMM_TRY(check_devices(options, config));
+  HVMM_TRY(check_guest_cmdline(options.cmdline, config.devices));
   config.cmdline = options.cmdline;
   auto log_max = check_console_log_max(options.console_log_max);
   HVMM_TRY(log_max);
@@ -157,6 +232,28 @@ Result<MachineConfig> make_machine_config(const RunOptions& options,
   HVMM_TRY(check_initrd(options, *kernel, config));
   HVMM_TRY(open_logs(options, config));
   return config;
+}
+
+// The user's line (length, NUL), then the line the guest gets: the user's plus one
+// announcement per virtio device, in the Machine's device order (balloon, control channel).
+Result<void> check_guest_cmdline(const std::string& cmdline, const DeviceConfig& devices) {
+  HVMM_TRY(check_cmdline(cmdline));
+  std::vector<virtio::MmioSlot> slots;
+  const unsigned count = (devices.balloon ? 1u : 0u) + (devices.control_channel ? 1u : 0u);
+  for (unsigned index = 0; index < count; ++index) {
+    auto slot = virtio::mmio_slot(index);
+    HVMM_TRY(slot);
+    slots.push_back(*slot);
+  }
+  const std::string guest = virtio::announce_on_cmdline(cmdline, slots);
+  if (guest.size() + 1 > kMaxCmdlineBytes) {
+    const size_t appended = guest.size() - cmdline.size();
+    return make_error(ErrorCode::kInvalidArgument,
+                      "--cmdline is {} bytes long; hvmm appends {} bytes announcing its virtio "
+                      "devices (virtio_mmio.device=...), so at most {} bytes fit",
+                      cmdline.size(), appended, kMaxCmdlineBytes - 1 - appended);
+  }
+  return Ok();
 }
 
 // 1..min(KVM's limit, hvmm's).

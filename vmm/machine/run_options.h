@@ -2,7 +2,9 @@
 //
 // Everything that can be checked without creating a VM is checked here, in the order a
 // person would fix it, and each error names the option and the reason: sizes (K/M/G
-// suffixes), the vCPU count, the command line's length, the console log cap, the files
+// suffixes), the vCPU count, the devices (--balloon below the RAM size, the stats interval,
+// no balloon option with --no-balloon), the command line's length with the devices'
+// announcements, the console log cap, the files
 // (regular files no larger than the guest's RAM: see input_file.h), the kernel's format and
 // placement, the initrd's placement, and the log files, which are opened here (see
 // log_file.h). No KVM access is needed, so all of it is unit tested and all of it happens
@@ -32,6 +34,13 @@ struct RunOptions {
   std::string fault_log;
   std::string console_log;
   std::string console_log_max = "64M";  // 0: no cap
+  // Devices: the balloon (its initial target, free page reporting, the stats interval in
+  // seconds) and the control channel, both present unless turned off.
+  std::string balloon;  // empty: target 0
+  bool free_page_reporting = false;
+  std::string balloon_stats_interval = "0";  // 0: stats only on request
+  bool no_balloon = false;
+  bool no_control = false;
 };
 
 // Parse "4096", "64K", "128M", "2G" (binary units, case-insensitive, optional "iB"/"B").
@@ -42,6 +51,10 @@ Result<uint64_t> parse_size(std::string_view text);
 Result<MachineConfig> make_machine_config(const RunOptions& options,
                                           std::span<const uint8_t> bundled_kernel,
                                           unsigned max_vcpus = kMaxVcpus);
+
+// Check that `cmdline` fits the boot data once the virtio-mmio announcements of `devices`
+// (`virtio_mmio.device=4K@0xd0000000:5 ...`, appended by the Machine) are added to it.
+Result<void> check_guest_cmdline(const std::string& cmdline, const DeviceConfig& devices);
 
 // Check --vcpus against KVM's limit (KVM_CAP_MAX_VCPUS) and hvmm's.
 Result<void> check_vcpu_limit(unsigned vcpus, unsigned kvm_max_vcpus);

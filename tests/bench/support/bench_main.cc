@@ -44,9 +44,14 @@ class CheckingReporter final : public benchmark::BenchmarkReporter {
         }
       }
     }
+    for (const std::string& skip : skips_) {
+      std::cerr << "bench check: SKIP " << skip << "\n";
+    }
     if (problems_.empty()) {
-      std::cerr << "bench check: " << runs_ << " runs of " << seen_.size()
-                << " benchmarks, every declared figure present, no self-check failed\n";
+      std::cerr << "bench check: " << runs_ << " runs of " << seen_.size() << " benchmarks ("
+                << skips_.size()
+                << " skipped), every declared figure of the others present, no self-check "
+                   "failed\n";
       return true;
     }
     std::cerr << "bench check FAILED (" << problems_.size() << " problems):\n";
@@ -55,6 +60,9 @@ class CheckingReporter final : public benchmark::BenchmarkReporter {
     }
     return false;
   }
+
+  // Every run was skipped (and at least one ran).
+  bool all_skipped() const { return runs_ > 0 && skips_.size() == runs_; }
 
  private:
   // Record the problems of one run (aggregates repeat their runs' counters and are skipped).
@@ -66,6 +74,10 @@ class CheckingReporter final : public benchmark::BenchmarkReporter {
     const std::string name = run.benchmark_name();
     const std::string& family = run.run_name.function_name;
     seen_.insert(family);
+    if (run.error_occurred && run.error_message.rfind(kSkipPrefix, 0) == 0) {
+      skips_.push_back(name + ": " + run.error_message.substr(std::string(kSkipPrefix).size()));
+      return;
+    }
     if (run.error_occurred) {
       problems_.push_back(name + ": self-check failed: " + run.error_message);
       return;
@@ -87,6 +99,7 @@ class CheckingReporter final : public benchmark::BenchmarkReporter {
 
   benchmark::BenchmarkReporter* display_;
   std::vector<std::string> problems_;
+  std::vector<std::string> skips_;  // "name: reason" of runs that could not measure here
   std::set<std::string> seen_;
   unsigned runs_ = 0;
 };
@@ -129,5 +142,8 @@ int main(int argc, char** argv) {
   }
   const std::string filter = benchmark::GetBenchmarkFilter();
   const bool whole_suite = filter.empty() || filter == "." || filter == "all";
-  return reporter.verdict(whole_suite) ? 0 : 1;
+  if (!reporter.verdict(whole_suite)) {
+    return 1;
+  }
+  return reporter.all_skipped() ? hvmm::bench::kSkipExitStatus : 0;
 }

@@ -4,11 +4,18 @@
 // reference measured in the same run and their ratio). The shared main fails the run (exit
 // status 1) when a declared counter is missing or not a finite number, when a benchmark has no
 // declaration, or when a self-check called SkipWithError: Google Benchmark itself exits 0 then.
+// A run that cannot measure here (no /dev/kvm) calls SkipWithError with a message starting
+// with kSkipPrefix ("skip: no /dev/kvm ..."): it is reported as skipped with its reason, never
+// as a pass, and a run of only skipped benchmarks exits with kSkipExitStatus (77, which ctest
+// is told is a skip).
 #pragma once
 
 #include <initializer_list>
 
 namespace hvmm::bench {
+
+inline constexpr const char* kSkipPrefix = "skip: ";
+inline constexpr int kSkipExitStatus = 77;
 
 // Declare that every run of the benchmark function `family` reports the counters `figures`.
 // Returns true, so it can initialise a namespace-scope constant before main runs.
