@@ -34,7 +34,8 @@ void add_device_options(CLI::App& run, vmm::RunOptions& options) {
       ->type_name("SECONDS")
       ->capture_default_str();
   run.add_flag("--no-balloon", options.no_balloon, "No virtio-balloon device");
-  run.add_flag("--no-control", options.no_control, "No control-channel device");
+  run.add_flag("--control", options.control,
+               "Add the control channel (the guest kernel then waits for the host's requests)");
 }
 
 // Declare every `run` option on `run`, storing into `options`.

@@ -111,7 +111,7 @@ Result<void> check_devices(const RunOptions& options, MachineConfig& config) {
   }
   DeviceConfig& devices = config.devices;
   devices.balloon = !options.no_balloon;
-  devices.control_channel = !options.no_control;
+  devices.control_channel = options.control;
   auto target = check_balloon_target(options.balloon, config.memory_size);
   HVMM_TRY(target);
   devices.balloon_target = *target;

@@ -40,7 +40,7 @@ struct RunOptions {
   bool free_page_reporting = false;
   std::string balloon_stats_interval = "0";  // 0: stats only on request
   bool no_balloon = false;
-  bool no_control = false;
+  bool control = false;  // --control: add the control channel
 };
 
 // Parse "4096", "64K", "128M", "2G" (binary units, case-insensitive, optional "iB"/"B").

@@ -131,6 +131,7 @@ class GuestKernelVm {
     config.cmdline = options.cmdline;
     config.console_input = false;
     config.devices.free_page_reporting = options.free_page_reporting;
+    config.devices.control_channel = true;  // the test drives the guest through it
     if (!options.console_log.empty()) {
       auto log = open_log_file(options.console_log, "--console-log", LogOpenMode::kTruncate);
       HVMM_TRY(log);

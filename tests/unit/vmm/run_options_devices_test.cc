@@ -1,5 +1,5 @@
 // Tests of the `hvmm run` device options (--balloon, --free-page-reporting,
-// --balloon-stats-interval, --no-balloon, --no-control) and of the command-line length check
+// --balloon-stats-interval, --no-balloon, --control) and of the command-line length check
 // that counts the virtio-mmio announcements the Machine appends.
 #include <gtest/gtest.h>
 
@@ -51,14 +51,14 @@ TEST(RunDevices, OptionsFillDeviceConfig) {
   options.balloon = "64M";
   options.free_page_reporting = true;
   options.balloon_stats_interval = "5";
-  options.no_control = true;
+  options.control = true;
   auto config = make_machine_config(options, kKernel, 8);
   ASSERT_TRUE(config.ok()) << config.error().message;
   EXPECT_EQ(config->devices.balloon_target, 64u << 20);
   EXPECT_TRUE(config->devices.free_page_reporting);
   EXPECT_EQ(config->devices.balloon_stats_interval.count(), 5);
   EXPECT_TRUE(config->devices.balloon);
-  EXPECT_FALSE(config->devices.control_channel);
+  EXPECT_TRUE(config->devices.control_channel);
 }
 
 // A target of the whole RAM or more, or not a size, is refused naming --balloon.
@@ -110,7 +110,10 @@ TEST(RunDevices, BalloonOptionsNeedTheBalloon) {
 // the boot data were written with the announcements appended).
 TEST(RunDevices, CmdlineCheckCountsTheAnnouncements) {
   RunOptions options;
-  const size_t longest = longest_cmdline(DeviceConfig{});
+  options.control = true;
+  DeviceConfig both;
+  both.control_channel = true;
+  const size_t longest = longest_cmdline(both);
   options.cmdline = std::string(longest, 'a');
   EXPECT_EQ(config_error(options), "");
   options.cmdline = std::string(longest + 1, 'a');
@@ -121,7 +124,7 @@ TEST(RunDevices, CmdlineCheckCountsTheAnnouncements) {
   EXPECT_NE(error.find(fmt::format("at most {} bytes fit", longest)), std::string::npos) << error;
   // Without devices nothing is appended and the raw limit applies.
   options.no_balloon = true;
-  options.no_control = true;
+  options.control = false;
   EXPECT_EQ(config_error(options), "");
   options.cmdline = std::string(kMaxCmdlineBytes, 'a');
   EXPECT_NE(config_error(options).find("--cmdline is 4096 bytes long"), std::string::npos);
@@ -130,7 +133,8 @@ TEST(RunDevices, CmdlineCheckCountsTheAnnouncements) {
 // The line the check measures is the one the Machine builds, and it is what the boot data
 // accept: the longest passing line plus its announcements is exactly kMaxCmdlineBytes - 1.
 TEST(RunDevices, LongestPassingLineFitsTheBootData) {
-  const DeviceConfig devices;
+  DeviceConfig devices;
+  devices.control_channel = true;
   const std::string cmdline(longest_cmdline(devices), 'a');
   ASSERT_TRUE(check_guest_cmdline(cmdline, devices).ok());
   const std::string guest =
@@ -142,13 +146,13 @@ TEST(RunDevices, LongestPassingLineFitsTheBootData) {
 
 // The CLI maps the device flags onto RunOptions.
 TEST(RunDevicesCli, ParsesDeviceOptions) {
-  auto options = cli::parse_run_arguments({"--balloon", "64M", "--free-page-reporting",
-                                           "--balloon-stats-interval", "2", "--no-control"});
+  auto options = cli::parse_run_arguments(
+      {"--balloon", "64M", "--free-page-reporting", "--balloon-stats-interval", "2", "--control"});
   ASSERT_TRUE(options.ok()) << options.error().message;
   EXPECT_EQ(options->balloon, "64M");
   EXPECT_TRUE(options->free_page_reporting);
   EXPECT_EQ(options->balloon_stats_interval, "2");
-  EXPECT_TRUE(options->no_control);
+  EXPECT_TRUE(options->control);
   EXPECT_FALSE(options->no_balloon);
   auto none = cli::parse_run_arguments({"--no-balloon"});
   ASSERT_TRUE(none.ok());
