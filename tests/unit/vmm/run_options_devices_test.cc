@@ -33,12 +33,13 @@ size_t longest_cmdline(const DeviceConfig& devices) {
   return kMaxCmdlineBytes - 1 - appended;
 }
 
-// By default both devices are present, the target is 0 and stats come only on request.
-TEST(RunDevices, DefaultsHaveBalloonAndControl) {
+// By default the balloon is present and the control channel is not (nothing in `hvmm run`
+// would answer a guest waiting on it), the target is 0 and stats come only on request.
+TEST(RunDevices, DefaultsHaveBalloonWithoutControl) {
   auto config = make_machine_config(RunOptions{}, kKernel, 8);
   ASSERT_TRUE(config.ok()) << config.error().message;
   EXPECT_TRUE(config->devices.balloon);
-  EXPECT_TRUE(config->devices.control_channel);
+  EXPECT_FALSE(config->devices.control_channel);
   EXPECT_EQ(config->devices.balloon_target, 0u);
   EXPECT_FALSE(config->devices.free_page_reporting);
   EXPECT_EQ(config->devices.balloon_stats_interval.count(), 0);
