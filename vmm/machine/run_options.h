@@ -32,6 +32,9 @@ struct RunOptions {
   std::string fault_log;
   std::string console_log;
   std::string console_log_max = "64M";  // 0: no cap
+  std::string fault_around = "2M";      // --fault-around: 4K..2M, a power of two; 0: one page
+  std::string userfaultfd = "on";       // --userfaultfd on|off
+  std::string stats;                    // --stats FILE: none when empty
 };
 
 // Parse "4096", "64K", "128M", "2G" (binary units, case-insensitive, optional "iB"/"B").
