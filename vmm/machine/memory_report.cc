@@ -49,8 +49,12 @@ std::string host_json(const MemoryReport& report) {
       m.rss_peak, m.rss, m.rss_shmem, m.rss_anon, m.rss_file);
 }
 
-// "pages": stage-2 page counts by state, then the same in bytes.
-std::string pages_json(const PageCounts& pages) {
+// "pages": stage-2 page counts by state, then the same in bytes; null when unknown.
+std::string pages_json(const std::optional<PageCounts>& known) {
+  if (!known) {
+    return "\"pages\":null";
+  }
+  const PageCounts& pages = *known;
   const std::pair<const char*, Backing> states[] = {{"resident", Backing::kResident},
                                                     {"ballooned", Backing::kBallooned},
                                                     {"reported", Backing::kReported},

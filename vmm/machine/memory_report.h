@@ -27,7 +27,7 @@ struct MemoryReport {
   uint64_t fault_around_max = 0;
   std::optional<ProcessMemory> host;  // none: /proc could not be read
   std::string host_error;             // why not
-  PageCounts pages;
+  std::optional<PageCounts> pages;    // none: the map could not be read (a stuck fault handler)
   std::optional<uint64_t> memfd_allocated_bytes;  // none: SEEK_DATA/SEEK_HOLE failed
   std::optional<BalloonStatistics> balloon;       // none: the VM has no balloon
   FaultCounts faults;

@@ -22,9 +22,10 @@ MemoryReport sample_report() {
                               .rss_anon = 4 << 20,
                               .rss_file = 2 << 20,
                               .rss_shmem = 34 << 20};
-  report.pages[Backing::kResident] = 60000;
-  report.pages[Backing::kBallooned] = 5000;
-  report.pages[Backing::kReported] = 536;
+  report.pages.emplace();
+  (*report.pages)[Backing::kResident] = 60000;
+  (*report.pages)[Backing::kBallooned] = 5000;
+  (*report.pages)[Backing::kReported] = 536;
   report.memfd_allocated_bytes = 33 << 20;
   BalloonStatistics balloon;
   balloon.target_pages = 5000;
@@ -80,7 +81,8 @@ TEST(MemoryReport, MissingFiguresAreNull) {
   EXPECT_NE(text.find(R"("host":null,"host_error":"cannot read /proc/self/status")"),
             std::string::npos)
       << text;
-  EXPECT_NE(text.find(R"("memfd_allocated_bytes":null,"balloon":null,)"), std::string::npos)
+  EXPECT_NE(text.find(R"("pages":null,"memfd_allocated_bytes":null,"balloon":null,)"),
+            std::string::npos)
       << text;
   EXPECT_NE(text.find(R"("by_kind_and_resolution":{},"latency_ns_max":{})"), std::string::npos)
       << text;
