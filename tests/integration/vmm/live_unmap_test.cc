@@ -52,8 +52,8 @@ Result<std::unique_ptr<Machine>> boot(const char* guest_name, const TempPath& co
 }
 
 // Ballooning the page the guest polls releases it while the guest runs: no layout fence, the
-// one memslot stays, and the guest's next read finds the zero page KVM faults in after the
-// punch invalidated its translation.
+// one memslot stays, and the guest's next read, once the punch invalidated KVM's translation,
+// is a userfaultfd fault on a ballooned page: zero filled, and the page is resident again.
 TEST(LivePageState, GuestSeesBalloonedPageReleased) {
   HVMM_SKIP_WITHOUT_KVM();
   TempPath console("console");
@@ -82,7 +82,17 @@ TEST(LivePageState, GuestSeesBalloonedPageReleased) {
   EXPECT_EQ(fenced, 0);
   ASSERT_EQ(physical.memslots()->slots().size(), 1u);
   EXPECT_EQ(physical.memslots()->slots()[0].range, (IpaRange{Ipa(0), 16 << 20}));
-  EXPECT_EQ(physical.page_counts()[stage2::Backing::kBallooned], 1u);
+  EXPECT_EQ(physical.page_counts()[stage2::Backing::kBallooned], 0u);
+  EXPECT_EQ(physical.page_counts(), physical.count_pages_by_walk());
+  EXPECT_GE((*machine)->fault_counts().faults[static_cast<size_t>(FaultKind::kBallooned)]
+                                             [static_cast<size_t>(FaultResolution::kZeroFill)],
+            1u);
+  const std::string log = slurp(faults.path);
+  const size_t record = log.find("\"ipa\":\"0x200000\"");
+  ASSERT_NE(record, std::string::npos) << log;
+  const std::string line = log.substr(record, log.find('\n', record) - record);
+  EXPECT_NE(line.find("\"kind\":\"ballooned\",\"resolution\":\"zero-fill\""), std::string::npos)
+      << line;
 }
 
 // Unmapping the page the guest polls makes its reads return all-ones; the guest sees it,
