@@ -7,6 +7,7 @@
 
 #include <cstdlib>
 #include <future>
+#include <iostream>
 #include <string>
 #include <vector>
 
@@ -84,6 +85,7 @@ WorkloadRun run_touch_workload(const FaultConfig& faults) {
   machine->reset();
   run.console = slurp(console.path);
   run.stats = slurp(stats.path);
+  std::cout << "--stats: " << run.stats;  // the figures, for the record
   EXPECT_NE(run.console.find("workload touch_seq: ok exit 0"), std::string::npos) << run.console;
   EXPECT_EQ(run.status, 0) << run.console;
   return run;
