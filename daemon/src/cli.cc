@@ -70,6 +70,21 @@ void add_run_options(CLI::App& run, vmm::RunOptions& options) {
       ->capture_default_str()
       ->needs(console_log);
   add_device_options(run, options);
+  run.add_option("--fault-around", options.fault_around,
+                 "Largest fault-around window of the userfaultfd handler: a power of two from 4K "
+                 "to 2M (0: one page per fault)")
+      ->type_name("MAX")
+      ->capture_default_str();
+  run.add_option("--userfaultfd", options.userfaultfd,
+                 "on: first touches and refaults of guest RAM are resolved by hvmm from page "
+                 "state; off: the host kernel fills them (the benchmark reference)")
+      ->type_name("on|off")
+      ->capture_default_str();
+  run.add_option("--stats", options.stats,
+                 fmt::format("Write the VM's memory figures as one JSON object here at exit (a "
+                             "regular file is truncated): {}",
+                             kLogKinds))
+      ->type_name("FILE");
 }
 
 // Print an argument error: status 120, nothing was created.

@@ -1,6 +1,7 @@
 // FaultCounts: what the fault handler has seen, by kind and resolution, with latencies.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cstdint>
@@ -34,6 +35,23 @@ struct FaultCounts {
     for (const auto& row : faults)
       total += row[static_cast<size_t>(resolution)];
     return total;
+  }
+  // Add `other`'s counts (latency maxima take the larger), e.g. the handler's and the MMIO
+  // faults the Machine logs.
+  FaultCounts& operator+=(const FaultCounts& other) {
+    for (size_t k = 0; k < kFaultKindCount; ++k) {
+      for (size_t r = 0; r < kFaultResolutionCount; ++r)
+        faults[k][r] += other.faults[k][r];
+      latency_ns_total[k] += other.latency_ns_total[k];
+      latency_ns_max[k] = std::max(latency_ns_max[k], other.latency_ns_max[k]);
+    }
+    pages_filled += other.pages_filled;
+    pages_existing += other.pages_existing;
+    unattributed += other.unattributed;
+    removes += other.removes;
+    bytes_removed += other.bytes_removed;
+    other_events += other.other_events;
+    return *this;
   }
   // Every fault.
   uint64_t total() const {

@@ -121,7 +121,7 @@ uint64_t FaultLog::dropped() const {
 }
 
 // Mention the faults that are not in the log, and why.
-std::string FaultLog::summary() const {
+std::string FaultLog::summary(std::string_view by_kind) const {
   std::lock_guard guard(lock_);
   if (suppressed_ == 0 && dropped_ == 0) {
     return "";
@@ -130,6 +130,9 @@ std::string FaultLog::summary() const {
       fmt::format("hvmm: {} stage-2 faults, {} not logged (rate limit)", recorded_, suppressed_);
   if (dropped_ > 0) {
     text += fmt::format(", {} dropped ({} '{}' was full)", dropped_, file_->option, file_->path);
+  }
+  if (!by_kind.empty()) {
+    text += fmt::format("; counted by kind: {}", by_kind);
   }
   return text + "\n";
 }

@@ -18,6 +18,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "hvmm/base/address.h"
 #include "hvmm/base/result.h"
@@ -67,8 +68,9 @@ class FaultLog {
   uint64_t suppressed() const;
   // Printed lines the log could not take (a full FIFO or terminal).
   uint64_t dropped() const;
-  // The end-of-run summary line for stderr, or "" when every fault was logged.
-  std::string summary() const;
+  // The end-of-run summary line for stderr, or "" when every fault was logged; `by_kind`
+  // (the counts of every fault source, "missing 512, unbacked 3") is added when not empty.
+  std::string summary(std::string_view by_kind = {}) const;
 
  private:
   bool take_token(std::chrono::steady_clock::time_point now);

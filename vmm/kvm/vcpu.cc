@@ -1,6 +1,8 @@
 // vCPU threads: the KVM_RUN loop and exit dispatch.
 #include "hvmm/vmm/kvm/vcpu.h"
 
+#include <unistd.h>
+
 #include <pthread.h>
 #include <signal.h>
 
@@ -99,8 +101,13 @@ void Vcpu::run_loop() {
     std::lock_guard guard(kick_lock_);
     live_thread_ = pthread_self();
   }
-  VcpuGate::Member membership(gate_);
-  run_until_stopped();
+  const pid_t tid = ::gettid();
+  host_.vcpu_thread_started(vcpu_.id(), tid);
+  {
+    VcpuGate::Member membership(gate_);
+    run_until_stopped();
+  }
+  host_.vcpu_thread_stopped(vcpu_.id(), tid);
   std::lock_guard guard(kick_lock_);
   live_thread_.reset();
 }

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <pthread.h>
+#include <sys/types.h>
 
 #include <atomic>
 #include <chrono>
@@ -38,6 +39,11 @@ class VcpuHost {
   // the VM with `status`, printing `dump` (the registers, several lines).
   virtual void vcpu_failed(unsigned vcpu, int status, const std::string& what,
                            const std::string& dump) = 0;
+  // Called on the vCPU's own thread, `tid`, before its first KVM_RUN (the Machine records
+  // it, so a userfaultfd fault, which names the faulting thread, is attributed to the vCPU).
+  virtual void vcpu_thread_started(unsigned /*vcpu*/, pid_t /*tid*/) {}
+  // Called on the vCPU's thread after its last KVM_RUN.
+  virtual void vcpu_thread_stopped(unsigned /*vcpu*/, pid_t /*tid*/) {}
 };
 
 class Vcpu {

@@ -14,9 +14,11 @@
 
 #include "hvmm/vmm/boot/boot_data.h"
 #include "hvmm/vmm/boot/x86_state.h"
+#include "hvmm/vmm/host/process_memory.h"
 #include "hvmm/vmm/kvm/cpuid.h"
 #include "hvmm/vmm/kvm/kvm_memslots.h"
 #include "hvmm/vmm/machine/exit_status.h"
+#include "hvmm/vmm/machine/memory_report.h"
 
 namespace hvmm::vmm {
 namespace {
@@ -48,7 +50,9 @@ Result<std::unique_ptr<Machine>> Machine::create(MachineConfig config, Kvm kvm) 
 Machine::Machine(const MachineConfig& config, Kvm kvm, KvmVm vm)
     : name_(config.name), vmid_(config.vmid), kvm_(std::move(kvm)), vm_(std::move(vm)) {}
 
-// Stop every vCPU thread before the devices they call go away.
+// Stop every vCPU thread before the fault handler and the devices they call go away, and
+// the handler before the memory it resolves faults of. A handler thread that would not stop
+// may still use the map: then the guest-physical space is deliberately never freed.
 Machine::~Machine() {
   for (auto& vcpu : vcpus_) {
     vcpu->stop();
@@ -56,8 +60,12 @@ Machine::~Machine() {
   for (auto& vcpu : vcpus_) {
     vcpu->join();
   }
+  stop_fault_handling();
   if (devices_) {
     devices_->stop();
+  }
+  if (fault_handler_left_behind_) {
+    [[maybe_unused]] GuestPhysical* kept = physical_.release();
   }
 }
 
@@ -68,7 +76,12 @@ Result<void> Machine::build(MachineConfig& config) {
   if (!stop_event_.valid()) {
     return make_error(ErrorCode::kInternal, "eventfd failed: {}", std::strerror(errno));
   }
+  // Userfaultfd faults are normal operation (every first touch): they are written only to a
+  // --fault-log the user named, never to stderr by default.
+  const bool log_userfaultfd_faults = config.fault_log.has_value();
   fault_log_ = std::make_unique<FaultLog>(std::move(config.fault_log));
+  fault_config_ = config.faults;
+  stats_file_ = std::move(config.stats_file);
   console_ = std::make_unique<Console>(std::move(config.console_log), config.console_log_max,
                                        config.console_input);
   uart_ = std::make_unique<Uart16550>(
@@ -78,6 +91,7 @@ Result<void> Machine::build(MachineConfig& config) {
       GuestPhysical::create(config.memory_size, "hvmm-" + name_, static_cast<uint16_t>(vmid_));
   HVMM_TRY(physical);
   physical_ = std::move(*physical);
+  HVMM_TRY(start_fault_handling(config, log_userfaultfd_faults));
   memslot_sink_ = std::make_unique<KvmMemslots>(vm_);
   // Only layout changes (unmap_ram) recreate memslots and pause the vCPUs; page-state
   // changes (balloon, free page reporting) punch the memfd while they run.
@@ -93,6 +107,53 @@ Result<void> Machine::build(MachineConfig& config) {
   attach.join();
   HVMM_TRY(attached);
   return loaded;
+}
+
+// Register every RAM region's primary mapping with a FaultHandler resolving from the map, and
+// watch it. Runs before any vCPU exists; the loader writes through the alias, unregistered.
+Result<void> Machine::start_fault_handling(const MachineConfig& config, bool log_faults) {
+  if (!config.faults.userfaultfd) {
+    return Ok();
+  }
+  FaultHandlerConfig handler;
+  for (const RamRegion& region : physical_->ram()) {
+    handler.regions.push_back(FaultRegion{region.range.start,
+                                          physical_->memory().guest_base() + region.offset.value(),
+                                          region.offset, region.range.size});
+  }
+  handler.memfd = physical_->memory().fd();
+  handler.max_window = config.faults.fault_around_max;
+  handler.vm = name_;
+  handler.vmid = vmid_;
+  handler.log = log_faults ? fault_log_.get() : nullptr;
+  handler.vcpus = &vcpu_registry_;
+  handler.stop = [this](int status, const std::string& reason) { request_stop(status, reason); };
+  auto created = FaultHandler::create(*physical_, std::move(handler));
+  if (!created) {
+    return make_error(created.error().code,
+                      "registering guest RAM with userfaultfd: {} (--userfaultfd off leaves first "
+                      "touches to the host kernel)",
+                      created.error().message);
+  }
+  fault_handler_ = std::move(*created);
+  fault_watchdog_ = std::make_unique<FaultWatchdog>(
+      [handler = fault_handler_.get()] { return handler->health(); },
+      [this](int status, const std::string& reason) { request_stop(status, reason); });
+  return Ok();
+}
+
+// The watchdog first (it must not fire on a handler being stopped), then the handler. A
+// thread left behind is reported and keeps the guest-physical space alive (see ~Machine).
+void Machine::stop_fault_handling() {
+  fault_watchdog_.reset();
+  if (!fault_handler_ || fault_handling_stopped_) {
+    return;
+  }
+  fault_handling_stopped_ = true;
+  if (auto stopped = fault_handler_->stop(); !stopped) {
+    fmt::print(stderr, "hvmm: {}\n", stopped.error().message);
+    fault_handler_left_behind_ = true;
+  }
 }
 
 // Make the devices, parse the kernel, load it with its boot data (the command line
@@ -182,7 +243,9 @@ void Machine::wake_if_decided(bool decided) {
 
 // What the logs are missing, then the VMM's end line: the last line on stderr.
 void Machine::print_end_of_run_report() const {
-  std::string report = console_->drop_report() + fault_log_->summary() + stop_.report_line();
+  std::string report = console_->drop_report() +
+                       fault_log_->summary(fault_counts_by_kind(fault_counts())) +
+                       stop_.report_line();
   if (!report.empty()) {
     fmt::print(stderr, "{}", report);
   }
@@ -210,9 +273,11 @@ int Machine::run() {
   for (auto& vcpu : vcpus_) {
     vcpu->join();
   }
+  stop_fault_handling();
   devices_->stop();
   pthread_sigmask(SIG_SETMASK, &saved, nullptr);
   print_end_of_run_report();
+  write_stats_file();
   return stop_.status();
 }
 
@@ -272,24 +337,27 @@ void Machine::mmio(unsigned vcpu, Ipa ipa, bool write, std::span<uint8_t> data,
     // from memory through the map when it permits.
     auto served = write ? physical_->write(ipa, data) : physical_->read(ipa, data);
     if (served) {
-      log_fault(vcpu, ipa, write, data.size(), "memslot-race", "served-from-ram", exit_time);
+      log_fault(vcpu, ipa, write, data.size(), FaultKind::kMemslotRace,
+                FaultResolution::kServedFromRam, exit_time);
       return;
     }
     if (write) {
-      log_fault(vcpu, ipa, write, data.size(), "write-protected", "write-dropped", exit_time);
+      log_fault(vcpu, ipa, write, data.size(), FaultKind::kPermission,
+                FaultResolution::kWriteDropped, exit_time);
       return;
     }
   }
   if (!write) {
     std::memset(data.data(), 0xff, data.size());
   }
-  log_fault(vcpu, ipa, write, data.size(), "unbacked", write ? "write-dropped" : "read-all-ones",
-            exit_time);
+  log_fault(vcpu, ipa, write, data.size(), FaultKind::kMmioUnbacked,
+            write ? FaultResolution::kWriteDropped : FaultResolution::kReadAllOnes, exit_time);
 }
 
-// Emit one fault record with the latency since the exit.
-void Machine::log_fault(unsigned vcpu, Ipa ipa, bool write, size_t size, const char* kind,
-                        const char* resolution, std::chrono::steady_clock::time_point exit_time) {
+// Count and emit one fault record with the latency since the exit.
+void Machine::log_fault(unsigned vcpu, Ipa ipa, bool write, size_t size, FaultKind kind,
+                        FaultResolution resolution,
+                        std::chrono::steady_clock::time_point exit_time) {
   auto latency = std::chrono::steady_clock::now() - exit_time;
   FaultRecord record;
   record.time = std::chrono::system_clock::now();
@@ -299,11 +367,60 @@ void Machine::log_fault(unsigned vcpu, Ipa ipa, bool write, size_t size, const c
   record.ipa = ipa;
   record.write = write;
   record.size = static_cast<unsigned>(size);
-  record.kind = kind;
-  record.resolution = resolution;
+  record.set_outcome(kind, resolution);
   record.latency_ns =
       static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(latency).count());
+  mmio_faults_.fault(kind, resolution, record.latency_ns);
   fault_log_->record(record);
+}
+
+// The MMIO counts plus the handler's.
+FaultCounts Machine::fault_counts() const {
+  FaultCounts counts = mmio_faults_.snapshot();
+  if (fault_handler_) {
+    counts += fault_handler_->counts();
+  }
+  return counts;
+}
+
+// Gather the figures (vCPUs stopped, memory still mapped) and write them as one JSON object.
+// The map is not read when a handler thread was left behind: it may hold the map lock.
+void Machine::write_stats_file() const {
+  if (!stats_file_) {
+    return;
+  }
+  MemoryReport report;
+  report.vm = name_;
+  report.exit_status = stop_.status();
+  report.ended_by_vmm = !stop_.report_line().empty();
+  report.memory_bytes = physical_->memory_size();
+  report.userfaultfd = fault_handler_ != nullptr;
+  report.fault_around_max = fault_config_.fault_around_max;
+  if (auto host = read_process_memory(); host) {
+    report.host = *host;
+  } else {
+    report.host_error = host.error().message;
+  }
+  if (!fault_handler_left_behind_) {
+    report.pages = physical_->page_counts();
+  }
+  if (auto allocated = physical_->allocated_bytes(); allocated) {
+    report.memfd_allocated_bytes = *allocated;
+  }
+  report.balloon = balloon_statistics();
+  report.faults = fault_counts();
+  const std::string text = format_memory_report(report);
+  write_log(*stats_file_, std::span(reinterpret_cast<const uint8_t*>(text.data()), text.size()));
+}
+
+// Record the vCPU's thread for fault attribution.
+void Machine::vcpu_thread_started(unsigned vcpu, pid_t tid) {
+  vcpu_registry_.add(tid, vcpu);
+}
+
+// Forget the vCPU's thread.
+void Machine::vcpu_thread_stopped(unsigned /*vcpu*/, pid_t tid) {
+  vcpu_registry_.remove(tid);
 }
 
 // Set the balloon's target in pages.

@@ -8,6 +8,14 @@
 // the console input (stdin, when a terminal) and signals. When the VMM, not the guest, ended
 // the VM, run() prints "hvmm: VM ended by the VMM: REASON (exit status N)" as the last line
 // on stderr (vm_stop.h); a guest's own port-0xf4 exit prints nothing.
+//
+// With config.faults.userfaultfd (the default) guest RAM is registered with a FaultHandler
+// before any vCPU runs (one FaultRegion per RAM region, on the memfd's primary mapping): the
+// first touch of a page and the refault of a ballooned or reported one are resolved from the
+// page's state in the map (GuestPhysical is the FaultResolver). A FaultWatchdog stops the VM
+// with status 125 when the handler is stuck or dead. A host without userfaultfd fails
+// create() (status 121) naming what is missing; `--userfaultfd off` leaves first touches to
+// the host kernel instead. At exit, run() writes the --stats file (memory_report.h).
 #pragma once
 
 #include <atomic>
@@ -22,7 +30,11 @@
 #include "hvmm/vmm/boot/elf_loader.h"
 #include "hvmm/vmm/devices/serial/console.h"
 #include "hvmm/vmm/devices/serial/uart.h"
+#include "hvmm/vmm/fault/fault_counts.h"
+#include "hvmm/vmm/fault/fault_handler.h"
 #include "hvmm/vmm/fault/fault_log.h"
+#include "hvmm/vmm/fault/fault_watchdog.h"
+#include "hvmm/vmm/fault/vcpu_registry.h"
 #include "hvmm/vmm/kvm/kvm.h"
 #include "hvmm/vmm/kvm/vcpu.h"
 #include "hvmm/vmm/kvm/vcpu_gate.h"
@@ -64,6 +76,11 @@ class Machine final : public VcpuHost {
   std::optional<BalloonStatistics> balloon_statistics() const;
   // Ask the guest for fresh balloon stats now (they arrive asynchronously).
   void request_balloon_stats();
+  // Every fault counted so far by kind and resolution: the userfaultfd handler's plus the
+  // MMIO exits the Machine answered. Thread-safe.
+  FaultCounts fault_counts() const;
+  // The userfaultfd handler, or nullptr with --userfaultfd off.
+  FaultHandler* fault_handler() { return fault_handler_.get(); }
   // The control channel, or nullptr when the VM has none. Thread-safe to call().
   ControlChannel* control_channel() { return devices_->control(); }
 
@@ -72,6 +89,8 @@ class Machine final : public VcpuHost {
             std::chrono::steady_clock::time_point exit_time) override;
   void vcpu_failed(unsigned vcpu, int status, const std::string& what,
                    const std::string& dump) override;
+  void vcpu_thread_started(unsigned vcpu, pid_t tid) override;
+  void vcpu_thread_stopped(unsigned vcpu, pid_t tid) override;
 
  private:
   Result<void> build(MachineConfig& config);
@@ -84,8 +103,12 @@ class Machine final : public VcpuHost {
   void print_end_of_run_report() const;
   void pause_vcpus();
   void resume_vcpus();
-  void log_fault(unsigned vcpu, Ipa ipa, bool write, size_t size, const char* kind,
-                 const char* resolution, std::chrono::steady_clock::time_point exit_time);
+  void log_fault(unsigned vcpu, Ipa ipa, bool write, size_t size, FaultKind kind,
+                 FaultResolution resolution, std::chrono::steady_clock::time_point exit_time);
+  Result<void> start_fault_handling(const MachineConfig& config, bool log_faults);
+  // Stop the watchdog, then the handler (vCPUs already stopped); idempotent.
+  void stop_fault_handling();
+  void write_stats_file() const;
 
   std::string name_;
   uint32_t vmid_;
@@ -102,6 +125,16 @@ class Machine final : public VcpuHost {
   std::vector<std::unique_ptr<Vcpu>> vcpus_;
   UniqueFd stop_event_;
   VmStop stop_;
+  FaultConfig fault_config_;
+  std::optional<LogFile> stats_file_;
+  FaultCounters mmio_faults_;  // the MMIO exits log_fault() answered
+  VcpuRegistry vcpu_registry_;
+  // Declared after physical_ (its resolver) so they go first; stop_fault_handling() stops
+  // them explicitly anyway, after the vCPUs and before anything else is torn down.
+  std::unique_ptr<FaultHandler> fault_handler_;
+  std::unique_ptr<FaultWatchdog> fault_watchdog_;
+  bool fault_handling_stopped_ = false;
+  bool fault_handler_left_behind_ = false;  // a handler thread did not stop: keep physical_
 };
 
 }  // namespace hvmm::vmm

@@ -188,6 +188,42 @@ Result<void> open_logs(const RunOptions& options, MachineConfig& config) {
   return Ok();
 }
 
+// Check --fault-around: 0 (one page per fault) or a power of two from 4K to 2M.
+Result<uint64_t> check_fault_around(const std::string& text) {
+  auto size = parse_size(text);
+  if (!size) {
+    return make_error(ErrorCode::kInvalidArgument, "--fault-around: {}", size.error().message);
+  }
+  const bool power_of_two = (*size & (*size - 1)) == 0;
+  if (*size != 0 && (!power_of_two || *size < kPageSize || *size > kLargePageSize)) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "--fault-around {}: must be a power of two from 4K to 2M, or 0 for one page "
+                      "per fault (got {} bytes)",
+                      text, *size);
+  }
+  return *size;
+}
+
+// Check --userfaultfd: "on" or "off".
+Result<bool> check_userfaultfd(const std::string& text) {
+  if (text == "on" || text == "off") {
+    return text == "on";
+  }
+  return make_error(ErrorCode::kInvalidArgument, "--userfaultfd {}: must be on or off", text);
+}
+
+// Open --stats like the logs (a regular file is truncated), so a bad path is an argument
+// error found before /dev/kvm is opened.
+Result<void> open_stats_file(const RunOptions& options, MachineConfig& config) {
+  if (options.stats.empty()) {
+    return Ok();
+  }
+  auto file = open_log_file(options.stats, "--stats", LogOpenMode::kTruncate);
+  HVMM_TRY(file);
+  config.stats_file = std::move(*file);
+  return Ok();
+}
+
 }  // namespace
 
 // Digits, then an optional binary-unit suffix; overflow is an error.
@@ -227,10 +263,17 @@ Result<MachineConfig> make_machine_config(const RunOptions& options,
   auto log_max = check_console_log_max(options.console_log_max);
   HVMM_TRY(log_max);
   config.console_log_max = *log_max;
+  auto fault_around = check_fault_around(options.fault_around);
+  HVMM_TRY(fault_around);
+  config.faults.fault_around_max = *fault_around;
+  auto userfaultfd = check_userfaultfd(options.userfaultfd);
+  HVMM_TRY(userfaultfd);
+  config.faults.userfaultfd = *userfaultfd;
   auto kernel = check_kernel(options, bundled_kernel, config);
   HVMM_TRY(kernel);
   HVMM_TRY(check_initrd(options, *kernel, config));
   HVMM_TRY(open_logs(options, config));
+  HVMM_TRY(open_stats_file(options, config));
   return config;
 }
 

@@ -35,12 +35,15 @@ struct RunOptions {
   std::string console_log;
   std::string console_log_max = "64M";  // 0: no cap
   // Devices: the balloon (its initial target, free page reporting, the stats interval in
-  // seconds) and the control channel, both present unless turned off.
+  // seconds; present unless turned off) and the control channel (only when asked for).
   std::string balloon;  // empty: target 0
   bool free_page_reporting = false;
   std::string balloon_stats_interval = "0";  // 0: stats only on request
   bool no_balloon = false;
-  bool control = false;  // --control: add the control channel
+  bool control = false;             // --control: add the control channel
+  std::string fault_around = "2M";  // --fault-around: 4K..2M, a power of two; 0: one page
+  std::string userfaultfd = "on";   // --userfaultfd on|off
+  std::string stats;                // --stats FILE: none when empty
 };
 
 // Parse "4096", "64K", "128M", "2G" (binary units, case-insensitive, optional "iB"/"B").

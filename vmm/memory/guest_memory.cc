@@ -6,6 +6,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -105,6 +106,44 @@ Result<std::vector<HostRange>> GuestMemory::allocated_extents() const {
     at = hole;
   }
   return extents;
+}
+
+// The next offset at or after `at` where data (`data` true) or a hole begins; SEEK_DATA's ENXIO
+// (no data after `at`) is the end of the memfd.
+Result<uint64_t> GuestMemory::seek(uint64_t at, bool data) const {
+  const off_t found = ::lseek(fd_.get(), static_cast<off_t>(at), data ? SEEK_DATA : SEEK_HOLE);
+  if (found >= 0)
+    return static_cast<uint64_t>(found);
+  if (data && errno == ENXIO)
+    return size();
+  return make_error(ErrorCode::kInternal, "{} of guest memory at {:#x}: {}",
+                    data ? "SEEK_DATA" : "SEEK_HOLE", at, std::strerror(errno));
+}
+
+// Walk the extents from the start of `bounds` up to the one holding `page` (a window holds
+// at most a few hundred pages, so a few calls), then clip that extent to `bounds`.
+Result<MemfdExtent> GuestMemory::extent_around(HostOffset page, HostRange bounds) const {
+  if (!bounds.contains(page) || bounds.end().value() > size()) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "memfd extent of {:#x} within [{:#x}, {:#x}): outside the range or memory",
+                      page.value(), bounds.start.value(), bounds.end().value());
+  }
+  for (uint64_t at = bounds.start.value();;) {
+    auto data = seek(at, true);
+    HVMM_TRY(data);
+    if (*data > page.value()) {  // [at, data) is a hole holding the page
+      const uint64_t end = std::min(*data, bounds.end().value());
+      return MemfdExtent{HostRange{HostOffset(at), end - at}, false};
+    }
+    auto hole = seek(*data, false);
+    HVMM_TRY(hole);
+    if (*hole > page.value()) {  // [data, hole) is allocated and holds the page
+      const uint64_t start = std::max(*data, bounds.start.value());
+      const uint64_t end = std::min(*hole, bounds.end().value());
+      return MemfdExtent{HostRange{HostOffset(start), end - start}, true};
+    }
+    at = *hole;
+  }
 }
 
 Result<uint64_t> GuestMemory::allocated_bytes() const {

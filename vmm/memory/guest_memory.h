@@ -32,6 +32,12 @@ namespace hvmm::vmm {
 // A range of host offsets (of the memfd).
 using HostRange = AddressRange<HostOffset>;
 
+// A stretch of the memfd that is all allocated or all a hole.
+struct MemfdExtent {
+  HostRange range;
+  bool allocated = false;
+};
+
 class GuestMemory {
  public:
   // Create a memfd of `size` bytes named `name` (shown in /proc/<pid>/maps) and map it twice.
@@ -56,6 +62,9 @@ class GuestMemory {
   Result<void> release(HostOffset offset, uint64_t length);
   // The allocated parts of the memfd in offset order (SEEK_DATA / SEEK_HOLE), page aligned.
   Result<std::vector<HostRange>> allocated_extents() const;
+  // The largest stretch inside `bounds` around the page at `page` that is allocated, or a
+  // hole, like that page (SEEK_DATA / SEEK_HOLE; `page` must lie inside `bounds`).
+  Result<MemfdExtent> extent_around(HostOffset page, HostRange bounds) const;
   // Bytes the memfd has allocated (the sum of allocated_extents()).
   Result<uint64_t> allocated_bytes() const;
   // Per page of the backing, whether it is in memory according to mincore() on the primary
@@ -64,6 +73,7 @@ class GuestMemory {
 
  private:
   Result<void> check_range(const char* what, HostOffset offset, uint64_t length) const;
+  Result<uint64_t> seek(uint64_t at, bool data) const;
 
   UniqueFd fd_;
   Mapping primary_;

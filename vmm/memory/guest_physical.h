@@ -20,6 +20,10 @@
 // initial memslot install take the lock shared; every change takes it exclusively for the
 // change and its realization. The layout fence runs before the lock is taken, so no vCPU
 // exit handler is blocked on the lock while the fence waits for it.
+//
+// GuestPhysical is also the userfaultfd handler's FaultResolver (guest_physical_faults.cc):
+// classify() takes the map lock exclusively and finish() releases it, so no state change
+// can touch a run between its classification and its fill.
 #pragma once
 
 #include <cstdint>
@@ -36,6 +40,7 @@
 #include "hvmm/stage2/stage2_tlb.h"
 #include "hvmm/stage2/table_allocator.h"
 #include "hvmm/stage2/translator.h"
+#include "hvmm/vmm/fault/fault_resolver.h"
 #include "hvmm/vmm/memory/guest_access.h"
 #include "hvmm/vmm/memory/guest_memory.h"
 #include "hvmm/vmm/memory/memory_layout.h"
@@ -54,7 +59,7 @@ struct BackingBatch {
   std::optional<Error> first_error;
 };
 
-class GuestPhysical final : public GuestAccess {
+class GuestPhysical final : public GuestAccess, public FaultResolver {
  public:
   // Fills pages that make_resident() made resident, before anyone else can touch them:
   // `run` is a run of IPA contiguous in host offsets from `output`.
@@ -105,6 +110,18 @@ class GuestPhysical final : public GuestAccess {
                                    stage2::ChangeReason reason = stage2::ChangeReason::kFault,
                                    const Fill& fill = {});
 
+  // FaultResolver: the condition of `ipa`'s page from the map (and, for a resident page,
+  // from the memfd: a hole is absent, allocated is present) and the largest run inside
+  // `window` around it, contiguous in host offsets, whose pages share it. On success the map
+  // lock stays held exclusively until finish(), so the run's state cannot change meanwhile;
+  // the caller (the fault handler thread) must not touch guest memory nor call anything that
+  // takes the lock in between. Errors (not RAM) release the lock.
+  Result<FaultRun> classify(Ipa ipa, IpaRange window) override;
+  // FaultResolver: a filled ballooned or reported run becomes resident (reason kFault);
+  // an unfilled one is punched again (a partial fill must not leave pages allocated that
+  // the map says are not resident). Releases the lock classify() took.
+  void finish(const FaultRun& run, bool filled) override;
+
   // Remove `range` from the guest's RAM: a layout change, fenced. The RAM regions shrink or
   // split, their memslots are recreated, and the backing of what was mapped is released.
   Result<void> unmap_ram(IpaRange range);
@@ -141,6 +158,11 @@ class GuestPhysical final : public GuestAccess {
   Result<PageCounts> change_backing(const std::unique_lock<std::shared_mutex>& guard, IpaRange run,
                                     stage2::Backing backing, const ChangeOptions& options);
   Result<void> realized(Result<void> changed);
+  // The run classify() reports for a resident page: the part of `part` (host-contiguous,
+  // starting at `output`) that is a hole, or allocated, like `ipa`'s page in the memfd.
+  Result<FaultRun> classify_resident(Ipa ipa, IpaRange part, HostOffset output) const;
+  // Punch the non-resident pages of `run` out of the memfd again (after a failed fill).
+  void release_unfilled(IpaRange run);
 
   std::unique_ptr<GuestMemory> memory_;
   std::vector<RamRegion> ram_;
@@ -148,6 +170,10 @@ class GuestPhysical final : public GuestAccess {
   stage2::HeapTableAllocator tables_;
   std::optional<stage2::Stage2Map> map_;
   mutable std::shared_mutex lock_;
+  // The exclusive hold of lock_ from classify() to finish(), owned by the fault handler
+  // thread meanwhile. Moved in only once the lock is acquired and moved out before it is
+  // released, so two handler threads never touch it at once.
+  std::unique_lock<std::shared_mutex> fault_hold_;
   stage2::Stage2Tlb tlb_;
   stage2::NotifierRegistry notifiers_;
   stage2::NotifierHooks notifier_hooks_{notifiers_};

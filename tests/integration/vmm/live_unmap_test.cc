@@ -6,6 +6,7 @@
 // notifier.
 #include <gtest/gtest.h>
 
+#include <sstream>
 #include <thread>
 
 #include "hvmm/vmm/boot/input_file.h"
@@ -52,8 +53,8 @@ Result<std::unique_ptr<Machine>> boot(const char* guest_name, const TempPath& co
 }
 
 // Ballooning the page the guest polls releases it while the guest runs: no layout fence, the
-// one memslot stays, and the guest's next read finds the zero page KVM faults in after the
-// punch invalidated its translation.
+// one memslot stays, and the guest's next read, once the punch invalidated KVM's translation,
+// is a userfaultfd fault on a ballooned page: zero filled, and the page is resident again.
 TEST(LivePageState, GuestSeesBalloonedPageReleased) {
   HVMM_SKIP_WITHOUT_KVM();
   TempPath console("console");
@@ -82,7 +83,20 @@ TEST(LivePageState, GuestSeesBalloonedPageReleased) {
   EXPECT_EQ(fenced, 0);
   ASSERT_EQ(physical.memslots()->slots().size(), 1u);
   EXPECT_EQ(physical.memslots()->slots()[0].range, (IpaRange{Ipa(0), 16 << 20}));
-  EXPECT_EQ(physical.page_counts()[stage2::Backing::kBallooned], 1u);
+  EXPECT_EQ(physical.page_counts()[stage2::Backing::kBallooned], 0u);
+  EXPECT_EQ(physical.page_counts(), physical.count_pages_by_walk());
+  EXPECT_GE((*machine)->fault_counts().faults[static_cast<size_t>(FaultKind::kBallooned)]
+                                             [static_cast<size_t>(FaultResolution::kZeroFill)],
+            1u);
+  const std::string log = slurp(faults.path);
+  bool ballooned_fault = false;
+  std::stringstream lines(log);
+  for (std::string line; std::getline(lines, line);) {
+    ballooned_fault |=
+        line.find("\"ipa\":\"0x200000\"") != std::string::npos &&
+        line.find("\"kind\":\"ballooned\",\"resolution\":\"zero-fill\"") != std::string::npos;
+  }
+  EXPECT_TRUE(ballooned_fault) << log;
 }
 
 // Unmapping the page the guest polls makes its reads return all-ones; the guest sees it,

@@ -53,6 +53,11 @@ TEST(FaultLog, RateLimitCountsEverything) {
     EXPECT_GE(log->suppressed(), 40u);
     EXPECT_EQ(log->dropped(), 0u);
     EXPECT_NE(log->summary().find("not logged (rate limit)"), std::string::npos);
+    // The counts by kind (of every fault source) end the line when given.
+    const std::string with_kinds = log->summary("unbacked 3, missing 247");
+    EXPECT_NE(with_kinds.find("(rate limit); counted by kind: unbacked 3, missing 247\n"),
+              std::string::npos)
+        << with_kinds;
     std::ifstream file(name);
     std::string line;
     uint64_t lines = 0;

@@ -204,6 +204,59 @@ TEST(RunOptions, ParsesConsoleLogMax) {
             "G suffix)");
 }
 
+// --fault-around takes 0 or a power of two from 4K to 2M (default 2M); anything else is an
+// argument error naming the option.
+TEST(RunOptions, ParsesFaultAround) {
+  RunOptions options;
+  EXPECT_EQ(make_machine_config(options, kKernel, 8)->faults.fault_around_max, 2u << 20);
+  for (const auto& [text, bytes] : std::vector<std::pair<std::string, uint64_t>>{
+           {"0", 0}, {"4K", 4096}, {"64K", 65536}, {"2M", 2u << 20}}) {
+    options.fault_around = text;
+    auto config = make_machine_config(options, kKernel, 8);
+    ASSERT_TRUE(config.ok()) << text << ": " << config.error().message;
+    EXPECT_EQ(config->faults.fault_around_max, bytes) << text;
+  }
+  for (const char* bad : {"2K", "12K", "4M", "1G"}) {
+    options.fault_around = bad;
+    EXPECT_EQ(config_error(options),
+              fmt::format("--fault-around {}: must be a power of two from 4K to 2M, or 0 for one "
+                          "page per fault (got {} bytes)",
+                          bad, *parse_size(bad)));
+  }
+  options.fault_around = "wide";
+  EXPECT_EQ(config_error(options).rfind("--fault-around: 'wide' is not a size", 0), 0u)
+      << config_error(options);
+}
+
+// --userfaultfd is on by default and takes only on or off.
+TEST(RunOptions, ParsesUserfaultfd) {
+  RunOptions options;
+  EXPECT_TRUE(make_machine_config(options, kKernel, 8)->faults.userfaultfd);
+  options.userfaultfd = "off";
+  EXPECT_FALSE(make_machine_config(options, kKernel, 8)->faults.userfaultfd);
+  options.userfaultfd = "yes";
+  EXPECT_EQ(config_error(options), "--userfaultfd yes: must be on or off");
+}
+
+// --stats is opened while validating (truncating a regular file); a bad path is named.
+TEST(RunOptions, OpensStatsFileBeforeAnyVm) {
+  TempFile stats(std::vector<uint8_t>{'o', 'l', 'd'});
+  RunOptions options;
+  EXPECT_FALSE(make_machine_config(options, kKernel, 8)->stats_file.has_value());
+  options.stats = stats.path;
+  auto config = make_machine_config(options, kKernel, 8);
+  ASSERT_TRUE(config.ok()) << config.error().message;
+  ASSERT_TRUE(config->stats_file.has_value());
+  EXPECT_EQ(config->stats_file->kind, LogFileKind::kRegular);
+  struct stat info {};
+  ASSERT_EQ(::stat(stats.path.c_str(), &info), 0);
+  EXPECT_EQ(info.st_size, 0) << "the stats file is truncated";
+  options.stats = "/nonexistent/dir/stats.json";
+  EXPECT_NE(config_error(options).find("cannot open --stats '/nonexistent/dir/stats.json'"),
+            std::string::npos)
+      << config_error(options);
+}
+
 // A missing kernel or initrd file is named with the option.
 TEST(RunOptions, RejectsMissingFiles) {
   RunOptions options;
@@ -257,8 +310,10 @@ TEST(RunOptions, RejectsLongCommandLine) {
 // The CLI maps every option onto RunOptions.
 TEST(RunCli, ParsesEveryOption) {
   auto options = cli::parse_run_arguments(
-      {"--kernel", "k.elf", "--initrd", "i.img", "--cmdline", "a b", "--memory", "64M", "--vcpus",
-       "3", "--fault-log", "f.log", "--console-log", "c.log", "--console-log-max", "1M"});
+      {"--kernel",      "k.elf", "--initrd",          "i.img", "--cmdline",      "a b",
+       "--memory",      "64M",   "--vcpus",           "3",     "--fault-log",    "f.log",
+       "--console-log", "c.log", "--console-log-max", "1M",    "--fault-around", "64K",
+       "--userfaultfd", "off",   "--stats",           "s.json"});
   ASSERT_TRUE(options.ok()) << options.error().message;
   EXPECT_EQ(options->kernel, "k.elf");
   EXPECT_EQ(options->initrd, "i.img");
@@ -268,6 +323,9 @@ TEST(RunCli, ParsesEveryOption) {
   EXPECT_EQ(options->fault_log, "f.log");
   EXPECT_EQ(options->console_log, "c.log");
   EXPECT_EQ(options->console_log_max, "1M");
+  EXPECT_EQ(options->fault_around, "64K");
+  EXPECT_EQ(options->userfaultfd, "off");
+  EXPECT_EQ(options->stats, "s.json");
 }
 
 // --console-log-max without --console-log is an error (stdout is never capped).

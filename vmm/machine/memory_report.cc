@@ -1,0 +1,155 @@
+// Formatting of the --stats JSON object.
+#include "hvmm/vmm/machine/memory_report.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <vector>
+
+namespace hvmm::vmm {
+namespace {
+
+using stage2::Backing;
+
+// The FaultKind values that exist (1..7; 0 is no kind).
+constexpr FaultKind kKinds[] = {
+    FaultKind::kMmioUnbacked, FaultKind::kMissing,    FaultKind::kBallooned,  FaultKind::kReclaimed,
+    FaultKind::kWriteProtect, FaultKind::kPermission, FaultKind::kMemslotRace};
+
+// JSON string contents: quotes, backslashes and control characters escaped.
+std::string escaped(const std::string& text) {
+  std::string out;
+  for (char c : text) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+// Join `parts` with commas inside `open` and `close`.
+std::string joined(const std::vector<std::string>& parts, char open, char close) {
+  return open + fmt::format("{}", fmt::join(parts, ",")) + close;
+}
+
+// "host": the process's figures in bytes, or null with the reason beside it.
+std::string host_json(const MemoryReport& report) {
+  if (!report.host) {
+    return fmt::format("\"host\":null,\"host_error\":\"{}\"", escaped(report.host_error));
+  }
+  const ProcessMemory& m = *report.host;
+  return fmt::format(
+      "\"host\":{{\"rss_peak_bytes\":{},\"rss_bytes\":{},\"rss_shmem_bytes\":{},"
+      "\"rss_anon_bytes\":{},\"rss_file_bytes\":{}}}",
+      m.rss_peak, m.rss, m.rss_shmem, m.rss_anon, m.rss_file);
+}
+
+// "pages": stage-2 page counts by state, then the same in bytes; null when unknown.
+std::string pages_json(const std::optional<PageCounts>& known) {
+  if (!known) {
+    return "\"pages\":null";
+  }
+  const PageCounts& pages = *known;
+  const std::pair<const char*, Backing> states[] = {{"resident", Backing::kResident},
+                                                    {"ballooned", Backing::kBallooned},
+                                                    {"reported", Backing::kReported},
+                                                    {"reclaimed", Backing::kReclaimed}};
+  std::vector<std::string> parts;
+  for (const auto& [name, backing] : states)
+    parts.push_back(fmt::format("\"{}\":{}", name, pages[backing]));
+  for (const auto& [name, backing] : states)
+    parts.push_back(fmt::format("\"{}_bytes\":{}", name, pages[backing] * kPageSize));
+  return "\"pages\":" + joined(parts, '{', '}');
+}
+
+// "balloon": the device's snapshot, guest stats by Linux's tag names; null without a balloon.
+std::string balloon_json(const std::optional<BalloonStatistics>& balloon) {
+  if (!balloon) {
+    return "\"balloon\":null";
+  }
+  const BalloonStatistics& b = *balloon;
+  std::vector<std::string> stats;
+  for (uint16_t tag = 0; tag < kBalloonStatCount; ++tag) {
+    if (b.guest_stats[tag])
+      stats.push_back(fmt::format("\"{}\":{}", balloon_stat_name(tag), *b.guest_stats[tag]));
+  }
+  return fmt::format(
+      "\"balloon\":{{\"target_bytes\":{},\"actual_bytes\":{},\"target_pages\":{},"
+      "\"actual_pages\":{},\"inflated_pages\":{},\"deflated_pages\":{},\"reported_pages\":{},"
+      "\"refused_pfns\":{},\"backend_failures\":{},\"stats_updates\":{},\"features\":{},"
+      "\"guest_stats\":{}}}",
+      b.target_pages * kPageSize, b.actual_pages * kPageSize, b.target_pages, b.actual_pages,
+      b.inflated_pages, b.deflated_pages, b.reported_pages, b.refused_pfns, b.backend_failures,
+      b.stats_updates, b.features, joined(stats, '{', '}'));
+}
+
+// "faults": totals by kind (every kind), by kind and resolution (only what was counted),
+// the worst latency per counted kind, and the handler's page and event counters.
+std::string faults_json(const FaultCounts& counts) {
+  std::vector<std::string> by_kind;
+  std::vector<std::string> by_resolution;
+  std::vector<std::string> latency_max;
+  for (FaultKind kind : kKinds) {
+    const auto k = static_cast<size_t>(kind);
+    by_kind.push_back(fmt::format("\"{}\":{}", fault_kind_name(kind), counts.of_kind(kind)));
+    std::vector<std::string> resolutions;
+    for (size_t r = 0; r < kFaultResolutionCount; ++r) {
+      if (counts.faults[k][r] != 0)
+        resolutions.push_back(fmt::format("\"{}\":{}",
+                                          fault_resolution_name(static_cast<FaultResolution>(r)),
+                                          counts.faults[k][r]));
+    }
+    if (!resolutions.empty()) {
+      by_resolution.push_back(
+          fmt::format("\"{}\":{}", fault_kind_name(kind), joined(resolutions, '{', '}')));
+      latency_max.push_back(
+          fmt::format("\"{}\":{}", fault_kind_name(kind), counts.latency_ns_max[k]));
+    }
+  }
+  return fmt::format(
+      "\"faults\":{{\"total\":{},\"by_kind\":{},\"by_kind_and_resolution\":{},"
+      "\"latency_ns_max\":{},\"pages_filled\":{},\"pages_existing\":{},\"unattributed\":{},"
+      "\"userfaultfd_removes\":{},\"userfaultfd_bytes_removed\":{}}}",
+      counts.total(), joined(by_kind, '{', '}'), joined(by_resolution, '{', '}'),
+      joined(latency_max, '{', '}'), counts.pages_filled, counts.pages_existing,
+      counts.unattributed, counts.removes, counts.bytes_removed);
+}
+
+}  // namespace
+
+// Fixed field order, so the text for a given input never changes.
+std::string format_memory_report(const MemoryReport& report) {
+  const std::string allocated = report.memfd_allocated_bytes
+                                    ? fmt::format("{}", *report.memfd_allocated_bytes)
+                                    : std::string("null");
+  std::vector<std::string> parts = {
+      fmt::format("\"vm\":\"{}\"", escaped(report.vm)),
+      fmt::format("\"exit_status\":{}", report.exit_status),
+      fmt::format("\"ended_by\":\"{}\"", report.ended_by_vmm ? "vmm" : "guest"),
+      fmt::format("\"memory_bytes\":{}", report.memory_bytes),
+      fmt::format("\"userfaultfd\":{}", report.userfaultfd),
+      fmt::format("\"fault_around_max\":{}", report.fault_around_max),
+      host_json(report),
+      pages_json(report.pages),
+      fmt::format("\"memfd_allocated_bytes\":{}", allocated),
+      balloon_json(report.balloon),
+      faults_json(report.faults),
+  };
+  return joined(parts, '{', '}') + "\n";
+}
+
+std::string fault_counts_by_kind(const FaultCounts& counts) {
+  std::vector<std::string> parts;
+  for (FaultKind kind : kKinds) {
+    if (const uint64_t n = counts.of_kind(kind); n != 0)
+      parts.push_back(fmt::format("{} {}", fault_kind_name(kind), n));
+  }
+  return fmt::format("{}", fmt::join(parts, ", "));
+}
+
+}  // namespace hvmm::vmm
