@@ -197,6 +197,17 @@ test_binaries() {
   done
 }
 
+# The KVM benchmarks to smoke-run, "ABSOLUTE-BINARY ARGS..." a line: those of
+# tests/nested-kvm/benchmarks that were built, only when every test runs (the default filter).
+benchmark_lines() {
+  [[ $user_filter == '*' ]] || return 0
+  local binary args
+  while read -r binary args; do
+    [[ -z $binary || $binary == \#* ]] && continue
+    [[ -x $build/$binary ]] && echo "$build/$binary $args"
+  done <"$here/benchmarks"
+}
+
 # Copy FILE into the initramfs tree ROOT at the same absolute path (stripped when STRIP=1).
 copy_at_same_path() {
   local root=$1 file=$2 strip=${3:-0}
@@ -226,8 +237,13 @@ build_initramfs() {
     mapfile -t binaries < <(test_binaries)
     [[ ${#binaries[@]} -gt 0 ]] || abort "no test binaries under $build/tests/integration (build first)"
   fi
+  local benchmarks=() line
+  [[ $mode == tests ]] && mapfile -t benchmarks < <(benchmark_lines)
   [[ -x $build/daemon/hvmm ]] || abort "$build/daemon/hvmm is missing (build first)"
   local elves=("$build/daemon/hvmm" "${binaries[@]}")
+  for line in "${benchmarks[@]}"; do
+    elves+=("${line%% *}")
+  done
   for file in "${elves[@]}"; do
     copy_at_same_path "$root" "$file" 1
   done
@@ -252,6 +268,7 @@ build_initramfs() {
     echo "NK_BINARIES='${binaries[*]}'"
     echo "NK_HVMM='$build/daemon/hvmm'"
   } >"$root/nk/config"
+  printf '%s\n' "${benchmarks[@]}" >"$root/nk/benchmarks"
   [[ $mode == tests ]] || write_hvmm_args "$root"
   (cd "$root" && find . | "$cache/busybox" cpio -o -H newc 2>/dev/null) | gzip -1 >"$cache/initramfs.gz"
   printf '%s\n' "${binaries[@]}" >"$cache/binaries"
@@ -389,6 +406,23 @@ judge_binary() {
   fi
 }
 
+# Judge one NK-BENCH record "NAME RC SECONDS HUNG": its output is printed (the figures), and it
+# counts as one test: passed (0), skipped (77) or failed.
+judge_benchmark() {
+  local name=$1 rc=$2 seconds=$3 hung=$4 log=$cache/results/$1.bench.log
+  [[ -f $log ]] && sed "s/^/nested-kvm: $name: /" "$log"
+  if [[ $hung -eq 1 ]]; then
+    stage_fail "benchmark $name hung: killed after ${binary_watchdog}s"
+  elif [[ $rc -eq 77 ]]; then
+    skipped=$((skipped + 1))
+  elif [[ $rc -eq 0 ]]; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+    echo "nested-kvm: benchmark $name failed (status $rc, ${seconds}s)"
+  fi
+}
+
 # Say how long the stage has run so far, after phase $1.
 phase_done() { echo "nested-kvm: $1 done at $((SECONDS - started))s"; }
 
@@ -430,6 +464,9 @@ fi
 while read -r name rc seconds hung; do
   judge_binary "$name" "$rc" "$seconds" "$hung"
 done < <(sed -n 's/^NK-BIN //p' "$cache/results/records.txt")
+while read -r name rc seconds hung; do
+  judge_benchmark "$name" "$rc" "$seconds" "$hung"
+done < <(sed -n 's/^NK-BENCH //p' "$cache/results/records.txt")
 while read -r binary; do
   grep -q "^NK-BIN $(basename "$binary") " "$cache/results/records.txt" ||
     echo "nested-kvm: $(basename "$binary") did not run"
