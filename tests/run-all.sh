@@ -84,7 +84,7 @@ print_skips() {
           inside && /^<end of output>$/ { exit }
           inside && next_line { print; found = 1; exit }
           inside && /: Skipped$/ { next_line = 1; next }
-          inside && /^SKIP/ { print; found = 1; exit }
+          inside && /^(SKIP|bench check: SKIP)/ { print; found = 1; exit }
           END { if (!found) print "(no reason printed)" }' "$log")
       fi
       printf '  skipped: %s: %s\n' "$name" "$reason"
