@@ -14,6 +14,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "hvmm/vmm/host/service_thread.h"
 #include "hvmm/vmm/machine/exit_status.h"
 
 namespace hvmm::vmm {
@@ -332,7 +333,7 @@ Result<std::unique_ptr<FaultHandler>> FaultHandler::create(FaultResolver& resolv
   auto state = std::make_shared<State>(std::move(*uffd), std::move(*filler), resolver,
                                        std::move(config), std::move(stop_fd));
   for (unsigned slot = 0; slot < state->config.threads; ++slot) {
-    state->threads.emplace_back([state, slot] { state->run(slot); });
+    state->threads.push_back(start_service_thread([state, slot] { state->run(slot); }));
   }
   return std::unique_ptr<FaultHandler>(new FaultHandler(std::move(state)));
 }

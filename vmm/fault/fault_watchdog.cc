@@ -1,6 +1,7 @@
 // FaultWatchdog: sample the handler's health, fire once when it is stuck or dead.
 #include "hvmm/vmm/fault/fault_watchdog.h"
 
+#include "hvmm/vmm/host/service_thread.h"
 #include "hvmm/vmm/machine/exit_status.h"
 
 namespace hvmm::vmm {
@@ -22,7 +23,7 @@ FaultWatchdog::FaultWatchdog(HealthSource health, FaultStopCallback stop,
   if (config_.period.count() <= 0) {
     config_.period = std::max(config_.timeout / 4, std::chrono::milliseconds(1));
   }
-  thread_ = std::thread([this] { run(); });
+  thread_ = start_service_thread([this] { run(); });
 }
 
 // Wake the thread and join it.

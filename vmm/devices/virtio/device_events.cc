@@ -1,5 +1,6 @@
 // The device event thread: poll the ioeventfds, the timers and the stop eventfd.
 #include "hvmm/vmm/devices/virtio/device_events.h"
+#include "hvmm/vmm/host/service_thread.h"
 
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -55,7 +56,7 @@ Result<void> DeviceEvents::start() {
   if (!stop_event_.valid()) {
     return make_error(ErrorCode::kInternal, "device event thread: no stop eventfd");
   }
-  thread_ = std::thread([this] { run(); });
+  thread_ = start_service_thread([this] { run(); });
   return Ok();
 }
 
