@@ -84,6 +84,7 @@ struct FaultHandler::State {
   void resolve_missing(const FaultRegion& region, uint8_t* page, pid_t tid, FaultRecord& record,
                        Clock::time_point seen);
   const FaultRegion* find_region(const uint8_t* address) const;
+  pid_t stream_of(pid_t tid) const;
   IpaRange window_for(pid_t tid, Ipa ipa);
   void resolved(pid_t tid, IpaRange run);
   void fail(FaultRecord& record, FaultKind kind, const std::string& why, Clock::time_point seen);
@@ -267,17 +268,28 @@ const FaultRegion* FaultHandler::State::find_region(const uint8_t* address) cons
   return nullptr;
 }
 
-// The faulting thread's next window (a new thread starts at one page).
+// The stream a faulting thread belongs to: a vCPU thread is its own; every other thread
+// shares stream 0. Most guest faults reach userfaultfd from KVM's async page-fault workers
+// (kernel threads faulting on behalf of a vCPU, even for a guest without async PF), one
+// worker per fault: keyed by thread, no window would ever see two faults of a stream.
+pid_t FaultHandler::State::stream_of(pid_t tid) const {
+  if (config.vcpus != nullptr && config.vcpus->find(tid))
+    return tid;
+  return 0;
+}
+
+// The stream's next window (a new stream starts at one page).
 IpaRange FaultHandler::State::window_for(pid_t tid, Ipa ipa) {
   std::lock_guard guard(windows_lock);
-  auto [it, inserted] = windows.try_emplace(tid, config.max_window, config.adaptive_window);
+  auto [it, inserted] =
+      windows.try_emplace(stream_of(tid), config.max_window, config.adaptive_window);
   return it->second.window_for(ipa);
 }
 
-// Tell the faulting thread's window what was resolved.
+// Tell the stream's window what was resolved.
 void FaultHandler::State::resolved(pid_t tid, IpaRange run) {
   std::lock_guard guard(windows_lock);
-  auto it = windows.find(tid);
+  auto it = windows.find(stream_of(tid));
   if (it != windows.end()) {
     it->second.resolved(run);
   }

@@ -11,12 +11,15 @@ FaultWindow::FaultWindow(uint64_t max_bytes, bool adaptive)
       adaptive_(adaptive),
       size_(adaptive ? kPageSize : max_) {}
 
-// Sequential: the fault is in [last_end, last_end + size): grow. Otherwise shrink.
+// Sequential: the fault is within one window of the last run, on either side: grow.
+// Otherwise shrink.
 IpaRange FaultWindow::window_for(Ipa ipa) {
   if (!adaptive_) {
     return IpaRange{ipa.align_down(size_), size_};
   }
-  const bool sequential = have_last_ && ipa >= last_end_ && ipa - last_end_ < size_;
+  const bool after = ipa >= last_end_ && ipa - last_end_ < size_;
+  const bool before = ipa < last_start_ && last_start_ - ipa <= size_;
+  const bool sequential = have_last_ && (after || before);
   if (sequential) {
     size_ = size_ * 2 <= max_ ? size_ * 2 : max_;
   } else if (have_last_) {
@@ -28,6 +31,7 @@ IpaRange FaultWindow::window_for(Ipa ipa) {
 // The next fault is judged against the end of what was filled.
 void FaultWindow::resolved(IpaRange run) {
   have_last_ = true;
+  last_start_ = run.start;
   last_end_ = run.end();
 }
 

@@ -1,8 +1,11 @@
 // FaultWindow: how much a fault resolves around the faulting page, adapted like readahead.
 //
-// One FaultWindow per faulting thread (a vCPU). A fault that lands right after the run the
-// previous fault resolved (within one window of its end) is sequential: the window doubles,
-// up to the maximum. Any other fault is scattered: the window halves, down to one page. The
+// One FaultWindow per fault stream (a vCPU, or the kernel threads that fault for the vCPUs).
+// A fault that lands next to the run the previous fault resolved (within one window of either
+// end: a guest's allocator often hands out frames in descending order, and KVM's async
+// page-fault workers resolve neighbouring faults out of order) is sequential: the window
+// doubles, up to the maximum. Any other fault is scattered: the window halves, down to one
+// page. The
 // window is aligned to its size and contains the faulting page; the handler then clips it to
 // the run the resolver allows (never past a page whose state differs), and reports that run
 // back with resolved(), so the next fault is judged against what was really filled.
@@ -37,7 +40,8 @@ class FaultWindow {
   bool adaptive_;
   uint64_t size_ = kPageSize;  // the window the last fault used
   bool have_last_ = false;
-  Ipa last_end_;  // end of the run the last fault resolved
+  Ipa last_start_;  // the run the last fault resolved
+  Ipa last_end_;
 };
 
 }  // namespace hvmm::vmm

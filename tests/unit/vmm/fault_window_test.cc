@@ -60,6 +60,24 @@ TEST(FaultWindow, ScatteredFaultsShrinkToOnePage) {
                         });
 }
 
+// A stream going down (frames handed out in descending order) grows the window like one going
+// up: the fault lands right below the run the last fault resolved.
+TEST(FaultWindow, DescendingFaultsGrowToo) {
+  FaultWindow window(64 * K);
+  const IpaRange first = window.window_for(Ipa(0x40000));
+  EXPECT_EQ(first, (IpaRange{Ipa(0x40000), 4 * K}));
+  window.resolved(first);
+  const IpaRange second = window.window_for(Ipa(0x3f000));  // just below: grow to 8K
+  EXPECT_EQ(second, (IpaRange{Ipa(0x3e000), 8 * K}));
+  window.resolved(second);
+  const IpaRange third = window.window_for(Ipa(0x3d000));  // below again: 16K
+  EXPECT_EQ(third, (IpaRange{Ipa(0x3c000), 16 * K}));
+  window.resolved(third);
+  // Far below the run is scattered: halve.
+  const IpaRange far = window.window_for(Ipa(0x10000));
+  EXPECT_EQ(far.size, 8 * K);
+}
+
 // A fault inside the window after the last run still counts as sequential (a skipped page).
 TEST(FaultWindow, NearSequentialFaultCountsAsSequential) {
   check_sequence(2 * M, {
