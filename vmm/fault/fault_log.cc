@@ -9,7 +9,6 @@
 #include <ctime>
 
 namespace hvmm::vmm {
-namespace {
 
 // Escape a string for a JSON string literal.
 std::string json_escape(const std::string& text) {
@@ -26,6 +25,8 @@ std::string json_escape(const std::string& text) {
   }
   return out;
 }
+
+namespace {
 
 // "2026-01-01T00:00:00.000000001Z"
 std::string rfc3339(std::chrono::system_clock::time_point time) {

@@ -48,6 +48,10 @@ struct FaultRecord {
   }
 };
 
+// Escape `text` for the inside of a JSON string literal (quotes, backslashes, control
+// characters); the fault log and the --stats writer share it.
+std::string json_escape(const std::string& text);
+
 // Format one record as a single JSON object (no trailing newline).
 std::string format_fault_record(const FaultRecord& record);
 

@@ -6,6 +6,8 @@
 
 #include <vector>
 
+#include "hvmm/vmm/fault/fault_log.h"
+
 namespace hvmm::vmm {
 namespace {
 
@@ -16,22 +18,6 @@ constexpr FaultKind kKinds[] = {
     FaultKind::kMmioUnbacked, FaultKind::kMissing,    FaultKind::kBallooned,  FaultKind::kReclaimed,
     FaultKind::kWriteProtect, FaultKind::kPermission, FaultKind::kMemslotRace};
 
-// JSON string contents: quotes, backslashes and control characters escaped.
-std::string escaped(const std::string& text) {
-  std::string out;
-  for (char c : text) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
 // Join `parts` with commas inside `open` and `close`.
 std::string joined(const std::vector<std::string>& parts, char open, char close) {
   return open + fmt::format("{}", fmt::join(parts, ",")) + close;
@@ -40,7 +26,7 @@ std::string joined(const std::vector<std::string>& parts, char open, char close)
 // "host": the process's figures in bytes, or null with the reason beside it.
 std::string host_json(const MemoryReport& report) {
   if (!report.host) {
-    return fmt::format("\"host\":null,\"host_error\":\"{}\"", escaped(report.host_error));
+    return fmt::format("\"host\":null,\"host_error\":\"{}\"", json_escape(report.host_error));
   }
   const ProcessMemory& m = *report.host;
   return fmt::format(
@@ -128,7 +114,7 @@ std::string format_memory_report(const MemoryReport& report) {
                                     ? fmt::format("{}", *report.memfd_allocated_bytes)
                                     : std::string("null");
   std::vector<std::string> parts = {
-      fmt::format("\"vm\":\"{}\"", escaped(report.vm)),
+      fmt::format("\"vm\":\"{}\"", json_escape(report.vm)),
       fmt::format("\"exit_status\":{}", report.exit_status),
       fmt::format("\"ended_by\":\"{}\"", report.ended_by_vmm ? "vmm" : "guest"),
       fmt::format("\"memory_bytes\":{}", report.memory_bytes),

@@ -102,22 +102,9 @@ Result<void> BalloonDevice::process_queue(unsigned index) {
 
 // Take every available PFN buffer, return each, then interrupt once.
 Result<void> BalloonDevice::process_pfn_queue(unsigned index, bool inflate) {
-  virtio::Virtqueue& queue = context_->queue(index);
-  bool returned = false;
-  while (true) {
-    auto chain = queue.pop(context_->memory());
-    HVMM_TRY(chain);
-    if (!*chain) {
-      break;
-    }
-    HVMM_TRY(take_pfn_buffer(**chain, inflate));
-    HVMM_TRY(queue.push_used(context_->memory(), (*chain)->head, 0));
-    returned = true;
-  }
-  if (returned) {
-    context_->signal_used();
-  }
-  return Ok();
+  return virtio::return_each_chain(*context_, index, [&](const DescriptorChain& chain) {
+    return take_pfn_buffer(chain, inflate);
+  });
 }
 
 // Read the le32 PFNs (read-only, a multiple of 4 bytes, at most 256), check and coalesce
@@ -203,22 +190,8 @@ Result<void> BalloonDevice::take_stats_buffer(const DescriptorChain& chain) {
 
 // Release every reported range and return its buffer.
 Result<void> BalloonDevice::process_reporting_queue(unsigned index) {
-  virtio::Virtqueue& queue = context_->queue(index);
-  bool returned = false;
-  while (true) {
-    auto chain = queue.pop(context_->memory());
-    HVMM_TRY(chain);
-    if (!*chain) {
-      break;
-    }
-    HVMM_TRY(take_report(**chain));
-    HVMM_TRY(queue.push_used(context_->memory(), (*chain)->head, 0));
-    returned = true;
-  }
-  if (returned) {
-    context_->signal_used();
-  }
-  return Ok();
+  return virtio::return_each_chain(
+      *context_, index, [&](const DescriptorChain& chain) { return take_report(chain); });
 }
 
 // Each descriptor of a report is one free range (its contents are not read).

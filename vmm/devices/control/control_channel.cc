@@ -137,22 +137,9 @@ Result<void> ControlChannel::take_request_buffers() {
 
 // Read every available response and return its buffer.
 Result<void> ControlChannel::take_responses() {
-  virtio::Virtqueue& queue = context_->queue(control::kResponseQueue);
-  bool returned = false;
-  while (true) {
-    auto chain = queue.pop(context_->memory());
-    HVMM_TRY(chain);
-    if (!*chain) {
-      break;
-    }
-    HVMM_TRY(take_response(**chain));
-    HVMM_TRY(queue.push_used(context_->memory(), (*chain)->head, 0));
-    returned = true;
-  }
-  if (returned) {
-    context_->signal_used();
-  }
-  return Ok();
+  return virtio::return_each_chain(
+      *context_, control::kResponseQueue,
+      [&](const virtio::DescriptorChain& chain) { return take_response(chain); });
 }
 
 // Check the response and hand it to the caller waiting for its tag.

@@ -50,6 +50,30 @@ class VirtioContext {
   virtual void needs_reset(const std::string& reason) = 0;
 };
 
+// Take every available chain of queue `index`, hand it to `take` (a Result<void> of the
+// chain), return it with no bytes written, then interrupt once if any was returned. The first
+// error from the queue or from `take` stops the loop and is returned (the caller's device
+// then goes to NEEDS_RESET).
+template <typename Take>
+Result<void> return_each_chain(VirtioContext& context, unsigned index, Take&& take) {
+  Virtqueue& queue = context.queue(index);
+  bool returned = false;
+  while (true) {
+    auto chain = queue.pop(context.memory());
+    HVMM_TRY(chain);
+    if (!*chain) {
+      break;
+    }
+    HVMM_TRY(take(**chain));
+    HVMM_TRY(queue.push_used(context.memory(), (*chain)->head, 0));
+    returned = true;
+  }
+  if (returned) {
+    context.signal_used();
+  }
+  return Ok();
+}
+
 class VirtioDevice {
  public:
   virtual ~VirtioDevice() = default;
