@@ -21,6 +21,8 @@ const char* error_code_name(ErrorCode code) {
       return "permission denied";
     case ErrorCode::kUnavailable:
       return "unavailable";
+    case ErrorCode::kDataLoss:
+      return "data loss";
     case ErrorCode::kInternal:
       return "internal";
   }

@@ -27,6 +27,7 @@ enum class ErrorCode {
   kResourceExhausted,   // out of table memory, VMIDs, slots
   kPermissionDenied,    // the OS refused (e.g. /dev/kvm access)
   kUnavailable,         // a required facility is absent (no /dev/kvm, no capability)
+  kDataLoss,            // stored data failed its check (a corrupted pool or swap entry)
   kInternal,            // a bug or an unexpected OS failure
 };
 
