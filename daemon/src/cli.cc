@@ -38,6 +38,26 @@ void add_device_options(CLI::App& run, vmm::RunOptions& options) {
                "Add the control channel (the guest kernel then waits for the host's requests)");
 }
 
+// Declare the reclaim options (checked in run_options.cc, syntax in reclaim_policy.h).
+void add_reclaim_options(CLI::App& run, vmm::RunOptions& options) {
+  run.add_option_function<std::string>(
+         "--reclaim", [&options](const std::string& policy) { options.reclaim = policy; },
+         "Take cold pages back without the guest's help, into a compressed pool "
+         "(needs --userfaultfd on). POLICY is comma-separated key=value pairs, each "
+         "optional (\"\" is the default policy): target=SIZE|N% (RSS goal; default: "
+         "every cold page), period=1s (epoch, ms or s), cold=120 (epochs unwritten), "
+         "refault=N (refault distance, default cold), active=N (epochs a refaulted "
+         "page is exempt, default 4*cold), budget=0.2% (refaults per minute of the "
+         "working set before backing off), rate=64M (bytes per second), codec=lz4|zstd, "
+         "pool=SIZE (default a quarter of RAM), keep=75% (largest payload kept, of a "
+         "page), dirty=log|ring. Example: target=64M,period=1s,cold=3")
+      ->type_name("POLICY");
+  run.add_option("--reclaim-swap", options.reclaim_swap,
+                 "With --reclaim: a file the pool may move its coldest entries to once it is "
+                 "full")
+      ->type_name("FILE");
+}
+
 // Declare every `run` option on `run`, storing into `options`.
 void add_run_options(CLI::App& run, vmm::RunOptions& options) {
   run.add_option("--kernel", options.kernel,
@@ -85,6 +105,7 @@ void add_run_options(CLI::App& run, vmm::RunOptions& options) {
                              "regular file is truncated): {}",
                              kLogKinds))
       ->type_name("FILE");
+  add_reclaim_options(run, options);
 }
 
 // Print an argument error: status 120, nothing was created.

@@ -26,18 +26,34 @@ constexpr uint32_t kMethodPages = 1, kMethodAddressSpace = 2, kMethodEverything 
 
 // True if `op` is one this version of the protocol defines.
 bool known_op(Op op) {
-  return op >= Op::kPing && op <= Op::kShutdown;
+  return op >= Op::kPing && op <= Op::kWorkloadRewrite;
+}
+
+// The pattern kind a workload kind names, or false for an unknown kind.
+bool pattern_kind(control::WorkloadKind kind, PatternKind* out) {
+  switch (kind) {
+    case control::WorkloadKind::kTouchSequential:
+      *out = PatternKind::kSequential;
+      return true;
+    case control::WorkloadKind::kTouchRandom:
+      *out = PatternKind::kRandom;
+      return true;
+    case control::WorkloadKind::kTouchMix:
+      *out = PatternKind::kMix;
+      return true;
+  }
+  return false;
 }
 
 // The pattern workload a start request describes, or false if its arguments are out of
 // range (unknown kind or flag, size 0 or above kPatternMaxBytes).
 bool parse_start(const control::WorkloadStartArgs& a, PatternSpec* spec) {
-  bool random = a.kind == control::WorkloadKind::kTouchRandom;
-  if (a.kind != control::WorkloadKind::kTouchSequential && !random)
+  PatternKind kind;
+  if (!pattern_kind(a.kind, &kind))
     return false;
   if ((a.flags & ~control::kWorkloadHold) != 0 || a.bytes == 0 || a.bytes > kPatternMaxBytes)
     return false;
-  *spec = PatternSpec{random, (a.bytes + kPageSize - 1) >> kPageShift, a.seed};
+  *spec = PatternSpec{kind, (a.bytes + kPageSize - 1) >> kPageShift, a.seed};
   return true;
 }
 
@@ -88,6 +104,32 @@ Status workload_verify(const control::WorkloadIdArgs& args, ControlResponse& out
     return Status::kNoSuchWorkload;
   PatternResult r = pattern_verify(*held);
   out.result.workload_verify = {r.pages, r.mismatched_pages, r.checksum, tsc_to_ns(r.duration_tsc)};
+  return status_of(r.outcome);
+}
+
+// The rewrite a request describes for `held`, or false if its arguments are out of range
+// (unknown flag, reserved not 0, no pages, a range past the workload's end, too long).
+bool parse_rewrite(const control::WorkloadRewriteArgs& a, const HeldWorkload& held,
+                   RewriteSpec* spec) {
+  if ((a.flags & ~control::kRewriteReadOnly) != 0 || a.reserved != 0 || a.pages == 0 ||
+      a.first_page >= held.spec.pages || a.pages > held.spec.pages - a.first_page ||
+      a.duration_ms > control::kRewriteMaxDurationMs)
+    return false;
+  *spec = RewriteSpec{a.first_page, a.pages, tsc_hz() * a.duration_ms / 1000,
+                      (a.flags & control::kRewriteReadOnly) != 0};
+  return true;
+}
+
+// kWorkloadRewrite: keep a range of a held workload hot (written, or read) for a while.
+Status workload_rewrite(const control::WorkloadRewriteArgs& args, ControlResponse& out) {
+  HeldWorkload* held = pattern_find(args.workload);
+  if (held == nullptr)
+    return Status::kNoSuchWorkload;
+  RewriteSpec spec;
+  if (!parse_rewrite(args, *held, &spec))
+    return Status::kBadArguments;
+  RewriteResult r = pattern_rewrite(*held, spec);
+  out.result.workload_rewrite = {r.rounds, r.rounds * spec.pages, tsc_to_ns(r.duration_tsc)};
   return status_of(r.outcome);
 }
 
@@ -210,6 +252,8 @@ Status dispatch(const ControlRequest& req, ControlReply& reply) {
       return tlb_flush(req.args.tlb_flush, out);
     case Op::kShutdown:
       return shutdown(req.args.shutdown, reply);
+    case Op::kWorkloadRewrite:
+      return workload_rewrite(req.args.workload_rewrite, out);
   }
   return Status::kBadRequest;
 }

@@ -7,7 +7,9 @@
 #include "hvmm/guest/percpu.h"
 #include "hvmm/guest/workloads.h"
 
-extern "C" char user_pattern_touch_seq[], user_pattern_touch_random[], user_pattern_verify[];
+extern "C" char user_pattern_touch_seq[], user_pattern_touch_random[], user_pattern_verify[],
+    user_pattern_touch_mix[], user_pattern_verify_mix[], user_pattern_rewrite_seq[],
+    user_pattern_rewrite_mix[], user_pattern_reread[];
 
 namespace hvmm::guest {
 namespace {
@@ -44,6 +46,19 @@ PatternResult run_pattern(UserMm& m, const char* program, uint64_t base, const P
   return r;
 }
 
+// The program that writes the contents of `kind` and checks them.
+const char* touch_program(PatternKind kind) {
+  switch (kind) {
+    case PatternKind::kSequential:
+      break;
+    case PatternKind::kRandom:
+      return user_pattern_touch_random;
+    case PatternKind::kMix:
+      return user_pattern_touch_mix;
+  }
+  return user_pattern_touch_seq;
+}
+
 // splitmix64's output function: the per-page base of the pattern (as in workloads.S).
 uint64_t pattern_page_base(uint64_t seed, uint64_t page) {
   uint64_t z = seed + (page + 1) * 0x9e3779b97f4a7c15ull;
@@ -69,8 +84,7 @@ PatternResult pattern_start(const PatternSpec& spec, HeldWorkload* held) {
                       true);
   }
   if (area.ok)
-    r = run_pattern(*m, spec.random ? user_pattern_touch_random : user_pattern_touch_seq,
-                    kPatternBase, spec);
+    r = run_pattern(*m, touch_program(spec.kind), kPatternBase, spec);
   if (held != nullptr && area.ok && r.outcome == PatternOutcome::kOk) {
     *held = HeldWorkload{0, m, kPatternBase, spec};
     return r;
@@ -79,9 +93,34 @@ PatternResult pattern_start(const PatternSpec& spec, HeldWorkload* held) {
   return r;
 }
 
-// Run the check program in the held address space.
+// Run the check program of the workload's contents in the held address space.
 PatternResult pattern_verify(const HeldWorkload& held) {
-  return run_pattern(*held.mm, user_pattern_verify, held.base, held.spec);
+  const bool mix = held.spec.kind == PatternKind::kMix;
+  return run_pattern(*held.mm, mix ? user_pattern_verify_mix : user_pattern_verify, held.base,
+                     held.spec);
+}
+
+// The rewrite programs find the area at the fixed kPatternBase (workloads.S: they get only
+// three registers), so every held workload must live there, and a range's first page and
+// length must each fit 32 bits of one register.
+static_assert(kPatternBase == 0x100000000ull);
+static_assert((kPatternMaxBytes >> kPageShift) <= UINT32_MAX);
+
+// One ring-3 run of the rewrite (or reread) program until the deadline.
+RewriteResult pattern_rewrite(const HeldWorkload& held, const RewriteSpec& spec) {
+  const char* program = spec.read_only                        ? user_pattern_reread
+                        : held.spec.kind == PatternKind::kMix ? user_pattern_rewrite_mix
+                                                              : user_pattern_rewrite_seq;
+  RewriteResult r;
+  const uint64_t t0 = arch::rdtsc();
+  UserRun run = run_user(*held.mm, program, held.spec.seed, spec.first_page | (spec.pages << 32),
+                         t0 + spec.duration_tsc);
+  r.duration_tsc = arch::rdtsc() - t0;
+  leave_mm();
+  r.outcome = outcome_of(run, held.base, held.spec.pages);
+  if (r.outcome == PatternOutcome::kOk)
+    r.rounds = run.report;
+  return r;
 }
 
 // A free slot exists.

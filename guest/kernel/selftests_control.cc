@@ -51,6 +51,14 @@ ControlRequest by_id(Op op, uint32_t id) {
   return r;
 }
 
+// A kWorkloadRewrite request.
+ControlRequest rewrite(uint32_t id, uint64_t first_page, uint64_t pages, uint32_t duration_ms,
+                       uint32_t flags) {
+  ControlRequest r = request(Op::kWorkloadRewrite, 400 + id);
+  r.args.workload_rewrite = {id, flags, first_page, pages, duration_ms, 0};
+  return r;
+}
+
 // A kTlbFlush request.
 ControlRequest flush(TlbScope scope, uint32_t id, uint64_t va, uint64_t length) {
   ControlRequest r = request(Op::kTlbFlush, 300);
@@ -77,15 +85,15 @@ bool test_control_requests(TestResult& r) {
   bad.magic = control::kResponseMagic;
   ControlRequest old = request(Op::kPing, 7);
   old.version = control::kControlVersion + 1;
-  ControlRequest op0 = request(static_cast<Op>(0), 7), op8 = request(static_cast<Op>(8), 7);
-  for (const ControlRequest* q : {&bad, &old, &op0, &op8}) {
+  ControlRequest op0 = request(static_cast<Op>(0), 7), op9 = request(static_cast<Op>(9), 7);
+  for (const ControlRequest* q : {&bad, &old, &op0, &op9}) {
     ControlResponse a = serve(*q).response;
     if (a.status != Status::kBadRequest || a.tag != 7 || a.op != q->op)
       return r.fail("bad header (magic %x version %u op %u): status %d tag %lu", q->magic,
                     q->version, static_cast<unsigned>(q->op), static_cast<int>(a.status), a.tag);
   }
   const ControlRequest bad_args[] = {
-      start(static_cast<WorkloadKind>(3), 0, 4096, 1),
+      start(static_cast<WorkloadKind>(4), 0, 4096, 1),
       start(WorkloadKind::kTouchSequential, 2, 4096, 1),
       start(WorkloadKind::kTouchSequential, 0, 0, 1),
       start(WorkloadKind::kTouchRandom, 0, kPatternMaxBytes + 1, 1),
@@ -99,7 +107,8 @@ bool test_control_requests(TestResult& r) {
       return r.fail("bad arguments #%u: status %d", i, s);
   const ControlRequest no_such[] = {by_id(Op::kWorkloadVerify, 0), by_id(Op::kWorkloadExit, 999),
                                     flush(TlbScope::kAddressSpace, 999, 0, 0),
-                                    flush(TlbScope::kRange, 999, kPatternBase, kPageSize)};
+                                    flush(TlbScope::kRange, 999, kPatternBase, kPageSize),
+                                    rewrite(999, 0, 1, 0, 0)};
   for (unsigned i = 0; i < sizeof(no_such) / sizeof(no_such[0]); ++i)
     if (int s = status_of(no_such[i]); s != static_cast<int>(Status::kNoSuchWorkload))
       return r.fail("unknown workload #%u: status %d", i, s);
@@ -209,10 +218,75 @@ bool check_held_workload(TestResult& r) {
   return r.note("checksum %lx", clean);
 }
 
+// Rewrite [first, first + pages) of `id` for `ms` and expect at least one round, every
+// round over the whole range.
+bool expect_rewrite(TestResult& r, uint32_t id, uint64_t first, uint64_t pages, uint32_t ms,
+                    uint32_t flags) {
+  ControlResponse a = serve(rewrite(id, first, pages, ms, flags)).response;
+  const control::WorkloadRewriteResult& w = a.result.workload_rewrite;
+  if (a.status == Status::kOk && w.rounds >= 1 && w.pages == w.rounds * pages && w.duration_ns != 0)
+    return true;
+  return r.fail("rewrite %u [%lu, +%lu) flags %u: status %d, %lu rounds, %lu pages", id, first,
+                pages, flags, static_cast<int>(a.status), w.rounds, w.pages);
+}
+
+// Out of range, pages 0, an unknown flag, a reserved field set or too long: kBadArguments.
+bool check_rewrite_bad_arguments(TestResult& r, uint32_t id) {
+  ControlRequest reserved = rewrite(id, 0, 1, 0, 0);
+  reserved.args.workload_rewrite.reserved = 1;
+  const ControlRequest bad[] = {
+      rewrite(id, 64, 1, 0, 0),
+      rewrite(id, 60, 5, 0, 0),
+      rewrite(id, 0, 65, 0, 0),
+      rewrite(id, 0, 0, 0, 0),
+      rewrite(id, ~0ull, 2, 0, 0),
+      rewrite(id, 1, ~0ull, 0, 0),
+      rewrite(id, 0, 1, 0, 2),
+      rewrite(id, 0, 1, control::kRewriteMaxDurationMs + 1, 0),
+      reserved,
+  };
+  for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); ++i)
+    if (int s = status_of(bad[i]); s != static_cast<int>(Status::kBadArguments))
+      return r.fail("bad rewrite #%u: status %d", i, s);
+  return true;
+}
+
+// For the pattern and the mix: a held 64-page workload verifies with its start checksum;
+// rewriting a range keeps it so, and really writes (a corrupted page in the range is
+// restored), while a read-only pass leaves a corrupted page as it is; bad ranges are
+// kBadArguments.
+bool check_rewrite(TestResult& r, WorkloadKind kind) {
+  ControlResponse a = serve(start(kind, control::kWorkloadHold, 64 * kPageSize, kSeed)).response;
+  uint32_t id = a.result.workload_start.workload;
+  HeldWorkload* held = pattern_find(id);
+  if (a.status != Status::kOk || held == nullptr)
+    return r.fail("held kind %u: status %d", static_cast<unsigned>(kind),
+                  static_cast<int>(a.status));
+  uint64_t clean = 0, after = 0, ignored = 0;
+  bool ok = expect_verify(r, id, Status::kOk, 0, &clean) && expect_rewrite(r, id, 8, 32, 2, 0) &&
+            expect_verify(r, id, Status::kOk, 0, &after);
+  if (ok && (clean != a.result.workload_start.checksum || after != clean))
+    ok = r.fail("kind %u: checksums start %lx, verify %lx, after rewrite %lx",
+                static_cast<unsigned>(kind), a.result.workload_start.checksum, clean, after);
+  if (ok)
+    corrupt_page(*held, 20);
+  ok = ok && expect_rewrite(r, id, 0, 64, 0, control::kRewriteReadOnly) &&
+       expect_verify(r, id, Status::kMismatch, 1, &ignored) && expect_rewrite(r, id, 20, 1, 0, 0) &&
+       expect_verify(r, id, Status::kOk, 0, &after) && check_rewrite_bad_arguments(r, id);
+  if (ok && after != clean)
+    ok = r.fail("kind %u: after restoring, checksum %lx (want %lx)", static_cast<unsigned>(kind),
+                after, clean);
+  status_of(by_id(Op::kWorkloadExit, id));
+  return ok;
+}
+
 // Unheld runs give the reference checksum in both orders; a held one survives verify,
-// catches corruption, and frees its memory on exit.
+// catches corruption, and frees its memory on exit; rewrites keep the contents, for the
+// pattern and the mix.
 bool test_control_workloads(TestResult& r) {
-  return check_pattern_checksums(r) && check_held_workload(r);
+  return check_pattern_checksums(r) && check_held_workload(r) &&
+         check_rewrite(r, WorkloadKind::kTouchSequential) &&
+         check_rewrite(r, WorkloadKind::kTouchMix);
 }
 
 // The table holds kMaxHeldWorkloads; one more is kBusy; after an exit there is room again,

@@ -39,10 +39,10 @@ void workload_args(const Workload& w, uint64_t bytes, uint64_t* a) {
 
 // Run a pattern workload from the command line (seed from `seed=`, default 1) and print
 // its result line.
-bool run_pattern_workload(const char* name, bool random, uint64_t bytes) {
+bool run_pattern_workload(const char* name, PatternKind kind, uint64_t bytes) {
   if (bytes == 0)
     bytes = 16 << 20;
-  PatternSpec spec{random, (bytes + kPageSize - 1) >> kPageShift, cmdline_get_number("seed", 1)};
+  PatternSpec spec{kind, (bytes + kPageSize - 1) >> kPageShift, cmdline_get_number("seed", 1)};
   PatternResult r = pattern_start(spec, nullptr);
   bool ok = r.outcome == PatternOutcome::kOk;
   printk("workload %s: %s %lu pages, %lu mismatched, checksum %016lx, cpu %u, %lu us%s%s\n", name,
@@ -55,8 +55,12 @@ bool run_pattern_workload(const char* name, bool random, uint64_t bytes) {
 
 // Look the workload up, run it in a fresh address space and print one result line.
 bool run_workload(const char* name, uint64_t bytes) {
-  if (str_equal(name, "pattern_seq") || str_equal(name, "pattern_random"))
-    return run_pattern_workload(name, str_equal(name, "pattern_random"), bytes);
+  if (str_equal(name, "pattern_seq"))
+    return run_pattern_workload(name, PatternKind::kSequential, bytes);
+  if (str_equal(name, "pattern_random"))
+    return run_pattern_workload(name, PatternKind::kRandom, bytes);
+  if (str_equal(name, "pattern_mix"))
+    return run_pattern_workload(name, PatternKind::kMix, bytes);
   for (const Workload& w : kWorkloads) {
     if (!str_equal(name, w.name))
       continue;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "hvmm/vmm/host/log_file.h"
+#include "hvmm/vmm/reclaim/reclaim_policy.h"
 
 namespace hvmm::vmm {
 
@@ -56,6 +57,12 @@ struct MachineConfig {
   DeviceConfig devices;
   FaultConfig faults;
   std::optional<LogFile> stats_file;  // --stats: the memory figures as JSON at exit
+  // --reclaim: the host takes cold pages back without the guest's help (vmm/reclaim);
+  // none: no reclaim. Needs faults.userfaultfd (refaults are served through it).
+  std::optional<ReclaimPolicy> reclaim;
+  // --reclaim-swap: the file behind the pool for its coldest entries (empty: none). Only a
+  // path for now: it is not opened yet.
+  std::string reclaim_swap;
 };
 
 }  // namespace hvmm::vmm

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <cmath>
 #include <vector>
 
 #include "hvmm/vmm/fault/fault_log.h"
@@ -106,6 +107,77 @@ std::string faults_json(const FaultCounts& counts) {
       counts.unattributed, counts.removes, counts.bytes_removed);
 }
 
+// A ratio as a JSON number (shortest text that reads back the same); null if not finite.
+std::string json_number(double value) {
+  return std::isfinite(value) ? fmt::format("{}", value) : std::string("null");
+}
+
+// The histogram's non-empty buckets as [from, below) ns (the last bucket has no bound: null),
+// then its sample count, mean and the upper bounds of the buckets holding p50 and p99.
+std::string latency_json(const LatencyHistogram& histogram) {
+  std::vector<std::string> buckets;
+  for (size_t i = 0; i < LatencyHistogram::kBuckets; ++i) {
+    if (histogram.counts[i] == 0)
+      continue;
+    const uint64_t from = i == 0 ? 0 : uint64_t{1} << i;
+    const std::string below = i + 1 == LatencyHistogram::kBuckets
+                                  ? std::string("null")
+                                  : fmt::format("{}", uint64_t{2} << i);
+    buckets.push_back(fmt::format("{{\"from_ns\":{},\"below_ns\":{},\"count\":{}}}", from, below,
+                                  histogram.counts[i]));
+  }
+  return fmt::format(
+      "{{\"samples\":{},\"mean_ns\":{},\"p50_ns_max\":{},\"p99_ns_max\":{},\"buckets\":{}}}",
+      histogram.samples, histogram.mean_ns(), histogram.quantile_upper_ns(0.5),
+      histogram.quantile_upper_ns(0.99), joined(buckets, '[', ']'));
+}
+
+// "reclaim": the policy in its own syntax, every ReclaimStats counter, the refault latency.
+std::string reclaim_json(const ReclaimReport& reclaim) {
+  const ReclaimStats& s = reclaim.stats;
+  return fmt::format(
+      "\"reclaim\":{{\"policy\":\"{}\",\"epochs\":{},\"scanned_pages\":{},\"reclaimed_pages\":{},"
+      "\"aborted_pages\":{},\"incompressible_pages\":{},\"full_pages\":{},\"refaults\":{},"
+      "\"refaults_activated\":{},\"vmm_restores\":{},\"reclaimed_now\":{},"
+      "\"reclaimed_now_bytes\":{},\"backoffs\":{},\"errors\":{},\"promotion_rate\":{},"
+      "\"refault_latency\":{}}}",
+      json_escape(format_reclaim_policy(reclaim.policy)), s.epochs, s.scanned_pages,
+      s.reclaimed_pages, s.aborted_pages, s.incompressible_pages, s.full_pages, s.refaults,
+      s.refaults_activated, s.vmm_restores, s.reclaimed_now, s.reclaimed_now * kPageSize,
+      s.backoffs, s.errors, json_number(s.promotion_rate), latency_json(s.refault_latency));
+}
+
+// "pool": every ReclaimStoreStats field, then its compression ratio and fragmentation.
+std::string pool_json(const ReclaimStoreStats& p) {
+  return fmt::format(
+      "\"pool\":{{\"codec\":\"{}\",\"entries\":{},\"compressed_pages\":{},\"zero_pages\":{},"
+      "\"same_filled_pages\":{},\"swapped_pages\":{},\"payload_bytes\":{},\"pool_bytes\":{},"
+      "\"limit_bytes\":{},\"swap_bytes\":{},\"stores\":{},\"incompressible_rejects\":{},"
+      "\"full_rejects\":{},\"loads\":{},\"load_errors\":{},\"swap_writes\":{},\"swap_reads\":{},"
+      "\"compression_ratio\":{},\"fragmentation\":{}}}",
+      json_escape(std::string(p.codec)), p.entries, p.compressed_pages, p.zero_pages,
+      p.same_filled_pages, p.swapped_pages, p.payload_bytes, p.pool_bytes, p.limit_bytes,
+      p.swap_bytes, p.stores, p.incompressible_rejects, p.full_rejects, p.loads, p.load_errors,
+      p.swap_writes, p.swap_reads, json_number(p.compression_ratio()),
+      json_number(p.fragmentation()));
+}
+
+// "working_set": the bins as [from, below) ms of idle age (the last has no bound: null),
+// each with its pages and bytes, and the epoch of the estimate.
+std::string working_set_json(const WorkingSetEstimate& estimate) {
+  std::vector<std::string> bins;
+  for (size_t i = 0; i < WorkingSetEstimate::kBins; ++i) {
+    const int64_t from = i == 0 ? 0 : estimate.bounds[i - 1].count();
+    const std::string below = i + 1 == WorkingSetEstimate::kBins
+                                  ? std::string("null")
+                                  : fmt::format("{}", estimate.bounds[i].count());
+    bins.push_back(fmt::format("{{\"from_ms\":{},\"below_ms\":{},\"pages\":{},\"bytes\":{}}}", from,
+                               below, estimate.pages[i], estimate.pages[i] * kPageSize));
+  }
+  return fmt::format("\"working_set\":{{\"epoch\":{},\"bins\":{}}}", estimate.epoch,
+                     joined(bins, '[', ']'));
+}
+
 }  // namespace
 
 // Fixed field order, so the text for a given input never changes.
@@ -126,6 +198,12 @@ std::string format_memory_report(const MemoryReport& report) {
       balloon_json(report.balloon),
       faults_json(report.faults),
   };
+  if (report.reclaim)
+    parts.push_back(reclaim_json(*report.reclaim));
+  if (report.pool)
+    parts.push_back(pool_json(*report.pool));
+  if (report.working_set)
+    parts.push_back(working_set_json(*report.working_set));
   return joined(parts, '{', '}') + "\n";
 }
 

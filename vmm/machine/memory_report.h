@@ -15,8 +15,17 @@
 #include "hvmm/vmm/fault/fault_counts.h"
 #include "hvmm/vmm/host/process_memory.h"
 #include "hvmm/vmm/memory/page_counts.h"
+#include "hvmm/vmm/reclaim/reclaim_policy.h"
+#include "hvmm/vmm/reclaim/reclaim_stats.h"
+#include "hvmm/vmm/reclaim/reclaim_store.h"
 
 namespace hvmm::vmm {
+
+// The reclaim engine's figures and the policy it ran with.
+struct ReclaimReport {
+  ReclaimPolicy policy;
+  ReclaimStats stats;
+};
 
 struct MemoryReport {
   std::string vm;
@@ -31,6 +40,11 @@ struct MemoryReport {
   std::optional<uint64_t> memfd_allocated_bytes;  // none: SEEK_DATA/SEEK_HOLE failed
   std::optional<BalloonStatistics> balloon;       // none: the VM has no balloon
   FaultCounts faults;
+  // Reclaim (vmm/reclaim): all three are set only for a VM with --reclaim, and their
+  // sections ("reclaim", "pool", "working_set") appear only when set.
+  std::optional<ReclaimReport> reclaim;
+  std::optional<ReclaimStoreStats> pool;
+  std::optional<WorkingSetEstimate> working_set;
 };
 
 // The report as one JSON object on one line, with a trailing newline.

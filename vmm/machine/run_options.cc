@@ -212,6 +212,32 @@ Result<bool> check_userfaultfd(const std::string& text) {
   return make_error(ErrorCode::kInvalidArgument, "--userfaultfd {}: must be on or off", text);
 }
 
+// Parse --reclaim and check its companions: --reclaim-swap needs it, and it needs
+// userfaultfd (a reclaimed page comes back through a MISSING fault). After --userfaultfd.
+Result<void> check_reclaim(const RunOptions& options, MachineConfig& config) {
+  if (!options.reclaim) {
+    if (!options.reclaim_swap.empty()) {
+      return make_error(ErrorCode::kInvalidArgument,
+                        "--reclaim-swap {}: needs --reclaim (the swap file is behind the reclaim "
+                        "pool)",
+                        options.reclaim_swap);
+    }
+    return Ok();
+  }
+  auto policy = parse_reclaim_policy(*options.reclaim);
+  if (!policy) {
+    return make_error(ErrorCode::kInvalidArgument, "--reclaim: {}", policy.error().message);
+  }
+  if (!config.faults.userfaultfd) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "--reclaim: needs --userfaultfd on (reclaimed pages come back through "
+                      "userfaultfd)");
+  }
+  config.reclaim = *policy;
+  config.reclaim_swap = options.reclaim_swap;
+  return Ok();
+}
+
 // Open --stats like the logs (a regular file is truncated), so a bad path is an argument
 // error found before /dev/kvm is opened.
 Result<void> open_stats_file(const RunOptions& options, MachineConfig& config) {
@@ -269,6 +295,7 @@ Result<MachineConfig> make_machine_config(const RunOptions& options,
   auto userfaultfd = check_userfaultfd(options.userfaultfd);
   HVMM_TRY(userfaultfd);
   config.faults.userfaultfd = *userfaultfd;
+  HVMM_TRY(check_reclaim(options, config));
   auto kernel = check_kernel(options, bundled_kernel, config);
   HVMM_TRY(kernel);
   HVMM_TRY(check_initrd(options, *kernel, config));

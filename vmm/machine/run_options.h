@@ -4,7 +4,8 @@
 // person would fix it, and each error names the option and the reason: sizes (K/M/G
 // suffixes), the vCPU count, the devices (--balloon below the RAM size, the stats interval,
 // no balloon option with --no-balloon), the command line's length with the devices'
-// announcements, the console log cap, the files
+// announcements, the console log cap, the reclaim policy (its syntax, --reclaim-swap only
+// with --reclaim, --reclaim only with userfaultfd), the files
 // (regular files no larger than the guest's RAM: see input_file.h), the kernel's format and
 // placement, the initrd's placement, and the log files, which are opened here (see
 // log_file.h). No KVM access is needed, so all of it is unit tested and all of it happens
@@ -13,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -44,6 +46,10 @@ struct RunOptions {
   std::string fault_around = "2M";  // --fault-around: 4K..2M, a power of two; 0: one page
   std::string userfaultfd = "on";   // --userfaultfd on|off
   std::string stats;                // --stats FILE: none when empty
+  // Reclaim without the guest's help: the policy (reclaim_policy.h; "" is the default
+  // policy, nothing is no reclaim) and the pool's optional swap file.
+  std::optional<std::string> reclaim;  // --reclaim POLICY
+  std::string reclaim_swap;            // --reclaim-swap FILE: none when empty
 };
 
 // Parse "4096", "64K", "128M", "2G" (binary units, case-insensitive, optional "iB"/"B").

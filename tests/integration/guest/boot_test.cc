@@ -19,6 +19,7 @@
 #include <gtest/gtest.h>
 
 #include "child_process.h"
+#include "hvmm/base/pattern_mix.h"
 
 namespace {
 
@@ -349,6 +350,49 @@ TEST(GuestKernelQemu, PatternWorkloadsMatchTheDocumentedChecksum) {
       std::string::npos)
       << r.out;
   EXPECT_EQ(r.status, 1) << r.out;
+}
+
+// The checksum the guest reports for `pages` pages of the mix of `seed`: every word of
+// hvmm/base/pattern_mix.h folded in page order as the pattern check folds (FNV-1a over
+// 64-bit words).
+uint64_t mix_checksum(uint64_t seed, uint64_t pages) {
+  uint64_t checksum = 0xcbf29ce484222325ull;
+  for (uint64_t page = 0; page < pages; ++page)
+    for (uint64_t i = 0; i < hvmm::pattern::kPageWords; ++i)
+      checksum = (checksum ^ hvmm::pattern::mix_word(seed, page, i)) * 0x100000001b3ull;
+  return checksum;
+}
+
+// The guest's line for a mix workload of `pages` pages of seed 5 that matched.
+std::string mix_line(uint64_t pages) {
+  char checksum[17];
+  std::snprintf(checksum, sizeof(checksum), "%016llx",
+                static_cast<unsigned long long>(mix_checksum(5, pages)));
+  return "workload pattern_mix: ok " + std::to_string(pages) + " pages, 0 mismatched, checksum " +
+         checksum;
+}
+
+// The mix workload from the command line writes hvmm/base/pattern_mix.h word for word: its
+// checksum equals the one computed here from the header, for 2048 pages (which hold every
+// kind of page and every phrase, checked first) and for 250.
+TEST(GuestKernelQemu, PatternMixMatchesTheHeader) {
+  REQUIRE_QEMU();
+  std::map<hvmm::pattern::MixKind, unsigned> kinds;
+  std::map<uint64_t, unsigned> phrases;
+  for (uint64_t page = 0; page < 2048; ++page) {
+    const uint64_t base = hvmm::pattern::page_base(5, page);
+    kinds[hvmm::pattern::mix_kind(base)] += 1;
+    if (hvmm::pattern::mix_kind(base) == hvmm::pattern::MixKind::kText)
+      phrases[(base >> 3) & 7] += 1;
+  }
+  ASSERT_EQ(kinds.size(), 3u);
+  ASSERT_EQ(phrases.size(), 8u);
+  ASSERT_NE(mix_checksum(5, 250), mix_checksum(5, 2048));
+  RunResult r = run_qemu(best_accel(), 1, "workload=pattern_mix:8M,pattern_mix:1000K seed=5");
+  ASSERT_FALSE(r.timed_out) << r.out;
+  EXPECT_NE(r.out.find(mix_line(2048)), std::string::npos) << mix_line(2048) << "\n" << r.out;
+  EXPECT_NE(r.out.find(mix_line(250)), std::string::npos) << mix_line(250) << "\n" << r.out;
+  EXPECT_EQ(r.status, 1) << r.out;  // QEMU: (0 << 1) | 1
 }
 
 // Under TCG, whose TLB keeps stale entries, the shootdown selftest passes with the IPIs;

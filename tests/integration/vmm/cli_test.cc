@@ -74,6 +74,10 @@ std::vector<BadArgument> bad_argument_cases(const BadFiles& files) {
       {{"--console-log", "c.log", "--console-log-max", "lots"},
        "--console-log-max: 'lots' is not a size"},
       {{"--console-log-max", "1M"}, "--console-log-max requires --console-log"},
+      {{"--reclaim", "cold=0"}, "--reclaim: reclaim policy: cold=0: must be at least 1 epoch"},
+      {{"--reclaim", "target=64M,speed=3"}, "--reclaim: reclaim policy: unknown key 'speed'"},
+      {{"--reclaim", "cold=3", "--userfaultfd", "off"}, "--reclaim: needs --userfaultfd on"},
+      {{"--reclaim-swap", "swap.bin"}, "--reclaim-swap swap.bin: needs --reclaim"},
   };
 }
 

@@ -307,13 +307,55 @@ TEST(RunOptions, RejectsLongCommandLine) {
   EXPECT_NE(config_error(options).find("--cmdline is 5000 bytes long"), std::string::npos);
 }
 
+// Without --reclaim there is no reclaim; with it the policy is parsed at argument time,
+// "" being the default policy.
+TEST(RunOptions, ParsesReclaimPolicy) {
+  RunOptions options;
+  EXPECT_FALSE(make_machine_config(options, kKernel, 8)->reclaim);
+  options.reclaim = "target=64M,period=1s,cold=3";
+  options.reclaim_swap = "swap.bin";
+  auto config = make_machine_config(options, kKernel, 8);
+  ASSERT_TRUE(config.ok()) << config.error().message;
+  ASSERT_TRUE(config->reclaim);
+  EXPECT_EQ(config->reclaim->target_bytes, uint64_t{64} << 20);
+  EXPECT_EQ(config->reclaim->cold_epochs, 3u);
+  EXPECT_EQ(config->reclaim_swap, "swap.bin");
+  options.reclaim = "";
+  options.reclaim_swap.clear();
+  config = make_machine_config(options, kKernel, 8);
+  ASSERT_TRUE(config.ok()) << config.error().message;
+  ASSERT_TRUE(config->reclaim);
+  EXPECT_EQ(config->reclaim->cold_epochs, 120u);
+  EXPECT_EQ(config->reclaim_swap, "");
+}
+
+// A bad policy is an argument error carrying the parser's message; --reclaim-swap needs
+// --reclaim, and --reclaim needs userfaultfd.
+TEST(RunOptions, RejectsBadReclaimOptions) {
+  RunOptions options;
+  options.reclaim = "cold=0";
+  EXPECT_EQ(config_error(options), "--reclaim: reclaim policy: cold=0: must be at least 1 epoch");
+  options.reclaim = "codec=gzip";
+  EXPECT_EQ(config_error(options),
+            "--reclaim: reclaim policy: codec=gzip: unknown codec (expected lz4 or zstd)");
+  options.reclaim = "cold=3";
+  options.userfaultfd = "off";
+  EXPECT_EQ(config_error(options),
+            "--reclaim: needs --userfaultfd on (reclaimed pages come back through userfaultfd)");
+  options = RunOptions{};
+  options.reclaim_swap = "swap.bin";
+  EXPECT_EQ(config_error(options),
+            "--reclaim-swap swap.bin: needs --reclaim (the swap file is behind the reclaim pool)");
+}
+
 // The CLI maps every option onto RunOptions.
 TEST(RunCli, ParsesEveryOption) {
   auto options = cli::parse_run_arguments(
-      {"--kernel",      "k.elf", "--initrd",          "i.img", "--cmdline",      "a b",
-       "--memory",      "64M",   "--vcpus",           "3",     "--fault-log",    "f.log",
-       "--console-log", "c.log", "--console-log-max", "1M",    "--fault-around", "64K",
-       "--userfaultfd", "off",   "--stats",           "s.json"});
+      {"--kernel",       "k.elf",   "--initrd",          "i.img",  "--cmdline",      "a b",
+       "--memory",       "64M",     "--vcpus",           "3",      "--fault-log",    "f.log",
+       "--console-log",  "c.log",   "--console-log-max", "1M",     "--fault-around", "64K",
+       "--userfaultfd",  "off",     "--stats",           "s.json", "--reclaim",      "cold=3",
+       "--reclaim-swap", "swap.bin"});
   ASSERT_TRUE(options.ok()) << options.error().message;
   EXPECT_EQ(options->kernel, "k.elf");
   EXPECT_EQ(options->initrd, "i.img");
@@ -326,6 +368,16 @@ TEST(RunCli, ParsesEveryOption) {
   EXPECT_EQ(options->fault_around, "64K");
   EXPECT_EQ(options->userfaultfd, "off");
   EXPECT_EQ(options->stats, "s.json");
+  EXPECT_EQ(options->reclaim, "cold=3");
+  EXPECT_EQ(options->reclaim_swap, "swap.bin");
+}
+
+// --reclaim is absent unless given, and may be given the empty (default) policy.
+TEST(RunCli, ReclaimIsOptionalAndMayBeEmpty) {
+  EXPECT_FALSE(cli::parse_run_arguments({})->reclaim);
+  auto options = cli::parse_run_arguments({"--reclaim", ""});
+  ASSERT_TRUE(options.ok()) << options.error().message;
+  EXPECT_EQ(options->reclaim, "");
 }
 
 // --console-log-max without --console-log is an error (stdout is never capped).

@@ -33,13 +33,14 @@ inline constexpr unsigned kRequestQueue = 0;
 inline constexpr unsigned kResponseQueue = 1;
 
 enum class Op : uint16_t {
-  kPing = 1,            // no arguments; answers at once (measures the channel's round trip)
-  kWorkloadStart = 2,   // WorkloadStartArgs -> WorkloadStartResult
-  kWorkloadVerify = 3,  // WorkloadIdArgs -> WorkloadVerifyResult
-  kWorkloadExit = 4,    // WorkloadIdArgs -> no result; the workload's memory is freed
-  kMemStats = 5,        // no arguments -> MemStatsResult
-  kTlbFlush = 6,        // TlbFlushArgs -> TlbFlushResult
-  kShutdown = 7,        // ShutdownArgs; the guest answers, then ends with the exit status
+  kPing = 1,             // no arguments; answers at once (measures the channel's round trip)
+  kWorkloadStart = 2,    // WorkloadStartArgs -> WorkloadStartResult
+  kWorkloadVerify = 3,   // WorkloadIdArgs -> WorkloadVerifyResult
+  kWorkloadExit = 4,     // WorkloadIdArgs -> no result; the workload's memory is freed
+  kMemStats = 5,         // no arguments -> MemStatsResult
+  kTlbFlush = 6,         // TlbFlushArgs -> TlbFlushResult
+  kShutdown = 7,         // ShutdownArgs; the guest answers, then ends with the exit status
+  kWorkloadRewrite = 8,  // WorkloadRewriteArgs -> WorkloadRewriteResult
 };
 
 enum class Status : int32_t {
@@ -56,9 +57,16 @@ enum class Status : int32_t {
 enum class WorkloadKind : uint32_t {
   kTouchSequential = 1,  // write the pattern to every page in address order, read it back
   kTouchRandom = 2,      // the same, pages in a seeded random order
+  kTouchMix = 3,         // the page mix of hvmm/base/pattern_mix.h, in page order, read back
 };
 
 inline constexpr uint32_t kWorkloadHold = 1u << 0;  // keep the process and its memory
+
+// WorkloadRewriteArgs::flags: read the range (every word) instead of writing it.
+inline constexpr uint32_t kRewriteReadOnly = 1u << 0;
+
+// The longest kWorkloadRewrite (the channel serves nothing else meanwhile): 10 minutes.
+inline constexpr uint32_t kRewriteMaxDurationMs = 600000;
 
 enum class TlbScope : uint32_t {
   kRange = 1,         // [va, va + length) of a held workload's address space, on every CPU
@@ -84,6 +92,19 @@ struct TlbFlushArgs {
   uint64_t length;
 };
 
+// Rewrite pages [first_page, first_page + pages) of a held workload with its own contents
+// (so a later verify still passes), round after round, until duration_ms has passed (at
+// least one round); with kRewriteReadOnly read them instead. Out of the workload's range,
+// pages 0, an unknown flag or a duration above kRewriteMaxDurationMs: kBadArguments.
+struct WorkloadRewriteArgs {
+  uint32_t workload;
+  uint32_t flags;  // kRewriteReadOnly
+  uint64_t first_page;
+  uint64_t pages;
+  uint32_t duration_ms;
+  uint32_t reserved;  // 0
+};
+
 struct ShutdownArgs {
   uint32_t exit_status;  // the byte the guest writes to port 0xf4
 };
@@ -99,6 +120,7 @@ struct ControlRequest {
     WorkloadIdArgs workload_id;
     TlbFlushArgs tlb_flush;
     ShutdownArgs shutdown;
+    WorkloadRewriteArgs workload_rewrite;
   } args;
 };
 
@@ -114,6 +136,12 @@ struct WorkloadVerifyResult {
   uint64_t pages;             // pages checked
   uint64_t mismatched_pages;  // pages whose contents differ from the pattern
   uint64_t checksum;          // recomputed from memory, in page order
+  uint64_t duration_ns;
+};
+
+struct WorkloadRewriteResult {
+  uint64_t rounds;  // passes over the whole range
+  uint64_t pages;   // pages written (or read): rounds * the range's pages
   uint64_t duration_ns;
 };
 
@@ -147,11 +175,14 @@ struct ControlResponse {
     WorkloadVerifyResult workload_verify;
     MemStatsResult mem_stats;
     TlbFlushResult tlb_flush;
+    WorkloadRewriteResult workload_rewrite;
   } result;
 };
 
 static_assert(sizeof(WorkloadStartArgs) == 24);
 static_assert(sizeof(TlbFlushArgs) == 24);
+static_assert(sizeof(WorkloadRewriteArgs) == 32);
+static_assert(sizeof(WorkloadRewriteResult) == 24);
 static_assert(sizeof(ControlRequest) == 64);
 static_assert(offsetof(ControlRequest, args) == 16);
 static_assert(sizeof(ControlResponse) == 96);

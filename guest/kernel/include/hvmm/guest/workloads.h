@@ -5,11 +5,14 @@
 //   brk:<bytes>             grow the heap with brk, touch it, shrink it
 //   pattern_seq:<bytes>     write the seeded pattern to every page in order, check it, exit
 //   pattern_random:<bytes>  the same, pages in a seeded random order (seed from `seed=`)
+//   pattern_mix:<bytes>     the page mix of hvmm/base/pattern_mix.h (zero, text-like and
+//                           random pages), in page order, check it, exit
 //
 // The pattern workloads are also what the control channel starts (kWorkloadStart): word i
 // of page p is h(p) + i with h(p) = splitmix64(seed + (p + 1) * 0x9e3779b97f4a7c15), and
 // the checksum folds every word in page order with FNV-1a over 64-bit words, so a host can
-// recompute both. A pattern workload may be held: its address space stays (parked, no
+// recompute both (the mix has its own words, hvmm/base/pattern_mix.h, and the same
+// checksum fold). A pattern workload may be held: its address space stays (parked, no
 // program running) so that it can be verified again later or destroyed on request.
 #pragma once
 
@@ -26,10 +29,16 @@ bool run_workload(const char* name, uint64_t bytes);
 // Run every workload listed in the `workload=` option; returns the number of failures.
 unsigned run_workloads_from_cmdline();
 
-// What a pattern workload writes: `pages` pages from a fresh area, in page order or in a
-// seeded random order, with the pattern of `seed`.
+// Which contents a pattern workload writes, and in which order.
+enum class PatternKind : uint8_t {
+  kSequential,  // the pattern, pages in order
+  kRandom,      // the pattern, pages in a seeded random order
+  kMix,         // the page mix of hvmm/base/pattern_mix.h, pages in order
+};
+
+// What a pattern workload writes: `pages` pages from a fresh area, of `kind`, with `seed`.
 struct PatternSpec {
-  bool random = false;
+  PatternKind kind = PatternKind::kSequential;
   uint64_t pages = 0;
   uint64_t seed = 0;
 };
@@ -76,8 +85,29 @@ inline constexpr uint64_t kPatternMaxBytes = uint64_t{1} << 40;
 PatternResult pattern_start(const PatternSpec& spec, HeldWorkload* held);
 
 // Re-read every page of a held workload in ring 3, in its own address space, and compare
-// it with the pattern.
+// it with the pattern (or the mix).
 PatternResult pattern_verify(const HeldWorkload& held);
+
+// What a rewrite asks for: pages [first_page, first_page + pages) of a held workload,
+// written again with its own contents (or only read), round after round for duration_tsc.
+struct RewriteSpec {
+  uint64_t first_page = 0;
+  uint64_t pages = 0;
+  uint64_t duration_tsc = 0;
+  bool read_only = false;
+};
+
+// How a rewrite ended: rounds over the range, and the outcome (kNoMemory when a demand
+// fault of a page the host took back found no memory, kKilled otherwise).
+struct RewriteResult {
+  PatternOutcome outcome = PatternOutcome::kOk;
+  uint64_t rounds = 0;
+  uint64_t duration_tsc = 0;
+};
+
+// Run the rewrite program over a range inside a held workload, in ring 3 in its address
+// space (the caller checks the range).
+RewriteResult pattern_rewrite(const HeldWorkload& held, const RewriteSpec& spec);
 
 // True if one more workload can be held.
 bool pattern_can_hold();
