@@ -6,7 +6,8 @@
 // Page `page` of seed `seed` has the base b = page_base(seed, page) (splitmix64's output
 // function, as the other pattern workloads) and one of three kinds, chosen by b mod 8:
 //   0, 1, 2: zero page (37.5%)        every word 0
-//   3, 4, 5: text-like page (37.5%)   64 lines of 64 bytes, like a log: 56 bytes of one of
+//   3, 4, 5: text-like page (37.5%)   64 lines of 64 bytes, like a log: the first 56 bytes of one
+//   of
 //                                     eight fixed phrases (chosen by (b >> 3) mod 8), then
 //                                     7 hex digits of the line's number (page * 64 + line,
 //                                     low 28 bits, most significant digit first) and '\n'
@@ -42,7 +43,8 @@ constexpr MixKind mix_kind(uint64_t base) {
   return k <= 2 ? MixKind::kZero : k <= 5 ? MixKind::kText : MixKind::kRandom;
 }
 
-// The eight phrases, 56 ASCII bytes each, as 7 little-endian words.
+// The eight phrases as 7 little-endian words: the first 56 ASCII bytes of each text (the
+// texts run a byte longer; what the guest writes is these words).
 inline constexpr std::array<std::array<uint64_t, 7>, 8> kPhrases = [] {
   constexpr const char* text[8] = {
       "INFO  vmm: balloon target reached, guest memory settled ",
