@@ -145,6 +145,8 @@ class FakeDirtySource final : public DirtySource {
       fail_next = false;
       return make_error(ErrorCode::kInternal, "fake harvest failure");
     }
+    if (on_harvest)
+      on_harvest();
     for (const IpaRange& run : next)
       written(run);
     next.clear();
@@ -155,6 +157,7 @@ class FakeDirtySource final : public DirtySource {
 
   std::vector<IpaRange> next;
   bool fail_next = false;
+  std::function<void()> on_harvest;  // called at every harvest (on the epoch's thread)
 };
 
 // A GuestPhysical of `ram` bytes, the fakes, a fake clock and an engine over them.
@@ -167,14 +170,19 @@ struct EngineRig {
   }
 
   // Make the engine with `policy` (and the dirty source unless `with_dirty` is false).
-  void make_engine(const ReclaimPolicy& policy, bool with_dirty = true) {
+  void make_engine(const ReclaimPolicy& policy, bool with_dirty = true,
+                   std::function<void(const Error&)> on_fatal = {}) {
     ReclaimEngine::Deps deps{.memory = *memory,
                              .reclaimer = *reclaimer,
                              .store = store,
                              .dirty = with_dirty ? &dirty : nullptr,
                              .clock = [this] { return now; },
-                             .log = [this](const std::string& line) { logged.push_back(line); },
-                             .on_fatal = {}};
+                             .log =
+                                 [this](const std::string& line) {
+                                   std::lock_guard guard(log_lock);
+                                   logged.push_back(line);
+                                 },
+                             .on_fatal = std::move(on_fatal)};
     auto made = ReclaimEngine::create(std::move(deps), policy);
     ASSERT_TRUE(made.ok()) << made.error().message;
     engine = std::move(*made);
@@ -209,7 +217,8 @@ struct EngineRig {
   std::unique_ptr<FakeReclaimer> reclaimer;
   FakeDirtySource dirty;
   ReclaimEngine::Clock::time_point now{};
-  std::vector<std::string> logged;
+  std::mutex log_lock;
+  std::vector<std::string> logged;  // under log_lock while the service thread runs
   std::unique_ptr<ReclaimEngine> engine;
 };
 
