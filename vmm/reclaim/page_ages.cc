@@ -17,6 +17,7 @@ constexpr uint32_t kTouched = uint32_t{1} << 30;
 // The flags a write clears: the page's contents changed, so every "not now" is void.
 constexpr uint32_t kWaitForWrite = kIncompressible | kFull | kSkipped;
 
+// The state bits of `word`.
 PageAgeState state_of(uint32_t word) {
   return static_cast<PageAgeState>((word & kStateMask) >> kStateShift);
 }
@@ -39,6 +40,7 @@ uint64_t age(uint32_t word, uint32_t now) {
 PageAges::PageAges(uint64_t pages, uint64_t first_epoch)
     : words_(pages), idle_at_eviction_(pages), epoch_(first_epoch) {}
 
+// The current epoch as a stamp.
 uint32_t PageAges::now_stamp() const {
   return static_cast<uint32_t>(epoch() & kStampMask);
 }
@@ -84,6 +86,7 @@ PageAgeView PageAges::decode(uint32_t word, uint64_t index) const {
   return view;
 }
 
+// Decode the page as it is now.
 PageAgeView PageAges::view(uint64_t index) const {
   return decode(words_[index].load(std::memory_order_relaxed), index);
 }
@@ -105,10 +108,12 @@ Promotion PageAges::written(uint64_t index, uint64_t distance) {
   }
 }
 
+// A refault touches the page, whatever the engine thought of it.
 Promotion PageAges::refaulted(uint64_t index, uint64_t distance) {
   return promote(index, distance, true);
 }
 
+// A VMM restore promotes only a page that was away.
 Promotion PageAges::restored(uint64_t index, uint64_t distance) {
   return promote(index, distance, false);
 }

@@ -90,6 +90,7 @@ ReclaimEngine::ReclaimEngine(Deps deps, const ReclaimPolicy& policy)
   promotion_samples_.emplace_back(deps_.clock(), 0);
 }
 
+// Stop the service thread before anything it uses goes away.
 ReclaimEngine::~ReclaimEngine() {
   stop();
 }
@@ -121,8 +122,8 @@ Result<EpochReport> ReclaimEngine::run_epoch() {
     reclaimed = reclaim_coldest(scanned, report);
   report.pool_bytes = deps_.store.stats().pool_bytes;
   report.goal_reached =
-      target_ &&
-      report.pool_bytes + (scanned.allocated_bytes - report.reclaimed * kPageSize) <= *target_;
+      extents.ok() && goal_met(scanned.allocated_bytes -
+                               std::min(scanned.allocated_bytes, report.reclaimed * kPageSize));
   record(report);
   ages_.advance();
   promotion_samples_.emplace_back(deps_.clock(), promotions_.load(std::memory_order_relaxed));
@@ -330,6 +331,7 @@ void ReclaimEngine::record(const EpochReport& report) {
   working_set_ = report.working_set;
 }
 
+// To Deps::log, or stderr.
 void ReclaimEngine::log(const std::string& message) const {
   if (deps_.log)
     deps_.log(message);
@@ -386,11 +388,13 @@ ReclaimStats ReclaimEngine::stats() const {
   return stats;
 }
 
+// The last epoch's estimate.
 WorkingSetEstimate ReclaimEngine::working_set() const {
   std::lock_guard guard(stats_lock_);
   return working_set_;
 }
 
+// The page's idle age, or nothing when it is outside RAM or unseen.
 std::optional<uint64_t> ReclaimEngine::idle_epochs(Ipa ipa) const {
   const std::optional<uint64_t> page = index_.index_of(ipa);
   if (!page)

@@ -3,6 +3,7 @@
 
 namespace hvmm::vmm {
 
+// Empty bins stamped with the epoch they describe.
 WorkingSetCounter::WorkingSetCounter(std::chrono::milliseconds period, uint64_t cold_epochs,
                                      uint64_t epoch)
     : period_(period), cold_epochs_(cold_epochs) {
@@ -20,6 +21,7 @@ size_t WorkingSetCounter::bin_of(uint64_t idle) const {
   return WorkingSetEstimate::kBins - 1;
 }
 
+// One page in its bin, and in the young count when younger than cold.
 void WorkingSetCounter::add(const PageAgeView& view) {
   if (view.state == PageAgeState::kUnseen)
     return;

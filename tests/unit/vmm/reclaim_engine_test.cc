@@ -16,6 +16,7 @@ using testing::page_ipa;
 using testing::page_run;
 using testing::test_policy;
 
+// Whether `page` is among `pages`.
 bool contains(const std::vector<uint64_t>& pages, uint64_t page) {
   return std::find(pages.begin(), pages.end(), page) != pages.end();
 }
