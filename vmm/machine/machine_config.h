@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "hvmm/vmm/host/log_file.h"
+#include "hvmm/vmm/reclaim/dirty/dirty_source.h"
 
 namespace hvmm::vmm {
 
@@ -56,6 +57,10 @@ struct MachineConfig {
   DeviceConfig devices;
   FaultConfig faults;
   std::optional<LogFile> stats_file;  // --stats: the memory figures as JSON at exit
+  // KVM dirty tracking for reclaim (Machine::dirty_source()); none: no dirty-log capability,
+  // no memslot flag, nothing tracked.
+  std::optional<DirtyTracking> dirty_tracking;
+  uint32_t dirty_ring_entries = kDefaultDirtyRingEntries;  // per vCPU, with kRing
 };
 
 }  // namespace hvmm::vmm
