@@ -19,6 +19,7 @@
 #include "hvmm/vmm/kvm/kvm_memslots.h"
 #include "hvmm/vmm/machine/exit_status.h"
 #include "hvmm/vmm/machine/memory_report.h"
+#include "hvmm/vmm/reclaim/dirty/dirty_tracking_setup.h"
 
 namespace hvmm::vmm {
 namespace {
@@ -76,6 +77,16 @@ Result<void> Machine::build(MachineConfig& config) {
   if (!stop_event_.valid()) {
     return make_error(ErrorCode::kInternal, "eventfd failed: {}", std::strerror(errno));
   }
+  // Dirty tracking's capability comes before any memslot (manual protect decides how a
+  // logging slot starts) and any vCPU (the ring is sized per vCPU at creation).
+  uint32_t slot_flags = 0;
+  if (config.dirty_tracking) {
+    auto flags = enable_dirty_tracking(vm_, *config.dirty_tracking, config.dirty_ring_entries);
+    if (!flags) {
+      return in_step("enabling dirty tracking", flags.error());
+    }
+    slot_flags = *flags;
+  }
   // Userfaultfd faults are normal operation (every first touch): they are written only to a
   // --fault-log the user named, never to stderr by default.
   const bool log_userfaultfd_faults = config.fault_log.has_value();
@@ -92,7 +103,7 @@ Result<void> Machine::build(MachineConfig& config) {
   HVMM_TRY(physical);
   physical_ = std::move(*physical);
   HVMM_TRY(start_fault_handling(config, log_userfaultfd_faults));
-  memslot_sink_ = std::make_unique<KvmMemslots>(vm_);
+  memslot_sink_ = std::make_unique<KvmMemslots>(vm_, slot_flags);
   // Only layout changes (unmap_ram) recreate memslots and pause the vCPUs; page-state
   // changes (balloon, free page reporting) punch the memfd while they run.
   physical_->set_layout_fence([this] { pause_vcpus(); }, [this] { resume_vcpus(); });
@@ -106,7 +117,29 @@ Result<void> Machine::build(MachineConfig& config) {
   Result<void> loaded = load_and_create_vcpus(config);
   attach.join();
   HVMM_TRY(attached);
-  return loaded;
+  HVMM_TRY(loaded);
+  return start_dirty_tracking(config);
+}
+
+// The log reads the slots' bitmaps; the ring maps every vCPU's ring (before any vCPU runs).
+Result<void> Machine::start_dirty_tracking(const MachineConfig& config) {
+  if (!config.dirty_tracking) {
+    return Ok();
+  }
+  if (*config.dirty_tracking == DirtyTracking::kLog) {
+    dirty_log_ = std::make_unique<DirtyLog>(kvm_dirty_log_ioctls(vm_), *memslot_sink_);
+    return Ok();
+  }
+  dirty_ring_ =
+      std::make_unique<DirtyRing>([this] { return vm_.reset_dirty_rings(); }, *memslot_sink_);
+  for (auto& vcpu : vcpus_) {
+    auto ring = KvmDirtyRing::map(vcpu->kvm(), config.dirty_ring_entries);
+    if (!ring) {
+      return in_step("enabling dirty tracking", ring.error());
+    }
+    dirty_ring_->add_ring(std::move(*ring));
+  }
+  return Ok();
 }
 
 // Register every RAM region's primary mapping with a FaultHandler resolving from the map, and
@@ -416,6 +449,26 @@ void Machine::write_stats_file() const {
 // Record the vCPU's thread for fault attribution.
 void Machine::vcpu_thread_started(unsigned vcpu, pid_t tid) {
   vcpu_registry_.add(tid, vcpu);
+}
+
+// Whichever source config.dirty_tracking chose.
+DirtySource* Machine::dirty_source() {
+  if (dirty_log_) {
+    return dirty_log_.get();
+  }
+  return dirty_ring_.get();
+}
+
+// On the vCPU's thread: make room in its ring, or stop the VM saying why.
+bool Machine::dirty_ring_full(unsigned vcpu) {
+  if (!dirty_ring_) {
+    return false;
+  }
+  if (auto made_room = dirty_ring_->ring_full(vcpu); !made_room) {
+    fmt::print(stderr, "hvmm: {}\n", made_room.error().message);
+    return false;
+  }
+  return true;
 }
 
 // Forget the vCPU's thread.

@@ -36,12 +36,15 @@
 #include "hvmm/vmm/fault/fault_watchdog.h"
 #include "hvmm/vmm/fault/vcpu_registry.h"
 #include "hvmm/vmm/kvm/kvm.h"
+#include "hvmm/vmm/kvm/kvm_memslots.h"
 #include "hvmm/vmm/kvm/vcpu.h"
 #include "hvmm/vmm/kvm/vcpu_gate.h"
 #include "hvmm/vmm/machine/machine_config.h"
 #include "hvmm/vmm/machine/machine_devices.h"
 #include "hvmm/vmm/machine/vm_stop.h"
 #include "hvmm/vmm/memory/guest_physical.h"
+#include "hvmm/vmm/reclaim/dirty/dirty_log.h"
+#include "hvmm/vmm/reclaim/dirty/dirty_ring.h"
 
 namespace hvmm::vmm {
 
@@ -83,6 +86,9 @@ class Machine final : public VcpuHost {
   FaultHandler* fault_handler() { return fault_handler_.get(); }
   // The control channel, or nullptr when the VM has none. Thread-safe to call().
   ControlChannel* control_channel() { return devices_->control(); }
+  // KVM's record of the pages the guest wrote (config.dirty_tracking), or nullptr when off.
+  // One thread at a time may harvest it.
+  DirtySource* dirty_source();
 
   void port_io(unsigned vcpu, uint16_t port, bool write, std::span<uint8_t> data) override;
   void mmio(unsigned vcpu, Ipa ipa, bool write, std::span<uint8_t> data,
@@ -91,12 +97,15 @@ class Machine final : public VcpuHost {
                    const std::string& dump) override;
   void vcpu_thread_started(unsigned vcpu, pid_t tid) override;
   void vcpu_thread_stopped(unsigned vcpu, pid_t tid) override;
+  bool dirty_ring_full(unsigned vcpu) override;
 
  private:
   Result<void> build(MachineConfig& config);
   Result<void> load_and_create_vcpus(const MachineConfig& config);
   Result<Ipa> load(const MachineConfig& config, const PvhKernel& kernel);
   Result<void> create_vcpus(const MachineConfig& config, Ipa entry, Ipa start_info);
+  // The DirtySource of config.dirty_tracking, once the memslots and vCPUs exist.
+  Result<void> start_dirty_tracking(const MachineConfig& config);
   void serve_until_stopped();
   // Decide the end (when `stop` won) and wake the serving thread.
   void wake_if_decided(bool decided);
@@ -115,7 +124,7 @@ class Machine final : public VcpuHost {
   Kvm kvm_;
   KvmVm vm_;
   VcpuGate gate_;
-  std::unique_ptr<MemslotSink> memslot_sink_;
+  std::unique_ptr<KvmMemslots> memslot_sink_;
   std::unique_ptr<GuestPhysical> physical_;
   std::unique_ptr<FaultLog> fault_log_;
   std::unique_ptr<Console> console_;
@@ -123,6 +132,10 @@ class Machine final : public VcpuHost {
   std::unique_ptr<MachineDevices> devices_;
   std::string guest_cmdline_;
   std::vector<std::unique_ptr<Vcpu>> vcpus_;
+  // At most one is set (config.dirty_tracking); both read memslot_sink_'s table. The ring is
+  // used by vCPU threads (ring-full exits), which ~Machine stops first.
+  std::unique_ptr<DirtyLog> dirty_log_;
+  std::unique_ptr<DirtyRing> dirty_ring_;
   UniqueFd stop_event_;
   VmStop stop_;
   FaultConfig fault_config_;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "hvmm/vmm/host/log_file.h"
+#include "hvmm/vmm/reclaim/dirty/dirty_source.h"
 #include "hvmm/vmm/reclaim/reclaim_policy.h"
 
 namespace hvmm::vmm {
@@ -63,6 +64,10 @@ struct MachineConfig {
   // --reclaim-swap: the file behind the pool for its coldest entries (empty: none). Only a
   // path for now: it is not opened yet.
   std::string reclaim_swap;
+  // KVM dirty tracking for reclaim (Machine::dirty_source()); none: no dirty-log capability,
+  // no memslot flag, nothing tracked.
+  std::optional<DirtyTracking> dirty_tracking;
+  uint32_t dirty_ring_entries = kDefaultDirtyRingEntries;  // per vCPU, with kRing
 };
 
 }  // namespace hvmm::vmm
