@@ -17,8 +17,8 @@ namespace {
 constexpr uint32_t kMinKeptEntry = 64;
 
 // A per-thread buffer for one entry: store() compresses into it, load() copies into it.
-std::span<uint8_t, kPageSize> entry_buffer() {
-  thread_local std::array<uint8_t, kPageSize> buffer;
+std::span<uint8_t, kEntryScratchSize> entry_buffer() {
+  thread_local std::array<uint8_t, kEntryScratchSize> buffer;
   return buffer;
 }
 
@@ -72,9 +72,10 @@ Result<StoreOutcome> CompressedPool::store(Ipa page, std::span<const uint8_t, kP
   }
   // The expensive part, outside the lock: a same-filled check, or the compression.
   const std::optional<uint64_t> word = same_fill_word(contents);
-  const std::span<uint8_t, kPageSize> scratch = entry_buffer();
-  const size_t length =
-      word ? 0 : encode_entry(codec_, contents, scratch.first(classes_.max_entry()));
+  // The whole length, then the threshold: exact for either codec (pool_entry.h).
+  const std::span<uint8_t, kEntryScratchSize> scratch = entry_buffer();
+  const size_t encoded = word ? 0 : encode_entry(codec_, contents, scratch);
+  const size_t length = encoded <= classes_.max_entry() ? encoded : 0;
 
   Locked locked(mutex_);
   ++counts_.stores;
@@ -113,7 +114,7 @@ Result<StoreOutcome> CompressedPool::store(Ipa page, std::span<const uint8_t, kP
 }
 
 Result<void> CompressedPool::load(Ipa page, std::span<uint8_t, kPageSize> out) {
-  const std::span<uint8_t, kPageSize> buffer = entry_buffer();
+  const std::span<uint8_t, kEntryScratchSize> buffer = entry_buffer();
   std::span<uint8_t> entry;
   {
     Locked locked(mutex_);

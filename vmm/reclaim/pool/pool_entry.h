@@ -25,6 +25,9 @@ namespace hvmm::vmm {
 inline constexpr size_t kEntryHeaderSize = 12;
 // The largest entry the format can describe (a payload length is 16 bits).
 inline constexpr size_t kMaxEntrySize = kEntryHeaderSize + 0xffff;
+// Room for the entry of any page with either codec (both bound a page's output by 4096 plus
+// under 100 bytes), so encode_entry() into it never fails.
+inline constexpr size_t kEntryScratchSize = kEntryHeaderSize + kPageSize + 256;
 
 // The word every 64-bit word of `page` equals, or nothing when they differ.
 std::optional<uint64_t> same_fill_word(std::span<const uint8_t, kPageSize> page);
@@ -36,7 +39,9 @@ void fill_page(std::span<uint8_t, kPageSize> out, uint64_t word);
 uint64_t page_checksum(std::span<const uint8_t, kPageSize> page);
 
 // Encode `page` with `codec` into `out` (at most out.size() bytes, header included); the
-// entry's length, or 0 when the entry would not fit (the page is incompressible at that size).
+// entry's length, or 0 when it would not fit. With less than kEntryScratchSize bytes the
+// codecs may give up on an entry a few bytes short of out.size() (LZ4 bounds its output
+// conservatively), so the pool encodes into a full scratch buffer and compares the length.
 size_t encode_entry(Codec codec, std::span<const uint8_t, kPageSize> page, std::span<uint8_t> out);
 
 // Decode `entry` (exactly one entry, no trailing bytes) into `out`. kDataLoss naming what is
