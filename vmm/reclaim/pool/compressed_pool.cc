@@ -25,7 +25,8 @@ std::span<uint8_t, kEntryScratchSize> entry_buffer() {
 }  // namespace
 
 Result<Mapping> MemorySpans::acquire(uint64_t bytes) {
-  void* at = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  void* at = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
   if (at == MAP_FAILED) {
     return make_error(ErrorCode::kResourceExhausted, "reclaim pool: mmap of a {}-byte span: {}",
                       bytes, std::strerror(errno));
