@@ -42,8 +42,9 @@ Result<void> GuestPhysical::write(Ipa ipa, std::span<const uint8_t> data) {
                     [&] { return translator_->write(ipa, std::as_bytes(data)); });
 }
 
-// The Translator checks every page before copying, so a failed copy copied nothing: restore
-// what is reclaimed and copy again. The access stays registered throughout, so no window
+// The Translator checks every page before copying, so a failed copy copied nothing: when it
+// refused a page that is not resident (kFailedPrecondition), restore what is reclaimed and
+// copy again. The access stays registered throughout, so no window
 // can take a restored page back before the copy.
 template <typename Copy>
 Result<void> GuestPhysical::vmm_access(Ipa ipa, uint64_t size, bool write, Copy&& copy) {
@@ -51,7 +52,8 @@ Result<void> GuestPhysical::vmm_access(Ipa ipa, uint64_t size, bool write, Copy&
   ReclaimWindowAccess tracked(window_, pages, write);
   Result<void> done = copy();
   uint64_t restored = 0;
-  if (!done.ok() && !pages.empty() && store_.load(std::memory_order_acquire) != nullptr) {
+  if (!done.ok() && done.error().code == ErrorCode::kFailedPrecondition && !pages.empty() &&
+      store_.load(std::memory_order_acquire) != nullptr) {
     auto restoring = restore_reclaimed(pages);
     if (!restoring)
       return restoring.error();
