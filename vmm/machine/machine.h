@@ -41,6 +41,7 @@
 #include "hvmm/vmm/kvm/vcpu_gate.h"
 #include "hvmm/vmm/machine/machine_config.h"
 #include "hvmm/vmm/machine/machine_devices.h"
+#include "hvmm/vmm/machine/machine_reclaim.h"
 #include "hvmm/vmm/machine/vm_stop.h"
 #include "hvmm/vmm/memory/guest_physical.h"
 #include "hvmm/vmm/reclaim/dirty/dirty_log.h"
@@ -89,6 +90,10 @@ class Machine final : public VcpuHost {
   // KVM's record of the pages the guest wrote (config.dirty_tracking), or nullptr when off.
   // One thread at a time may harvest it.
   DirtySource* dirty_source();
+  // The reclaim figures (config.reclaim), or nothing when the VM has no reclaim.
+  std::optional<ReclaimFigures> reclaim_figures() const;
+  // The reclaim engine, or nullptr when the VM has no reclaim.
+  ReclaimEngine* reclaim_engine() { return reclaim_ ? &reclaim_->engine() : nullptr; }
 
   void port_io(unsigned vcpu, uint16_t port, bool write, std::span<uint8_t> data) override;
   void mmio(unsigned vcpu, Ipa ipa, bool write, std::span<uint8_t> data,
@@ -115,6 +120,8 @@ class Machine final : public VcpuHost {
   void log_fault(unsigned vcpu, Ipa ipa, bool write, size_t size, FaultKind kind,
                  FaultResolution resolution, std::chrono::steady_clock::time_point exit_time);
   Result<void> start_fault_handling(const MachineConfig& config, bool log_faults);
+  // The pool, window and engine of config.reclaim (after fault handling and dirty tracking).
+  Result<void> create_reclaim(MachineConfig& config);
   // Stop the watchdog, then the handler (vCPUs already stopped); idempotent.
   void stop_fault_handling();
   void write_stats_file() const;
@@ -142,6 +149,9 @@ class Machine final : public VcpuHost {
   std::optional<LogFile> stats_file_;
   FaultCounters mmio_faults_;  // the MMIO exits log_fault() answered
   VcpuRegistry vcpu_registry_;
+  // The pool, window and engine (config.reclaim). Declared before the fault handler, whose
+  // threads load from the pool, so it goes after it; stopped before it (machine.cc).
+  std::unique_ptr<MachineReclaim> reclaim_;
   // Declared after physical_ (its resolver) so they go first; stop_fault_handling() stops
   // them explicitly anyway, after the vCPUs and before anything else is torn down.
   std::unique_ptr<FaultHandler> fault_handler_;

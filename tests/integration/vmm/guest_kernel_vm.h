@@ -42,6 +42,7 @@ struct GuestKernelVmOptions {
   std::optional<DirtyTracking> dirty_tracking;  // MachineConfig::dirty_tracking
   uint32_t dirty_ring_entries = kDefaultDirtyRingEntries;
   std::optional<uint64_t> fault_around_max;  // none: the Machine's default window
+  std::optional<ReclaimPolicy> reclaim;      // MachineConfig::reclaim (none: no reclaim)
 };
 
 // RssShmem of this process in bytes (0 when /proc cannot be read: a test then fails on it).
@@ -137,6 +138,7 @@ class GuestKernelVm {
     config.devices.control_channel = true;  // the test drives the guest through it
     config.dirty_tracking = options.dirty_tracking;
     config.dirty_ring_entries = options.dirty_ring_entries;
+    config.reclaim = options.reclaim;
     if (options.fault_around_max) {
       config.faults.fault_around_max = *options.fault_around_max;
     }
