@@ -11,7 +11,7 @@ packages=(
   linux-libc-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libboost-dev libgtest-dev libgmock-dev libbenchmark-dev
-  libspdlog-dev libfmt-dev libcli11-dev libzstd-dev liblz4-dev libseccomp-dev
+  libspdlog-dev libfmt-dev libcli11-dev libzstd-dev liblz4-dev libxxhash-dev libseccomp-dev
   clang libclang-rt-14-dev
   strace  # Cli.ArgumentErrorsComeBeforeKvm traces what hvmm opens
 )

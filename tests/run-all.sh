@@ -11,7 +11,8 @@
 #   tests/run-all.sh            everything
 #   HVMM_JOBS=N                 parallel build jobs (default: number of cores)
 #   HVMM_FUZZ_RUNS=N            libFuzzer executions of the ELF loader (default 200000)
-#   HVMM_VIRTIO_FUZZ_RUNS=N     libFuzzer executions of each virtio target (default 20000)
+#   HVMM_VIRTIO_FUZZ_RUNS=N     libFuzzer executions of each virtio target and of the pool's
+#                               decoder (default 20000)
 #   HVMM_NESTED_KVM=0|1         KVM tests inside a QEMU/TCG guest (default: when /dev/kvm is
 #                               missing or cannot be opened)
 set -euo pipefail
@@ -57,10 +58,10 @@ section "sanitizer build (thread; concurrency tests)"
 configure build-tsan -DHVMM_SANITIZE=thread -DHVMM_UNIT_ONLY=ON
 cmake --build build-tsan -j "$jobs" --target hvmm_concurrency_tests
 
-section "libFuzzer build (clang++, address; ELF loader, virtqueue and balloon fuzz targets)"
+section "libFuzzer build (clang++, address; ELF loader, virtqueue, balloon and pool fuzz targets)"
 configure build-fuzz -DCMAKE_CXX_COMPILER=clang++ -DHVMM_LIBFUZZER=ON -DHVMM_UNIT_ONLY=ON
 cmake --build build-fuzz -j "$jobs" --target vmm_elf_libfuzzer vmm_virtqueue_libfuzzer \
-  vmm_balloon_libfuzzer
+  vmm_balloon_libfuzzer vmm_pool_libfuzzer
 
 passed=0
 failed=0
@@ -148,7 +149,7 @@ run_elf_fuzz() {
   rm -rf "$work" "$log"
 }
 
-# Run one virtio libFuzzer target (NAME: virtqueue or balloon) for a fixed number of
+# Run one libFuzzer target (NAME: virtqueue, balloon or pool) for a fixed number of
 # executions from an empty corpus; any crash, sanitizer report or property violation fails.
 run_virtio_fuzz() {
   local name=$1 runs=${HVMM_VIRTIO_FUZZ_RUNS:-20000}
@@ -206,9 +207,10 @@ run_ctest build -L bench
 section "ELF loader fuzz (libFuzzer, ${HVMM_FUZZ_RUNS:-200000} executions)"
 run_elf_fuzz
 
-section "virtqueue and balloon fuzz (libFuzzer, ${HVMM_VIRTIO_FUZZ_RUNS:-20000} executions each)"
+section "virtqueue, balloon and pool fuzz (libFuzzer, ${HVMM_VIRTIO_FUZZ_RUNS:-20000} executions each)"
 run_virtio_fuzz virtqueue
 run_virtio_fuzz balloon
+run_virtio_fuzz pool
 
 nested=${HVMM_NESTED_KVM:-auto}
 if [[ $nested == auto ]]; then

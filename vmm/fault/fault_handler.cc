@@ -67,10 +67,11 @@ struct ProgressSlot {
 
 // Everything the threads use; shared so a thread left behind by stop() keeps it alive.
 struct FaultHandler::State {
-  State(Userfaultfd uffd_in, ZeroFiller filler_in, FaultResolver& resolver_in,
-        FaultHandlerConfig config_in, UniqueFd stop_fd_in)
+  State(Userfaultfd uffd_in, ZeroFiller filler_in, std::vector<RefaultFiller> refaulters_in,
+        FaultResolver& resolver_in, FaultHandlerConfig config_in, UniqueFd stop_fd_in)
       : uffd(std::move(uffd_in)),
         filler(std::move(filler_in)),
+        refaulters(std::move(refaulters_in)),
         resolver(resolver_in),
         config(std::move(config_in)),
         stop_fd(std::move(stop_fd_in)),
@@ -82,7 +83,9 @@ struct FaultHandler::State {
   void handle_pagefault(const uffd_msg& message, Clock::time_point seen, unsigned slot);
   void handle_write_protect(uint8_t* page, FaultRecord& record, Clock::time_point seen);
   void resolve_missing(const FaultRegion& region, uint8_t* page, pid_t tid, FaultRecord& record,
-                       Clock::time_point seen);
+                       Clock::time_point seen, unsigned slot);
+  void restore_reclaimed(const FaultRegion& region, FaultRun run, pid_t tid, FaultRecord& record,
+                         Clock::time_point seen, unsigned slot);
   const FaultRegion* find_region(const uint8_t* address) const;
   pid_t stream_of(pid_t tid) const;
   IpaRange window_for(pid_t tid, Ipa ipa);
@@ -94,6 +97,7 @@ struct FaultHandler::State {
 
   Userfaultfd uffd;
   ZeroFiller filler;
+  std::vector<RefaultFiller> refaulters;  // one bounce buffer per thread
   FaultResolver& resolver;
   FaultHandlerConfig config;
   UniqueFd stop_fd;
@@ -197,13 +201,17 @@ void FaultHandler::State::handle_pagefault(const uffd_msg& message, Clock::time_
   ProgressSlot& progress = slots[slot];
   progress.ipa.store(record.ipa.value(), std::memory_order_relaxed);
   progress.since_ns.store(steady_ns(seen), std::memory_order_release);
-  resolve_missing(*region, page, tid, record, seen);
+  resolve_missing(*region, page, tid, record, seen, slot);
   progress.since_ns.store(0, std::memory_order_release);
 }
 
-// Lift the protection of the page (waking the writer) and count it.
+// Tell the reclaim side first (an open window must drop the page before the write can go
+// on), then lift the protection of the page (waking the writer) and count it.
 void FaultHandler::State::handle_write_protect(uint8_t* page, FaultRecord& record,
                                                Clock::time_point seen) {
+  if (config.reclaimed != nullptr) {
+    config.reclaimed->write_fault(record.ipa.align_down(kPageSize));
+  }
   auto lifted = uffd.unprotect(page, kPageSize);
   if (!lifted) {
     fail(record, FaultKind::kWriteProtect, lifted.error().message, seen);
@@ -212,9 +220,10 @@ void FaultHandler::State::handle_write_protect(uint8_t* page, FaultRecord& recor
   finish_record(record, FaultKind::kWriteProtect, FaultResolution::kUnprotected, seen);
 }
 
-// Window, classify, fill, report, wake; a reclaimed page or an error fails the fault.
+// Window, classify, fill, report, wake; a reclaimed run is restored; an error fails the fault.
 void FaultHandler::State::resolve_missing(const FaultRegion& region, uint8_t* page, pid_t tid,
-                                          FaultRecord& record, Clock::time_point seen) {
+                                          FaultRecord& record, Clock::time_point seen,
+                                          unsigned slot) {
   const IpaRange window = clip(window_for(tid, record.ipa), region);
   auto classified = resolver.classify(record.ipa, window);
   if (!classified) {
@@ -227,12 +236,7 @@ void FaultHandler::State::resolve_missing(const FaultRegion& region, uint8_t* pa
   }
   const FaultKind kind = kind_of(run.condition);
   if (run.condition == PageCondition::kReclaimed) {
-    resolver.finish(run, false);
-    fail(record, kind,
-         fmt::format("refault of reclaimed page at IPA {:#x}: not supported yet (the reclaim "
-                     "pool comes with the next issue)",
-                     record.ipa.value()),
-         seen);
+    restore_reclaimed(region, run, tid, record, seen, slot);
     return;
   }
   uint8_t* host = region.host + (run.range.start - region.ipa);
@@ -256,6 +260,39 @@ void FaultHandler::State::resolve_missing(const FaultRegion& region, uint8_t* pa
   resolved(tid, run.range);
   record.size = static_cast<unsigned>(run.range.size);
   finish_record(record, kind, FaultResolution::kZeroFill, seen);
+}
+
+// Clip the run to the reclaimed cluster, load and copy it, record it resident (finish), then
+// let the reclaim side drop the saved contents and count the refault. The latency reported
+// ends at the copy, which wakes the faulting thread.
+void FaultHandler::State::restore_reclaimed(const FaultRegion& region, FaultRun run, pid_t tid,
+                                            FaultRecord& record, Clock::time_point seen,
+                                            unsigned slot) {
+  if (config.reclaimed == nullptr) {
+    resolver.finish(run, false);
+    fail(record, FaultKind::kReclaimed,
+         fmt::format("refault of reclaimed page at IPA {:#x}: no reclaim store is attached",
+                     record.ipa.value()),
+         seen);
+    return;
+  }
+  run.range = reclaimed_cluster(run.range, record.ipa, config.reclaimed_cluster);
+  uint8_t* host = region.host + (run.range.start - region.ipa);
+  auto filled = refaulters[slot].fill(uffd, *config.reclaimed, run.range, host);
+  const auto woken = Clock::now();
+  resolver.finish(run, filled.ok());
+  if (!filled) {
+    fail(record, FaultKind::kReclaimed,
+         fmt::format("refault at IPA {:#x}: {}", record.ipa.value(), filled.error().message), seen);
+    return;
+  }
+  const auto latency = std::chrono::duration_cast<std::chrono::nanoseconds>(woken - seen);
+  config.reclaimed->refaulted(run.range, static_cast<uint64_t>(latency.count()));
+  counters.add_filled(filled->pages_filled);
+  counters.add_existing(filled->pages_existing);
+  resolved(tid, run.range);
+  record.size = static_cast<unsigned>(run.range.size);
+  finish_record(record, FaultKind::kReclaimed, FaultResolution::kRestored, seen);
 }
 
 // The registered region holding `address`, or nullptr.
@@ -337,13 +374,19 @@ Result<std::unique_ptr<FaultHandler>> FaultHandler::create(FaultResolver& resolv
   const uint64_t max_run = FaultWindow(config.max_window).max();
   auto filler = ZeroFiller::create(config.fill, config.memfd, max_run);
   HVMM_TRY(filler);
+  std::vector<RefaultFiller> refaulters;
+  for (unsigned slot = 0; slot < config.threads; ++slot) {
+    auto refaulter = RefaultFiller::create(reclaimed_cluster_size(config.reclaimed_cluster));
+    HVMM_TRY(refaulter);
+    refaulters.push_back(std::move(*refaulter));
+  }
   UniqueFd stop_fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!stop_fd.valid()) {
     return make_error(ErrorCode::kResourceExhausted, "fault handler: eventfd failed: {}",
                       std::strerror(errno));
   }
-  auto state = std::make_shared<State>(std::move(*uffd), std::move(*filler), resolver,
-                                       std::move(config), std::move(stop_fd));
+  auto state = std::make_shared<State>(std::move(*uffd), std::move(*filler), std::move(refaulters),
+                                       resolver, std::move(config), std::move(stop_fd));
   for (unsigned slot = 0; slot < state->config.threads; ++slot) {
     state->threads.push_back(start_service_thread([state, slot] { state->run(slot); }));
   }

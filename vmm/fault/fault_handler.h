@@ -3,12 +3,17 @@
 // create() opens a Userfaultfd, registers every FaultRegion (the primary mapping KVM uses)
 // and starts the handler threads. Each thread polls the userfaultfd and a stop eventfd, reads
 // uffd_msg's in batches and, for a page fault:
-//   - WP (UFFD_PAGEFAULT_FLAG_WP): counts it and lifts the protection of the page;
+//   - WP (UFFD_PAGEFAULT_FLAG_WP): tells the ReclaimedPages (an open reclaim window drops
+//     the page), then lifts the protection of the page, which wakes the writer, and counts it;
 //   - otherwise: takes the faulting thread's FaultWindow (tid from UFFD_FEATURE_THREAD_ID,
 //     vCPU from the VcpuRegistry), asks the FaultResolver for the run inside the window,
-//     zero fills it (ZeroFiller), reports it filled, and wakes the thread. A reclaimed page
-//     is not supported yet: the fault fails, and `stop` ends the VM (the thread stays
-//     asleep until the VM's stop kicks it or the userfaultfd closes).
+//     zero fills it (ZeroFiller), reports it filled, and wakes the thread. A reclaimed run is
+//     clipped to a small cluster around the faulting page, loaded from the ReclaimedPages
+//     into a bounce buffer and copied in (RefaultFiller), reported filled (the resolver makes
+//     it resident) and then refaulted() (its saved contents are dropped). A failure (no
+//     ReclaimedPages, a load error) fails the fault and `stop` ends the VM; the thread stays
+//     asleep until the VM's stop kicks it or the userfaultfd closes, and the handler goes on
+//     answering other faults.
 // Every fault is counted (FaultCounters) and logged through the FaultLog; UFFD_EVENT_REMOVE
 // messages are counted and noted in the log. The handler never reads or writes guest memory
 // itself: only the kernel fills pages, so nothing it does can fault on the registered range.
@@ -33,6 +38,8 @@
 #include "hvmm/vmm/fault/fault_log.h"
 #include "hvmm/vmm/fault/fault_resolver.h"
 #include "hvmm/vmm/fault/fault_window.h"
+#include "hvmm/vmm/fault/reclaimed_pages.h"
+#include "hvmm/vmm/fault/refault_fill.h"
 #include "hvmm/vmm/fault/vcpu_registry.h"
 #include "hvmm/vmm/fault/zero_fill.h"
 
@@ -57,7 +64,9 @@ struct FaultHandlerConfig {
   bool adaptive_window = true;                     // false: every fault gets max_window
   ZeroFillMethod fill = ZeroFillMethod::kZeroPage;
   unsigned threads = 1;
-  bool register_write_protect = false;  // also register WP (the reclaim engine's, later)
+  bool register_write_protect = false;  // also register WP (the reclaim window needs it)
+  ReclaimedPages* reclaimed = nullptr;  // none: a reclaimed page's fault fails the VM
+  uint64_t reclaimed_cluster = kDefaultReclaimedCluster;  // fault-around of reclaimed runs
   std::string vm = "run";
   uint32_t vmid = 0;
   FaultLog* log = nullptr;              // none: faults are only counted

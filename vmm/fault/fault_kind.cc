@@ -15,7 +15,7 @@ constexpr std::array<std::string_view, kFaultKindCount> kKindNames = {
 // Log names and hvmm.v1.FaultResolution numbers indexed by FaultResolution's number.
 struct ResolutionInfo {
   std::string_view name;
-  int proto_number;  // 1 EMULATED, 2 ZERO_FILL, 4 UNPROTECTED, 6 FAILED, 7 WOKEN
+  int proto_number;  // 1 EMULATED, 2 ZERO_FILL, 3 COPIED, 4 UNPROTECTED, 6 FAILED, 7 WOKEN
 };
 constexpr std::array<ResolutionInfo, kFaultResolutionCount> kResolutions = {{
     {"read-all-ones", 1},
@@ -25,6 +25,7 @@ constexpr std::array<ResolutionInfo, kFaultResolutionCount> kResolutions = {{
     {"woken", 7},
     {"unprotected", 4},
     {"failed", 6},
+    {"restored", 3},
 }};
 
 }  // namespace

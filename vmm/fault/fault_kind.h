@@ -35,8 +35,9 @@ enum class FaultResolution : uint8_t {
   kWoken = 4,          // "woken": another path had filled the page; the thread was only woken
   kUnprotected = 5,    // "unprotected": write protection was lifted
   kFailed = 6,         // "failed": not resolved; the VM is stopped
+  kRestored = 7,       // "restored": a reclaimed page's contents were copied back from the store
 };
-inline constexpr size_t kFaultResolutionCount = 7;
+inline constexpr size_t kFaultResolutionCount = 8;
 
 // The log name of `kind` ("missing"), or "kind-unknown" for a value outside the enum.
 std::string_view fault_kind_name(FaultKind kind);

@@ -20,7 +20,7 @@ enum class PageCondition : uint8_t {
   kAbsent,     // resident in the map, never filled (or its contents were dropped): zero fill
   kBallooned,  // given back by the balloon: zero fill, then resident
   kReported,   // reported free by the guest (free page reporting): zero fill, logged "missing"
-  kReclaimed,  // contents in the reclaim pool: not supported yet
+  kReclaimed,  // contents in the reclaim store: restored through ReclaimedPages
   kPresent,    // already filled by another path (the alias, another fault): only wake
 };
 
@@ -38,7 +38,7 @@ class FaultResolver {
   // still unfilled). An error (not RAM) fails the fault and stops the VM.
   virtual Result<FaultRun> classify(Ipa ipa, IpaRange window) = 0;
   // The handler is done with `run`: `filled` says its pages now hold data (record them
-  // resident), false that it left them as they were (a failed fill, a reclaimed page).
+  // resident), false that it left them as they were (a failed fill or load).
   virtual void finish(const FaultRun& run, bool filled) = 0;
 };
 

@@ -11,6 +11,8 @@
 #include <cstring>
 #include <memory>
 
+#include "hvmm/vmm/kvm/ioctl_error.h"
+
 namespace hvmm::vmm {
 namespace {
 
@@ -58,14 +60,6 @@ std::unique_ptr<uint64_t[]> cpuid_buffer(size_t count) {
 kvm_cpuid_entry2* cpuid_entries(uint64_t* buffer) {
   return reinterpret_cast<kvm_cpuid_entry2*>(reinterpret_cast<uint8_t*>(buffer) +
                                              sizeof(CpuidHeader));
-}
-
-// Turn a failed ioctl into an Error naming it.
-Error ioctl_error(const char* what) {
-  int error = errno;
-  return make_error(
-      error == EPERM || error == EACCES ? ErrorCode::kPermissionDenied : ErrorCode::kInternal,
-      "{} failed: {}", what, std::strerror(error));
 }
 
 // Explain why /dev/kvm could not be opened in terms a person can act on.
@@ -167,6 +161,12 @@ Result<KvmVm> KvmVm::create(const Kvm& kvm) {
     return ioctl_error("KVM_CREATE_IRQCHIP");
   }
   return vm;
+}
+
+// Ask this VM about one capability.
+int KvmVm::check_extension(long capability) const {
+  int value = ::ioctl(fd_.get(), KVM_CHECK_EXTENSION, capability);
+  return value < 0 ? 0 : value;
 }
 
 // Install, move or (size 0) delete one memslot.

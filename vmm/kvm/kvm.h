@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -42,18 +43,51 @@ class Kvm {
   size_t vcpu_mmap_size_ = 0;
 };
 
+// How the dirty ring was enabled (KvmVm::enable_dirty_ring).
+struct DirtyRingSetup {
+  uint32_t entries = 0;         // per vCPU, a power of two
+  bool acquire_release = true;  // KVM_CAP_DIRTY_LOG_RING_ACQ_REL, else KVM_CAP_DIRTY_LOG_RING
+};
+
 // KvmVm is one VM fd: memslots, the in-kernel irqchip and interrupt lines.
 class KvmVm {
  public:
   // Create a VM with the TSS and identity-map pages placed and the in-kernel irqchip made
   // (before any vCPU, as KVM requires).
   static Result<KvmVm> create(const Kvm& kvm);
+  // Wrap an fd that is (or, in tests, pretends to be) a VM fd; create() is the usual way.
+  static KvmVm adopt(UniqueFd fd) { return KvmVm(std::move(fd)); }
 
+  // KVM_CHECK_EXTENSION on the VM fd (what this VM offers): 0 when absent.
+  int check_extension(long capability) const;
   // KVM_SET_USER_MEMORY_REGION; size 0 deletes the slot. `flags` is e.g. KVM_MEM_READONLY.
   Result<void> set_memslot(uint32_t slot, Ipa guest_address, uint64_t size, void* host,
                            uint32_t flags = 0);
   // Drive the level of an irqchip input line (IOAPIC pin / PIC irq).
   Result<void> set_irq_line(uint32_t irq, bool level);
+
+  // Dirty logging (kvm_dirty.cc). Enable KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 with
+  // MANUAL_PROTECT_ENABLE, plus INITIALLY_SET when offered (slots then start all dirty and
+  // unprotected: no write-protect pass over the slot when logging begins); before any slot
+  // with KVM_MEM_LOG_DIRTY_PAGES exists. Returns the flags enabled; a missing capability is
+  // an error naming it.
+  Result<uint32_t> enable_manual_dirty_log_protect();
+  // KVM_GET_DIRTY_LOG: copy the slot's bitmap (one bit per page, (pages + 63) / 64 words)
+  // into `bitmap`. With manual protect it neither clears nor write-protects anything.
+  Result<void> get_dirty_log(uint32_t slot, std::span<uint64_t> bitmap);
+  // KVM_CLEAR_DIRTY_LOG: clear the bits set in `bitmap` (bit 0 = `first_page`) and write-
+  // protect those pages again. KVM requires `first_page` to be a multiple of 64, and
+  // `num_pages` too unless the range ends at the slot's end.
+  Result<void> clear_dirty_log(uint32_t slot, uint64_t first_page, uint32_t num_pages,
+                               std::span<const uint64_t> bitmap);
+  // Enable the per-vCPU dirty ring of `entries` (a power of two) before any vCPU exists:
+  // KVM_CAP_DIRTY_LOG_RING_ACQ_REL when offered, else KVM_CAP_DIRTY_LOG_RING. A missing
+  // capability, or a ring larger than KVM allows, is an error naming it.
+  Result<DirtyRingSetup> enable_dirty_ring(uint32_t entries);
+  // KVM_RESET_DIRTY_RINGS: re-protect the pages of every harvested ring entry and free the
+  // entries. Returns how many were reset.
+  Result<uint64_t> reset_dirty_rings();
+
   int fd() const { return fd_.get(); }
 
  private:
@@ -120,6 +154,7 @@ class KvmVcpu {
 
   kvm_run* run_area() const { return reinterpret_cast<kvm_run*>(run_.data()); }
   unsigned id() const { return id_; }
+  int fd() const { return fd_.get(); }
   // One KVM_RUN; returns 0 or the errno (EINTR, EAGAIN are normal).
   int run();
 
@@ -136,6 +171,26 @@ class KvmVcpu {
   UniqueFd fd_;
   Mapping run_;
   unsigned id_;
+};
+
+// KvmDirtyRing is one vCPU's dirty ring (KVM_CAP_DIRTY_LOG_RING): an array of kvm_dirty_gfn
+// shared with KVM, mapped from the vCPU fd at page KVM_DIRTY_LOG_PAGE_OFFSET and unmapped
+// when destroyed. The mapping keeps the vCPU's file alive by itself.
+class KvmDirtyRing {
+ public:
+  // Map the ring of `vcpu`, enabled on its VM with `entries` entries.
+  static Result<KvmDirtyRing> map(const KvmVcpu& vcpu, uint32_t entries);
+
+  std::span<kvm_dirty_gfn> entries() const {
+    return {reinterpret_cast<kvm_dirty_gfn*>(mapping_.data()),
+            mapping_.size() / sizeof(kvm_dirty_gfn)};
+  }
+  unsigned vcpu() const { return vcpu_; }
+
+ private:
+  KvmDirtyRing(Mapping mapping, unsigned vcpu) : mapping_(std::move(mapping)), vcpu_(vcpu) {}
+  Mapping mapping_;
+  unsigned vcpu_;
 };
 
 }  // namespace hvmm::vmm

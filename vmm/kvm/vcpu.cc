@@ -148,6 +148,13 @@ bool Vcpu::handle_exit(std::chrono::steady_clock::time_point exit_time) {
     case KVM_EXIT_INTR:
     case KVM_EXIT_HLT:
       return true;
+    case KVM_EXIT_DIRTY_RING_FULL:
+      if (host_.dirty_ring_full(vcpu_.id())) {
+        return true;
+      }
+      fail(kExitInternalError,
+           "dirty ring full (KVM_EXIT_DIRTY_RING_FULL) and it could not be harvested");
+      return false;
     case KVM_EXIT_SHUTDOWN:
       fail(kExitTripleFault, "triple fault (KVM_EXIT_SHUTDOWN)");
       return false;

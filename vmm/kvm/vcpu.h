@@ -44,6 +44,10 @@ class VcpuHost {
   virtual void vcpu_thread_started(unsigned /*vcpu*/, pid_t /*tid*/) {}
   // Called on the vCPU's thread after its last KVM_RUN.
   virtual void vcpu_thread_stopped(unsigned /*vcpu*/, pid_t /*tid*/) {}
+  // The vCPU's dirty ring is full (KVM_EXIT_DIRTY_RING_FULL): harvest it and reset the rings
+  // so the vCPU can enter again without exiting at once. False when that failed (the vCPU
+  // then stops; re-entering a full ring would only exit again, a spin).
+  virtual bool dirty_ring_full(unsigned /*vcpu*/) { return false; }
 };
 
 class Vcpu {

@@ -19,6 +19,7 @@
 #include "hvmm/vmm/kvm/kvm_memslots.h"
 #include "hvmm/vmm/machine/exit_status.h"
 #include "hvmm/vmm/machine/memory_report.h"
+#include "hvmm/vmm/reclaim/dirty/dirty_tracking_setup.h"
 
 namespace hvmm::vmm {
 namespace {
@@ -60,12 +61,16 @@ Machine::~Machine() {
   for (auto& vcpu : vcpus_) {
     vcpu->join();
   }
+  if (reclaim_) {
+    reclaim_->stop();
+  }
   stop_fault_handling();
   if (devices_) {
     devices_->stop();
   }
   if (fault_handler_left_behind_) {
     [[maybe_unused]] GuestPhysical* kept = physical_.release();
+    [[maybe_unused]] MachineReclaim* pool_kept = reclaim_.release();  // the thread may load
   }
 }
 
@@ -75,6 +80,19 @@ Result<void> Machine::build(MachineConfig& config) {
   stop_event_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!stop_event_.valid()) {
     return make_error(ErrorCode::kInternal, "eventfd failed: {}", std::strerror(errno));
+  }
+  // Dirty tracking's capability comes before any memslot (manual protect decides how a
+  // logging slot starts) and any vCPU (the ring is sized per vCPU at creation).
+  uint32_t slot_flags = 0;
+  if (config.reclaim && !config.dirty_tracking) {
+    config.dirty_tracking = config.reclaim->dirty;  // cold = not written for N epochs
+  }
+  if (config.dirty_tracking) {
+    auto flags = enable_dirty_tracking(vm_, *config.dirty_tracking, config.dirty_ring_entries);
+    if (!flags) {
+      return in_step("enabling dirty tracking", flags.error());
+    }
+    slot_flags = *flags;
   }
   // Userfaultfd faults are normal operation (every first touch): they are written only to a
   // --fault-log the user named, never to stderr by default.
@@ -92,7 +110,7 @@ Result<void> Machine::build(MachineConfig& config) {
   HVMM_TRY(physical);
   physical_ = std::move(*physical);
   HVMM_TRY(start_fault_handling(config, log_userfaultfd_faults));
-  memslot_sink_ = std::make_unique<KvmMemslots>(vm_);
+  memslot_sink_ = std::make_unique<KvmMemslots>(vm_, slot_flags);
   // Only layout changes (unmap_ram) recreate memslots and pause the vCPUs; page-state
   // changes (balloon, free page reporting) punch the memfd while they run.
   physical_->set_layout_fence([this] { pause_vcpus(); }, [this] { resume_vcpus(); });
@@ -106,7 +124,53 @@ Result<void> Machine::build(MachineConfig& config) {
   Result<void> loaded = load_and_create_vcpus(config);
   attach.join();
   HVMM_TRY(attached);
-  return loaded;
+  HVMM_TRY(loaded);
+  HVMM_TRY(start_dirty_tracking(config));
+  return create_reclaim(config);
+}
+
+// Reclaim needs the handler (write protection, refaults) and the dirty source, so it comes
+// last; its epochs start with the vCPUs (run()).
+Result<void> Machine::create_reclaim(MachineConfig& config) {
+  if (!config.reclaim) {
+    return Ok();
+  }
+  if (!fault_handler_) {
+    return make_error(ErrorCode::kFailedPrecondition,
+                      "reclaim needs userfaultfd (reclaimed pages come back through it)");
+  }
+  MachineReclaim::Parts parts{
+      *physical_, fault_handler_->uffd(), dirty_source(), [this](const Error& error) {
+        request_stop(kExitInternalError, fmt::format("reclaim: {}", error.message));
+      }};
+  auto reclaim =
+      MachineReclaim::create(std::move(parts), *config.reclaim, std::move(config.reclaim_swap));
+  if (!reclaim) {
+    return in_step("starting reclaim", reclaim.error());
+  }
+  reclaim_ = std::move(*reclaim);
+  return Ok();
+}
+
+// The log reads the slots' bitmaps; the ring maps every vCPU's ring (before any vCPU runs).
+Result<void> Machine::start_dirty_tracking(const MachineConfig& config) {
+  if (!config.dirty_tracking) {
+    return Ok();
+  }
+  if (*config.dirty_tracking == DirtyTracking::kLog) {
+    dirty_log_ = std::make_unique<DirtyLog>(kvm_dirty_log_ioctls(vm_), *memslot_sink_);
+    return Ok();
+  }
+  dirty_ring_ =
+      std::make_unique<DirtyRing>([this] { return vm_.reset_dirty_rings(); }, *memslot_sink_);
+  for (auto& vcpu : vcpus_) {
+    auto ring = KvmDirtyRing::map(vcpu->kvm(), config.dirty_ring_entries);
+    if (!ring) {
+      return in_step("enabling dirty tracking", ring.error());
+    }
+    dirty_ring_->add_ring(std::move(*ring));
+  }
+  return Ok();
 }
 
 // Register every RAM region's primary mapping with a FaultHandler resolving from the map, and
@@ -128,6 +192,11 @@ Result<void> Machine::start_fault_handling(const MachineConfig& config, bool log
   handler.log = log_faults ? fault_log_.get() : nullptr;
   handler.vcpus = &vcpu_registry_;
   handler.stop = [this](int status, const std::string& reason) { request_stop(status, reason); };
+  if (config.reclaim) {
+    // The reclaim window write-protects pages; reclaimed pages come back from the pool.
+    handler.register_write_protect = true;
+    handler.reclaimed = physical_.get();
+  }
   auto created = FaultHandler::create(*physical_, std::move(handler));
   if (!created) {
     return make_error(created.error().code,
@@ -266,12 +335,20 @@ int Machine::run() {
   for (auto& vcpu : vcpus_) {
     vcpu->start();
   }
+  if (reclaim_) {
+    if (auto started = reclaim_->start(); !started) {
+      request_stop(kExitSetupFailed, fmt::format("starting reclaim: {}", started.error().message));
+    }
+  }
   serve_until_stopped();
   for (auto& vcpu : vcpus_) {
     vcpu->stop();
   }
   for (auto& vcpu : vcpus_) {
     vcpu->join();
+  }
+  if (reclaim_) {
+    reclaim_->stop();
   }
   stop_fault_handling();
   devices_->stop();
@@ -409,6 +486,11 @@ void Machine::write_stats_file() const {
   }
   report.balloon = balloon_statistics();
   report.faults = fault_counts();
+  if (auto figures = reclaim_figures(); figures) {
+    report.reclaim = ReclaimReport{reclaim_->policy(), figures->stats};
+    report.pool = figures->pool;
+    report.working_set = figures->working_set;
+  }
   const std::string text = format_memory_report(report);
   write_log(*stats_file_, std::span(reinterpret_cast<const uint8_t*>(text.data()), text.size()));
 }
@@ -416,6 +498,34 @@ void Machine::write_stats_file() const {
 // Record the vCPU's thread for fault attribution.
 void Machine::vcpu_thread_started(unsigned vcpu, pid_t tid) {
   vcpu_registry_.add(tid, vcpu);
+}
+
+// The engine's, the pool's and the working set's figures now.
+std::optional<ReclaimFigures> Machine::reclaim_figures() const {
+  if (!reclaim_) {
+    return std::nullopt;
+  }
+  return reclaim_->figures();
+}
+
+// Whichever source config.dirty_tracking chose.
+DirtySource* Machine::dirty_source() {
+  if (dirty_log_) {
+    return dirty_log_.get();
+  }
+  return dirty_ring_.get();
+}
+
+// On the vCPU's thread: make room in its ring, or stop the VM saying why.
+bool Machine::dirty_ring_full(unsigned vcpu) {
+  if (!dirty_ring_) {
+    return false;
+  }
+  if (auto made_room = dirty_ring_->ring_full(vcpu); !made_room) {
+    fmt::print(stderr, "hvmm: {}\n", made_room.error().message);
+    return false;
+  }
+  return true;
 }
 
 // Forget the vCPU's thread.

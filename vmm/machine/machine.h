@@ -36,12 +36,16 @@
 #include "hvmm/vmm/fault/fault_watchdog.h"
 #include "hvmm/vmm/fault/vcpu_registry.h"
 #include "hvmm/vmm/kvm/kvm.h"
+#include "hvmm/vmm/kvm/kvm_memslots.h"
 #include "hvmm/vmm/kvm/vcpu.h"
 #include "hvmm/vmm/kvm/vcpu_gate.h"
 #include "hvmm/vmm/machine/machine_config.h"
 #include "hvmm/vmm/machine/machine_devices.h"
+#include "hvmm/vmm/machine/machine_reclaim.h"
 #include "hvmm/vmm/machine/vm_stop.h"
 #include "hvmm/vmm/memory/guest_physical.h"
+#include "hvmm/vmm/reclaim/dirty/dirty_log.h"
+#include "hvmm/vmm/reclaim/dirty/dirty_ring.h"
 
 namespace hvmm::vmm {
 
@@ -83,6 +87,13 @@ class Machine final : public VcpuHost {
   FaultHandler* fault_handler() { return fault_handler_.get(); }
   // The control channel, or nullptr when the VM has none. Thread-safe to call().
   ControlChannel* control_channel() { return devices_->control(); }
+  // KVM's record of the pages the guest wrote (config.dirty_tracking), or nullptr when off.
+  // One thread at a time may harvest it.
+  DirtySource* dirty_source();
+  // The reclaim figures (config.reclaim), or nothing when the VM has no reclaim.
+  std::optional<ReclaimFigures> reclaim_figures() const;
+  // The reclaim engine, or nullptr when the VM has no reclaim.
+  ReclaimEngine* reclaim_engine() { return reclaim_ ? &reclaim_->engine() : nullptr; }
 
   void port_io(unsigned vcpu, uint16_t port, bool write, std::span<uint8_t> data) override;
   void mmio(unsigned vcpu, Ipa ipa, bool write, std::span<uint8_t> data,
@@ -91,12 +102,15 @@ class Machine final : public VcpuHost {
                    const std::string& dump) override;
   void vcpu_thread_started(unsigned vcpu, pid_t tid) override;
   void vcpu_thread_stopped(unsigned vcpu, pid_t tid) override;
+  bool dirty_ring_full(unsigned vcpu) override;
 
  private:
   Result<void> build(MachineConfig& config);
   Result<void> load_and_create_vcpus(const MachineConfig& config);
   Result<Ipa> load(const MachineConfig& config, const PvhKernel& kernel);
   Result<void> create_vcpus(const MachineConfig& config, Ipa entry, Ipa start_info);
+  // The DirtySource of config.dirty_tracking, once the memslots and vCPUs exist.
+  Result<void> start_dirty_tracking(const MachineConfig& config);
   void serve_until_stopped();
   // Decide the end (when `stop` won) and wake the serving thread.
   void wake_if_decided(bool decided);
@@ -106,6 +120,8 @@ class Machine final : public VcpuHost {
   void log_fault(unsigned vcpu, Ipa ipa, bool write, size_t size, FaultKind kind,
                  FaultResolution resolution, std::chrono::steady_clock::time_point exit_time);
   Result<void> start_fault_handling(const MachineConfig& config, bool log_faults);
+  // The pool, window and engine of config.reclaim (after fault handling and dirty tracking).
+  Result<void> create_reclaim(MachineConfig& config);
   // Stop the watchdog, then the handler (vCPUs already stopped); idempotent.
   void stop_fault_handling();
   void write_stats_file() const;
@@ -115,7 +131,7 @@ class Machine final : public VcpuHost {
   Kvm kvm_;
   KvmVm vm_;
   VcpuGate gate_;
-  std::unique_ptr<MemslotSink> memslot_sink_;
+  std::unique_ptr<KvmMemslots> memslot_sink_;
   std::unique_ptr<GuestPhysical> physical_;
   std::unique_ptr<FaultLog> fault_log_;
   std::unique_ptr<Console> console_;
@@ -123,12 +139,19 @@ class Machine final : public VcpuHost {
   std::unique_ptr<MachineDevices> devices_;
   std::string guest_cmdline_;
   std::vector<std::unique_ptr<Vcpu>> vcpus_;
+  // At most one is set (config.dirty_tracking); both read memslot_sink_'s table. The ring is
+  // used by vCPU threads (ring-full exits), which ~Machine stops first.
+  std::unique_ptr<DirtyLog> dirty_log_;
+  std::unique_ptr<DirtyRing> dirty_ring_;
   UniqueFd stop_event_;
   VmStop stop_;
   FaultConfig fault_config_;
   std::optional<LogFile> stats_file_;
   FaultCounters mmio_faults_;  // the MMIO exits log_fault() answered
   VcpuRegistry vcpu_registry_;
+  // The pool, window and engine (config.reclaim). Declared before the fault handler, whose
+  // threads load from the pool, so it goes after it; stopped before it (machine.cc).
+  std::unique_ptr<MachineReclaim> reclaim_;
   // Declared after physical_ (its resolver) so they go first; stop_fault_handling() stops
   // them explicitly anyway, after the vCPUs and before anything else is torn down.
   std::unique_ptr<FaultHandler> fault_handler_;

@@ -9,6 +9,8 @@
 #include <vector>
 
 #include "hvmm/vmm/host/log_file.h"
+#include "hvmm/vmm/reclaim/dirty/dirty_source.h"
+#include "hvmm/vmm/reclaim/pool/swap_file.h"
 #include "hvmm/vmm/reclaim/reclaim_policy.h"
 
 namespace hvmm::vmm {
@@ -60,9 +62,13 @@ struct MachineConfig {
   // --reclaim: the host takes cold pages back without the guest's help (vmm/reclaim);
   // none: no reclaim. Needs faults.userfaultfd (refaults are served through it).
   std::optional<ReclaimPolicy> reclaim;
-  // --reclaim-swap: the file behind the pool for its coldest entries (empty: none). Only a
-  // path for now: it is not opened yet.
-  std::string reclaim_swap;
+  // --reclaim-swap: the file behind the pool for its coldest entries, opened (and checked)
+  // with the arguments; none: the pool refuses entries at its limit.
+  std::optional<SwapFile> reclaim_swap;
+  // KVM dirty tracking for reclaim (Machine::dirty_source()); none: no dirty-log capability,
+  // no memslot flag, nothing tracked.
+  std::optional<DirtyTracking> dirty_tracking;
+  uint32_t dirty_ring_entries = kDefaultDirtyRingEntries;  // per vCPU, with kRing
 };
 
 }  // namespace hvmm::vmm

@@ -234,7 +234,14 @@ Result<void> check_reclaim(const RunOptions& options, MachineConfig& config) {
                       "userfaultfd)");
   }
   config.reclaim = *policy;
-  config.reclaim_swap = options.reclaim_swap;
+  if (!options.reclaim_swap.empty()) {
+    // Opened now, so a FIFO, a device node or a file another VM holds is an argument error.
+    auto swap = SwapFile::open(options.reclaim_swap);
+    if (!swap) {
+      return make_error(ErrorCode::kInvalidArgument, "--reclaim-swap: {}", swap.error().message);
+    }
+    config.reclaim_swap = std::move(*swap);
+  }
   return Ok();
 }
 

@@ -88,6 +88,28 @@ Result<void> GuestMemory::release(HostOffset offset, uint64_t length) {
   return Ok();
 }
 
+// pwrite() until all is written (a short write goes on from where it stopped).
+Result<void> GuestMemory::write_at(HostOffset offset, std::span<const uint8_t> data) {
+  if (!offset.is_aligned(kPageSize) || !is_aligned(data.size(), kPageSize)) {
+    return make_error(ErrorCode::kInvalidArgument, "write of [{:#x}, {:#x}) is not page aligned",
+                      offset.value(), offset.value() + data.size());
+  }
+  HVMM_TRY(check_range("write of", offset, data.size()));
+  for (size_t done = 0; done < data.size();) {
+    const ssize_t n = ::pwrite(fd_.get(), data.data() + done, data.size() - done,
+                               static_cast<off_t>(offset.value() + done));
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0) {
+      return make_error(ErrorCode::kInternal, "writing the memfd at [{:#x}, {:#x}) failed: {}",
+                        offset.value() + done, offset.value() + data.size(),
+                        n < 0 ? std::strerror(errno) : "no progress");
+    }
+    done += static_cast<size_t>(n);
+  }
+  return Ok();
+}
+
 // Alternate SEEK_DATA and SEEK_HOLE from the start; ENXIO from SEEK_DATA means no more data.
 Result<std::vector<HostRange>> GuestMemory::allocated_extents() const {
   std::vector<HostRange> extents;

@@ -20,6 +20,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -60,6 +61,10 @@ class GuestMemory {
   // the pages read as zero afterwards (a touch fills them again) and no longer count in the
   // host RSS. Page aligned; a hole stays a hole.
   Result<void> release(HostOffset offset, uint64_t length);
+  // Write `data` at `offset` of the memfd with pwrite(): each page appears whole to a
+  // concurrent fault on either mapping (the page cache page is locked while it is filled),
+  // which a copy through a mapping does not promise. Page aligned; bounds-checked.
+  Result<void> write_at(HostOffset offset, std::span<const uint8_t> data);
   // The allocated parts of the memfd in offset order (SEEK_DATA / SEEK_HOLE), page aligned.
   Result<std::vector<HostRange>> allocated_extents() const;
   // The largest stretch inside `bounds` around the page at `page` that is allocated, or a

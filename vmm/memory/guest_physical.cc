@@ -3,7 +3,6 @@
 
 #include <mutex>
 
-
 namespace hvmm::vmm {
 namespace {
 
@@ -83,16 +82,6 @@ Result<void> GuestPhysical::attach_memslots(MemslotSink& sink) {
   return memslots_->sync(ram_);
 }
 
-// Copy out through the translator (TLB, then map walk; every page checked first).
-Result<void> GuestPhysical::read(Ipa ipa, std::span<uint8_t> out) {
-  return translator_->read(ipa, std::as_writable_bytes(out));
-}
-
-// Copy in through the translator.
-Result<void> GuestPhysical::write(Ipa ipa, std::span<const uint8_t> data) {
-  return translator_->write(ipa, std::as_bytes(data));
-}
-
 // Install the owner's pause/resume callbacks.
 void GuestPhysical::set_layout_fence(std::function<void()> pause, std::function<void()> resume) {
   pause_ = std::move(pause);
@@ -112,7 +101,8 @@ Result<void> GuestPhysical::realized(Result<void> changed) {
 
 // One change of one run, the lock held exclusively (the guard proves it). Counting the run
 // first answers what will change, skips a change that would change nothing and refuses to
-// make reclaimed pages resident unless the caller restores their contents.
+// make reclaimed pages resident unless the caller restores their contents. A change of pages
+// an open reclaim window holds takes them out of it (their contents are not the window's).
 Result<PageCounts> GuestPhysical::change_backing(const std::unique_lock<std::shared_mutex>&,
                                                  IpaRange run, Backing backing,
                                                  const ChangeOptions& options) {
@@ -128,6 +118,8 @@ Result<PageCounts> GuestPhysical::change_backing(const std::unique_lock<std::sha
                       "are in the pool; a fault restores them)",
                       run, changed[Backing::kReclaimed]);
   }
+  if (options.marks_window)
+    window_.mark_changed(run);
   HVMM_TRY(realized(
       map_->set_page_state(run, backing_update(backing), options.reason, options.blockable)));
   changed[backing] = 0;
@@ -191,6 +183,7 @@ Result<void> GuestPhysical::unmap_ram(IpaRange range) {
   Result<void> result = Ok();
   {
     std::unique_lock guard(lock_);
+    window_.mark_changed(range);
     Result<void> unmapped = map_->unmap(range);
     Result<void> slots = Ok();
     if (unmapped.ok()) {

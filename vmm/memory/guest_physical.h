@@ -24,8 +24,18 @@
 // GuestPhysical is also the userfaultfd handler's FaultResolver (guest_physical_faults.cc):
 // classify() takes the map lock exclusively and finish() releases it, so no state change
 // can touch a run between its classification and its fill.
+//
+// Reclaim (guest_physical_reclaim.cc): the reclaim window (vmm/reclaim/reclaimer.h) opens
+// over resident pages, and its commit makes the pages nobody wrote meanwhile reclaimed
+// (punched), under the map lock; the ReclaimWindow records the writes. GuestPhysical is the
+// fault handler's ReclaimedPages too (loads from the attached ReclaimStore, WP faults mark
+// the window), and VMM accesses of reclaimed pages restore them first
+// (guest_physical_access.cc). A page's store entry is erased only under the exclusive map
+// lock, by the change that makes it resident again or gives up reclaiming it, so an erase
+// can never hit the entry of a later window.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -41,12 +51,16 @@
 #include "hvmm/stage2/table_allocator.h"
 #include "hvmm/stage2/translator.h"
 #include "hvmm/vmm/fault/fault_resolver.h"
+#include "hvmm/vmm/fault/reclaimed_pages.h"
 #include "hvmm/vmm/memory/guest_access.h"
 #include "hvmm/vmm/memory/guest_memory.h"
 #include "hvmm/vmm/memory/memory_layout.h"
 #include "hvmm/vmm/memory/memslots.h"
 #include "hvmm/vmm/memory/page_counts.h"
 #include "hvmm/vmm/memory/page_realization.h"
+#include "hvmm/vmm/memory/reclaim_window.h"
+#include "hvmm/vmm/reclaim/page_reclaimer.h"
+#include "hvmm/vmm/reclaim/reclaim_store.h"
 
 namespace hvmm::vmm {
 
@@ -59,7 +73,21 @@ struct BackingBatch {
   std::optional<Error> first_error;
 };
 
-class GuestPhysical final : public GuestAccess, public FaultResolver {
+// A run of pages a reclaim window took, contiguous in IPA and in host offsets from `offset`.
+struct WindowRun {
+  IpaRange range;
+  HostOffset offset;
+};
+
+// What a reclaim window's commit did with the pages the store kept (each list sorted).
+struct WindowCommit {
+  std::vector<Ipa> reclaimed;  // now reclaimed: punched, the contents in the store
+  std::vector<Ipa> aborted;    // written (or under a VMM access) while open: left resident
+  std::vector<Ipa> skipped;    // their state changed while open, or the change failed
+  std::optional<Error> error;  // the first failed change or punch
+};
+
+class GuestPhysical final : public GuestAccess, public FaultResolver, public ReclaimedPages {
  public:
   // Fills pages that make_resident() made resident, before anyone else can touch them:
   // `run` is a run of IPA contiguous in host offsets from `output`.
@@ -81,6 +109,10 @@ class GuestPhysical final : public GuestAccess, public FaultResolver {
   // Page-state changes are never fenced.
   void set_layout_fence(std::function<void()> pause, std::function<void()> resume);
 
+  // GuestAccess through the Translator. Reclaimed pages are restored from the attached store
+  // first (a load error is returned: the caller fails its request), a write marks the pages
+  // of an open reclaim window written before it copies anything, and the access is reported
+  // to the attached events (writes always, reads when they restored pages).
   Result<void> read(Ipa ipa, std::span<uint8_t> out) override;
   Result<void> write(Ipa ipa, std::span<const uint8_t> data) override;
 
@@ -117,10 +149,37 @@ class GuestPhysical final : public GuestAccess, public FaultResolver {
   // the caller (the fault handler thread) must not touch guest memory nor call anything that
   // takes the lock in between. Errors (not RAM) release the lock.
   Result<FaultRun> classify(Ipa ipa, IpaRange window) override;
-  // FaultResolver: a filled ballooned or reported run becomes resident (reason kFault);
-  // an unfilled one is punched again (a partial fill must not leave pages allocated that
-  // the map says are not resident). Releases the lock classify() took.
+  // FaultResolver: a filled ballooned, reported or reclaimed run becomes resident (reason
+  // kFault), and a reclaimed one's store entries are erased; an unfilled one is punched again
+  // (a partial fill must not leave pages allocated that the map says are not resident).
+  // Releases the lock classify() took.
   void finish(const FaultRun& run, bool filled) override;
+
+  // ReclaimedPages (for the fault handler): load from the attached store (none attached:
+  // kFailedPrecondition), report a refault to the attached events, and mark a WP fault's
+  // page written in the open reclaim window.
+  Result<void> load(Ipa page, std::span<uint8_t, kPageSize> out) override;
+  void refaulted(IpaRange run, uint64_t latency_ns) override;
+  void write_fault(Ipa page) override;
+
+  // Where reclaimed pages' contents are (`store`) and who hears of refaults and VMM accesses
+  // (`events`, may be null). Set once, before any page is reclaimed (the Reclaimer does it);
+  // both must outlive every fault and VMM access.
+  void attach_reclaim_store(ReclaimStore& store, ReclaimEvents* events);
+  // Open the reclaim window over the pages of `runs` (page aligned) that are resident, not
+  // pinned and allocated in the memfd, and return them as host-contiguous runs (the others
+  // are not candidates). From now on writes to them are recorded (ReclaimWindow). One window
+  // at a time: fails when one is open.
+  Result<std::vector<WindowRun>> open_reclaim_window(std::span<const IpaRange> runs);
+  // Mark the open window's pages in `range` written (no window: nothing).
+  void mark_window_written(IpaRange range);
+  // Close the window under the map lock held exclusively: of `stored` (pages of the window
+  // whose contents the store holds), those not written, not busy and not changed while the
+  // window was open become reclaimed (punched, reason kReclaim); the store entries of the
+  // others are erased. The caller lifts the protection of every page not reclaimed.
+  WindowCommit commit_reclaim_window(std::span<const Ipa> stored);
+  // Close the window without reclaiming anything; erase the entries of `stored`.
+  void abandon_reclaim_window(std::span<const Ipa> stored);
 
   // Remove `range` from the guest's RAM: a layout change, fenced. The RAM regions shrink or
   // split, their memslots are recreated, and the backing of what was mapped is released.
@@ -153,7 +212,8 @@ class GuestPhysical final : public GuestAccess, public FaultResolver {
   struct ChangeOptions {
     stage2::ChangeReason reason;
     bool blockable;
-    bool restores_contents;  // the caller restores reclaimed pages it makes resident
+    bool restores_contents;    // the caller restores reclaimed pages it makes resident
+    bool marks_window = true;  // false: the caller holds the closed window (its commit)
   };
   Result<PageCounts> change_backing(const std::unique_lock<std::shared_mutex>& guard, IpaRange run,
                                     stage2::Backing backing, const ChangeOptions& options);
@@ -163,6 +223,19 @@ class GuestPhysical final : public GuestAccess, public FaultResolver {
   Result<FaultRun> classify_resident(Ipa ipa, IpaRange part, HostOffset output) const;
   // Punch the non-resident pages of `run` out of the memfd again (after a failed fill).
   void release_unfilled(IpaRange run);
+  // Under the exclusive lock: erase the store entries of the pages of `run`.
+  void erase_entries(const std::unique_lock<std::shared_mutex>& guard, IpaRange run);
+  // Run `copy` (a Translator access of [ipa, ipa + size)) as a tracked VMM access; when it
+  // fails on reclaimed pages, restore them and run it again.
+  template <typename Copy>
+  Result<void> vmm_access(Ipa ipa, uint64_t size, bool write, Copy&& copy);
+  // Restore the reclaimed pages of `range` from the store (load all of a run, make it
+  // resident, write it into the memfd, erase the entries): the pages restored.
+  Result<uint64_t> restore_reclaimed(IpaRange range);
+  Result<void> restore_run(const std::unique_lock<std::shared_mutex>& guard, IpaRange run,
+                           HostOffset output);
+  // The window's candidates in `run`: resident, not pinned, allocated in the memfd.
+  Result<void> take_candidates(IpaRange run, std::vector<WindowRun>& taken) const;
 
   std::unique_ptr<GuestMemory> memory_;
   std::vector<RamRegion> ram_;
@@ -184,6 +257,9 @@ class GuestPhysical final : public GuestAccess, public FaultResolver {
   std::unique_ptr<RegionMemslots> memslots_;
   std::function<void()> pause_;
   std::function<void()> resume_;
+  ReclaimWindow window_;
+  std::atomic<ReclaimStore*> store_{nullptr};
+  std::atomic<ReclaimEvents*> events_{nullptr};
 };
 
 }  // namespace hvmm::vmm

@@ -84,17 +84,21 @@ Result<FaultRun> GuestPhysical::classify_resident(Ipa ipa, IpaRange part, HostOf
   return FaultRun{range, extent->allocated ? PageCondition::kPresent : PageCondition::kAbsent};
 }
 
-// Record the fill in the map (or undo a partial one on the memfd), then drop the hold.
+// Record the fill in the map (or undo a partial one on the memfd), then drop the hold. A
+// restored reclaimed run's entries are erased before the hold ends: once the lock is free a
+// reclaim window may take the pages again and store new entries for them.
 void GuestPhysical::finish(const FaultRun& run, bool filled) {
   std::unique_lock<std::shared_mutex> hold = std::move(fault_hold_);
   if (!hold.owns_lock() || !non_resident(run.condition)) {
     return;  // absent and present pages are resident in the map already
   }
-  if (filled && run.condition != PageCondition::kReclaimed) {
+  if (filled) {
     auto changed = change_backing(hold, run.range, Backing::kResident,
                                   ChangeOptions{stage2::ChangeReason::kFault, /*blockable=*/true,
                                                 /*restores_contents=*/true});
     if (changed.ok()) {
+      if (run.condition == PageCondition::kReclaimed)
+        erase_entries(hold, run.range);
       return;
     }
   }

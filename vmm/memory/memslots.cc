@@ -7,8 +7,8 @@ namespace hvmm::vmm {
 namespace {
 
 // The slot a region needs (its id is assigned when it is created).
-Memslot slot_of(const RamRegion& region) {
-  return Memslot{0, region.range, region.offset};
+Memslot slot_of(const RamRegion& region, uint32_t flags) {
+  return Memslot{0, region.range, region.offset, flags};
 }
 
 }  // namespace
@@ -23,11 +23,12 @@ uint32_t RegionMemslots::next_free_slot() const {
   return id;
 }
 
-// Delete what no region needs, then create what is missing, then keep IPA order.
+// Delete what no region needs, then create what is missing (with the sink's flags), then keep
+// IPA order.
 Result<void> RegionMemslots::sync(const std::vector<RamRegion>& ram) {
   auto wanted = [&](const Memslot& slot) {
     return std::any_of(ram.begin(), ram.end(),
-                       [&](const RamRegion& r) { return slot_of(r).same_placement(slot); });
+                       [&](const RamRegion& r) { return slot_of(r, 0).same_placement(slot); });
   };
   for (auto it = slots_.begin(); it != slots_.end();) {
     if (wanted(*it)) {
@@ -40,7 +41,7 @@ Result<void> RegionMemslots::sync(const std::vector<RamRegion>& ram) {
     it = slots_.erase(it);
   }
   for (const RamRegion& region : ram) {
-    Memslot slot = slot_of(region);
+    Memslot slot = slot_of(region, sink_.slot_flags());
     if (std::any_of(slots_.begin(), slots_.end(),
                     [&](const Memslot& s) { return s.same_placement(slot); })) {
       continue;

@@ -6,10 +6,13 @@
 // reclaim) never touch a slot: they punch holes in the memfd (page_realization.h) and KVM
 // follows through the host kernel's MMU notifier. Only a layout change (unmap_ram) deletes
 // and recreates slots, because KVM cannot shrink or split a slot atomically; the owner
-// fences vCPUs around it (GuestPhysical::set_layout_fence).
+// fences vCPUs around it (GuestPhysical::set_layout_fence). Every slot carries the flags its
+// sink asks for (KVM_MEM_LOG_DIRTY_PAGES when dirty tracking is on), recreated slots included.
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <span>
 #include <vector>
 
 #include "hvmm/base/address.h"
@@ -24,6 +27,10 @@ struct Memslot {
   uint32_t slot = 0;
   IpaRange range;
   HostOffset offset;
+  uint32_t flags = 0;  // KVM_MEM_* (e.g. KVM_MEM_LOG_DIRTY_PAGES), from the sink
+
+  // The slot's pages (a dirty bitmap has one bit per page).
+  uint64_t pages() const { return range.size / kPageSize; }
 
   // Same placement (slot ids are not compared).
   bool same_placement(const Memslot& other) const {
@@ -37,6 +44,18 @@ class MemslotSink {
   virtual ~MemslotSink() = default;
   // Install `slot` (host pointer `host`), or delete it when slot.range.size is 0.
   virtual Result<void> set_memslot(const Memslot& slot, void* host) = 0;
+  // The KVM_MEM_* flags every slot this sink installs carries (0: none).
+  virtual uint32_t slot_flags() const { return 0; }
+};
+
+// MemslotTable: the slots installed right now, for readers on other threads (dirty tracking
+// turns slot-relative page numbers into IPAs with it, and names slots in its ioctls).
+class MemslotTable {
+ public:
+  virtual ~MemslotTable() = default;
+  // Call `reader` with the installed slots in IPA order; no slot is created or deleted until
+  // it returns, so `reader` must not wait for a layout change (nor take the map lock).
+  virtual void visit(const std::function<void(std::span<const Memslot>)>& reader) const = 0;
 };
 
 class RegionMemslots {

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -23,6 +24,10 @@ struct ReclaimBatch {
   std::vector<Ipa> incompressible;  // left resident: not worth storing until written again
   std::vector<Ipa> full;            // left resident: the store had no room
   std::vector<Ipa> skipped;         // no longer candidates (not resident, a hole, pinned)
+  uint64_t windows = 0;             // reclaim windows run
+  // A window failed after earlier ones committed: what they did is above, the failed
+  // window's pages and the rest are in `skipped`, and this says why.
+  std::optional<Error> error;
 };
 
 class PageReclaimer {
@@ -30,6 +35,8 @@ class PageReclaimer {
   virtual ~PageReclaimer() = default;
   // Reclaim every page of `runs` (disjoint, page aligned) that is still resident and
   // allocated, as one window. An error means nothing of the failed part was committed.
+  // (Reclaimer splits the runs into windows of bounded size; an error is returned only when
+  // nothing was committed, otherwise the batch carries it.)
   virtual Result<ReclaimBatch> reclaim(std::span<const IpaRange> runs) = 0;
 };
 

@@ -39,6 +39,10 @@ struct GuestKernelVmOptions {
   bool free_page_reporting = false;
   std::string cmdline;
   std::string console_log;  // the guest's console, for diagnostics ("" : stdout only)
+  std::optional<DirtyTracking> dirty_tracking;  // MachineConfig::dirty_tracking
+  uint32_t dirty_ring_entries = kDefaultDirtyRingEntries;
+  std::optional<uint64_t> fault_around_max;  // none: the Machine's default window
+  std::optional<ReclaimPolicy> reclaim;      // MachineConfig::reclaim (none: no reclaim)
 };
 
 // RssShmem of this process in bytes (0 when /proc cannot be read: a test then fails on it).
@@ -132,6 +136,12 @@ class GuestKernelVm {
     config.console_input = false;
     config.devices.free_page_reporting = options.free_page_reporting;
     config.devices.control_channel = true;  // the test drives the guest through it
+    config.dirty_tracking = options.dirty_tracking;
+    config.dirty_ring_entries = options.dirty_ring_entries;
+    config.reclaim = options.reclaim;
+    if (options.fault_around_max) {
+      config.faults.fault_around_max = *options.fault_around_max;
+    }
     if (!options.console_log.empty()) {
       auto log = open_log_file(options.console_log, "--console-log", LogOpenMode::kTruncate);
       HVMM_TRY(log);

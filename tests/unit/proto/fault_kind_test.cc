@@ -47,7 +47,7 @@ TEST(ProtoFaultKind, MatchesNumberForNumber) {
 }
 
 // Each resolution reports as the proto value its comment names; every proto value but
-// UNSPECIFIED, COPIED (the pool, next) and INJECTED (reported to the guest) is used.
+// UNSPECIFIED and INJECTED (reported to the guest) is used.
 TEST(ProtoFaultResolution, EachLogNameHasItsProtoValue) {
   const std::map<std::string, std::string> want = {
       {"read-all-ones", "FAULT_RESOLUTION_EMULATED"},
@@ -57,6 +57,7 @@ TEST(ProtoFaultResolution, EachLogNameHasItsProtoValue) {
       {"woken", "FAULT_RESOLUTION_WOKEN"},
       {"unprotected", "FAULT_RESOLUTION_UNPROTECTED"},
       {"failed", "FAULT_RESOLUTION_FAILED"},
+      {"restored", "FAULT_RESOLUTION_COPIED"},
   };
   const auto* proto = v1::FaultResolution_descriptor();
   ASSERT_EQ(want.size(), vmm::kFaultResolutionCount);

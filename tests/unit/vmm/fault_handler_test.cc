@@ -241,8 +241,9 @@ TEST_F(FaultHandlerTest, KindsFollowThePageCondition) {
   EXPECT_EQ(memory.allocated(), 32 * kPageSize) << "a window ran past the ballooned run";
 }
 
-// A reclaimed page is not supported yet: the fault fails, the stop callback names the IPA
-// with internal-error, and stopping the handler and closing the userfaultfd frees the thread.
+// A reclaimed page with no ReclaimedPages to load it from: the fault fails, the stop
+// callback names the IPA with internal-error, and stopping the handler and closing the
+// userfaultfd frees the thread.
 TEST_F(FaultHandlerTest, ReclaimedPageFailsAndStopsTheVmCleanly) {
   resolver.set(40, 1, PageCondition::kReclaimed);
   start();
@@ -252,7 +253,7 @@ TEST_F(FaultHandlerTest, ReclaimedPageFailsAndStopsTheVmCleanly) {
   ASSERT_EQ(stop_status.load(), kExitInternalError);
   {
     std::lock_guard guard(stop_lock);
-    EXPECT_NE(stop_reason.find("not supported yet"), std::string::npos) << stop_reason;
+    EXPECT_NE(stop_reason.find("no reclaim store"), std::string::npos) << stop_reason;
     EXPECT_NE(stop_reason.find(fmt::format("{:#x}", (kRamBase + 40 * kPageSize).value())),
               std::string::npos)
         << stop_reason;

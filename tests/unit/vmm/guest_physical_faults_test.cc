@@ -136,12 +136,25 @@ TEST_F(GuestPhysicalFaultsTest, UnfilledRunStaysNonResidentAndUnallocated) {
   EXPECT_EQ(*after, *before);
 }
 
-// A reclaimed run is never made resident by finish(), even when told filled.
-TEST_F(GuestPhysicalFaultsTest, ReclaimedRunIsNotMadeResident) {
+// A reclaimed run stays reclaimed (and unallocated) when finish() is told it was not
+// filled, and becomes resident, counted as such, when it was (its contents restored).
+TEST_F(GuestPhysicalFaultsTest, ReclaimedRunIsResidentOnlyOnceFilled) {
   auto run = physical->classify(page(12), kWindow);
   ASSERT_TRUE(run.ok()) << run.error().message;
-  physical->finish(*run, true);
+  fill_behind_the_map(run->range, 0x42);
+  physical->finish(*run, false);
   EXPECT_EQ(backing_at(page(12)), Backing::kReclaimed);
+  auto extent = physical->memory().extent_around(
+      HostOffset(page(12).value()), HostRange{HostOffset(page(12).value()), kPageSize});
+  ASSERT_TRUE(extent.ok());
+  EXPECT_FALSE(extent->allocated) << "the partial fill was punched again";
+  run = physical->classify(page(12), kWindow);
+  ASSERT_TRUE(run.ok()) << run.error().message;
+  fill_behind_the_map(run->range, 0x42);
+  physical->finish(*run, true);
+  EXPECT_EQ(backing_at(page(12)), Backing::kResident);
+  EXPECT_EQ(physical->page_counts()[Backing::kReclaimed], 0u);
+  EXPECT_EQ(physical->page_counts(), physical->count_pages_by_walk());
 }
 
 // Between classify() and finish() a balloon inflate of the run and a VMM read that misses

@@ -150,6 +150,41 @@ TEST(Memslots, EachRegionHasItsSlot) {
   EXPECT_EQ(sink.calls, 2);
 }
 
+// FlaggedSink is a RecordingSink that asks for KVM_MEM_LOG_DIRTY_PAGES (bit 0) on its slots,
+// as dirty tracking does.
+class FlaggedSink final : public MemslotSink {
+ public:
+  Result<void> set_memslot(const Memslot& slot, void* host) override {
+    return recorder.set_memslot(slot, host);
+  }
+  uint32_t slot_flags() const override { return 1; }
+  RecordingSink recorder;
+};
+
+// Every slot carries the sink's flags, and so do the slots a layout change recreates; a sink
+// that asks for none (the default) gets none.
+TEST(Memslots, SlotsCarryTheSinksFlags) {
+  auto created = GuestPhysical::create(kRam, "memslot-flags", 1);
+  ASSERT_TRUE(created.ok()) << created.error().message;
+  FlaggedSink sink;
+  ASSERT_TRUE((*created)->attach_memslots(sink).ok());
+  ASSERT_EQ(sink.recorder.slots.size(), 1u);
+  EXPECT_EQ(sink.recorder.slots.begin()->second.flags, 1u);
+  ASSERT_TRUE((*created)->unmap_ram(IpaRange{Ipa(0x200000), 0x1000}).ok());
+  ASSERT_EQ(sink.recorder.slots.size(), 2u);
+  for (const auto& [id, slot] : sink.recorder.slots) {
+    EXPECT_EQ(slot.flags, 1u) << "slot " << id;
+  }
+  for (const Memslot& slot : (*created)->memslots()->slots()) {
+    EXPECT_EQ(slot.flags, 1u);
+  }
+  auto plain = GuestPhysical::create(kRam, "memslot-plain", 1);
+  ASSERT_TRUE(plain.ok()) << plain.error().message;
+  RecordingSink unflagged;
+  ASSERT_TRUE((*plain)->attach_memslots(unflagged).ok());
+  EXPECT_EQ(unflagged.slots.begin()->second.flags, 0u);
+}
+
 // ram_without drops covered regions, shrinks cut ones and splits pierced ones, the upper
 // piece keeping its host offsets.
 TEST(MemoryLayout, RamWithoutReshapesRegions) {

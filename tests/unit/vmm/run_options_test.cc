@@ -312,21 +312,34 @@ TEST(RunOptions, RejectsLongCommandLine) {
 TEST(RunOptions, ParsesReclaimPolicy) {
   RunOptions options;
   EXPECT_FALSE(make_machine_config(options, kKernel, 8)->reclaim);
+  const std::string dir = ::testing::TempDir();
   options.reclaim = "target=64M,period=1s,cold=3";
-  options.reclaim_swap = "swap.bin";
+  options.reclaim_swap = dir + "/run_options_swap.bin";
   auto config = make_machine_config(options, kKernel, 8);
   ASSERT_TRUE(config.ok()) << config.error().message;
   ASSERT_TRUE(config->reclaim);
   EXPECT_EQ(config->reclaim->target_bytes, uint64_t{64} << 20);
   EXPECT_EQ(config->reclaim->cold_epochs, 3u);
-  EXPECT_EQ(config->reclaim_swap, "swap.bin");
+  ASSERT_TRUE(config->reclaim_swap);
+  EXPECT_EQ(config->reclaim_swap->path(), options.reclaim_swap);
   options.reclaim = "";
   options.reclaim_swap.clear();
-  config = make_machine_config(options, kKernel, 8);
-  ASSERT_TRUE(config.ok()) << config.error().message;
-  ASSERT_TRUE(config->reclaim);
-  EXPECT_EQ(config->reclaim->cold_epochs, 120u);
-  EXPECT_EQ(config->reclaim_swap, "");
+  auto defaults = make_machine_config(options, kKernel, 8);
+  ASSERT_TRUE(defaults.ok()) << defaults.error().message;
+  ASSERT_TRUE(defaults->reclaim);
+  EXPECT_EQ(defaults->reclaim->cold_epochs, 120u);
+  EXPECT_FALSE(defaults->reclaim_swap);
+}
+
+// --reclaim-swap is opened with the arguments: a FIFO or a device node is an argument error
+// naming the flag and the path.
+TEST(RunOptions, RejectsASwapFileThatIsNotARegularFile) {
+  RunOptions options;
+  options.reclaim = "";
+  options.reclaim_swap = "/dev/null";
+  const std::string error = config_error(options);
+  EXPECT_NE(error.find("--reclaim-swap"), std::string::npos) << error;
+  EXPECT_NE(error.find("/dev/null"), std::string::npos) << error;
 }
 
 // A bad policy is an argument error carrying the parser's message; --reclaim-swap needs

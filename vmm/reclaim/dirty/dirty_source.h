@@ -23,9 +23,26 @@ enum class DirtyTracking : uint8_t {
   kRing,  // per-vCPU dirty rings
 };
 
-// The tracking a VM with reclaim uses unless the policy names one (measured in
-// tests/bench/vmm: see the README).
+// The tracking a VM with reclaim uses unless the policy names one: the bitmap. Measured in
+// tests/bench/vmm/dirty_tracking_bench.cc (figures in vmm/reclaim/dirty/README.md; so far
+// only under nested KVM, where every time is emulated): the ring harvested faster only with
+// half of RAM dirty per epoch (0.56-0.68x the bitmap's time at 50% of a 256 MiB guest) and
+// as fast or slower with 1-10% dirty (0.8-1.7x), and the guest's own time was no better with
+// it (0.97-2.4x the bitmap's). Reclaim lives where most pages are cold, so epochs dirty a
+// small share of RAM. By structure, the bitmap's harvest costs the engine's thread one bit per
+// page of RAM per epoch (8 KiB for 256 MiB, 2 MiB for 64 GiB: small at a period of seconds)
+// and nothing on the vCPUs beyond the first write per page per epoch, which both kinds pay;
+// the ring adds a push per dirtied page, an exit each time a ring fills, and kernel memory
+// per vCPU.
 inline constexpr DirtyTracking kDefaultDirtyTracking = DirtyTracking::kLog;
+
+// Entries of each vCPU's dirty ring when the ring is used (16 bytes each, a power of two):
+// 256 KiB per vCPU, room for 64 MiB of distinct pages written per vCPU per epoch before a
+// ring-full exit. KVM keeps a reserve (64 entries, plus 512 with Intel PML), so 4096 is the
+// smallest size that leaves most of the ring usable, and 65536 (1 MiB) its largest. One exit
+// per ~16k dirtied pages (2 per epoch at 50% of 256 MiB, measured) adds an exit and a harvest
+// of 256 KiB of entries to 16k write faults the guest paid anyway: well under 1% more.
+inline constexpr uint32_t kDefaultDirtyRingEntries = 16384;
 
 // "log" or "ring".
 inline std::string_view dirty_tracking_name(DirtyTracking tracking) {
