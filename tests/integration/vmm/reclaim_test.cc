@@ -38,6 +38,8 @@ constexpr seconds kRequestTimeout{30};
 constexpr seconds kSettleTimeout{90};
 // Epochs without a change of reclaimed_now that count as settled.
 constexpr uint64_t kQuietEpochs = 6;
+// A promotion budget no refault rate reaches (the engine takes any non-negative value).
+constexpr double kNoBudget = 1e9;
 
 #define HVMM_SKIP_WITHOUT_GUEST_KERNEL()                                       \
   do {                                                                         \
@@ -117,8 +119,8 @@ struct ReclaimTest : ::testing::Test {
 constexpr uint64_t kIdleBytes = 192 * kMiB;
 constexpr uint64_t kIdlePages = kIdleBytes / kPageSize;
 constexpr uint64_t kIdleSeed = 19;
-// Incompressible pages beyond the workload's random ones that the allowance may include
-// (guest kernel pages that happen not to compress): 1 MiB.
+// Incompressible pages beyond the workload's random ones that the allowance includes (guest
+// kernel pages that happen not to compress): 1 MiB.
 constexpr uint64_t kOtherIncompressiblePages = 256;
 
 // Must-show: a 192 MiB mix written by a ring-3 workload, then idle: reclaim brings VmRSS to
@@ -127,7 +129,12 @@ constexpr uint64_t kOtherIncompressiblePages = 256;
 // the workload came back through a refault.
 TEST_F(ReclaimTest, IdleGuestKeepsOnlyTheIncompressiblePart) {
   HVMM_SKIP_WITHOUT_GUEST_KERNEL();
-  ASSERT_NO_FATAL_FAILURE(boot(policy_of("period=250ms,cold=2,rate=1G")));
+  ReclaimPolicy policy = policy_of("period=250ms,cold=2,rate=1G");
+  // The promotion budget is judged against the pages young within `cold` epochs: with 0.5 s
+  // that is a few hundred pages, and the guest's own refaults of kernel pages reclaimed during
+  // boot exceed any budget the syntax allows, backing reclaim off for a minute.
+  policy.promotion_budget = kNoBudget;
+  ASSERT_NO_FATAL_FAILURE(boot(policy));
   const uint64_t expected = testing::mix_checksum(kIdleSeed, kIdlePages);
   const MixCensus census = testing::mix_census(kIdleSeed, kIdlePages);
   const uint64_t baseline = testing::vm_rss();
@@ -147,7 +154,11 @@ TEST_F(ReclaimTest, IdleGuestKeepsOnlyTheIncompressiblePart) {
   const uint64_t reclaimed_rss = testing::vm_rss();
   const ReclaimFigures before = figures();
 
-  const uint64_t incompressible = before.stats.incompressible_pages * kPageSize;
+  // The incompressible part: the workload's random pages (the pool refused every one of them,
+  // checked below) and a few of the kernel's. Not the refusals counter itself: it counts
+  // offers, and a kept page is offered again whenever the dirty log reports it written (under
+  // nested KVM an idle run counted about twice the random pages).
+  const uint64_t incompressible = (census.random + kOtherIncompressiblePages) * kPageSize;
   const uint64_t allowance = kIdleBytes / 10 + incompressible;
   const uint64_t grown = reclaimed_rss - std::min(reclaimed_rss, baseline);
   std::cout << "VmRSS after boot " << baseline / kMiB << " MiB, after the workload "
@@ -157,9 +168,7 @@ TEST_F(ReclaimTest, IdleGuestKeepsOnlyTheIncompressiblePart) {
             << census.random << " random pages\n"
             << "reclaim settled: " << testing::describe(before) << "\n";
   EXPECT_LE(grown, allowance);
-  // The allowance is the random quarter, not more: compressible pages may not hide in it.
   EXPECT_GE(before.stats.incompressible_pages, census.random);
-  EXPECT_LE(before.stats.incompressible_pages, census.random + kOtherIncompressiblePages);
   EXPECT_GE(before.stats.reclaimed_now, census.compressible());
   EXPECT_GE(before.pool.zero_pages, census.zero);
   EXPECT_GT(before.pool.compression_ratio(), 2.0);
@@ -196,7 +205,7 @@ TEST_F(ReclaimTest, ConcurrentWriterLosesNoWrite) {
   ReclaimPolicy policy = policy_of("period=100ms,cold=1,rate=1G");
   // The promotion budget (refaults per minute over the pages young now, at most 100% in the
   // syntax) would stop reclaim after the first chunk's refaults; this test wants every pass.
-  policy.promotion_budget = 1e9;
+  policy.promotion_budget = kNoBudget;
   ASSERT_NO_FATAL_FAILURE(boot(policy));
   const uint64_t expected = testing::mix_checksum(kWriterSeed, kWriterPages);
   const MixCensus census = testing::mix_census(kWriterSeed, kWriterPages);
