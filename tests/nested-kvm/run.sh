@@ -447,6 +447,7 @@ if [[ $mode == hvmm ]]; then
   summarized=1  # no test totals in this mode
   status=$(record NK-HVMM)
   [[ -f $cache/results/hvmm.log ]] && cat "$cache/results/hvmm.log"
+  [[ -f $cache/results/stats.json ]] && cat "$cache/results/stats.json"
   if [[ -z $status ]]; then
     tail -n 40 "$cache/console.log" 2>/dev/null || true
     echo "nested-kvm: hvmm did not finish inside the guest; console: $cache/console.log" >&2

@@ -13,6 +13,7 @@ struct ReclaimEngine::Scan {
   std::vector<PageIndexRun> allocated;
   uint64_t allocated_bytes = 0;
   uint64_t young_pages = 0;
+  uint64_t footprint_pages = 0;  // every counted page (resident and allocated, or reclaimed)
 };
 
 // One reclaim window: the pages made pending (sorted by index), the words they had and the
@@ -114,7 +115,7 @@ Result<EpochReport> ReclaimEngine::run_epoch() {
                     report.epoch, extents.error().message));
   }
   const Scan scanned = scan(extents.ok() ? &*extents : nullptr, report);
-  report.promotion_rate = promotion_rate(scanned.young_pages);
+  report.promotion_rate = promotion_rate(scanned.footprint_pages);
   Result<void> reclaimed = Ok();
   if (report.promotion_rate > policy_.promotion_budget)
     report.backed_off = true;
@@ -169,18 +170,23 @@ ReclaimEngine::Scan ReclaimEngine::scan(const std::vector<HostRange>* extents,
   report.allocated_bytes = scanned.allocated_bytes;
   report.working_set = counter.estimate();
   scanned.young_pages = counter.young_pages();
+  for (uint64_t pages : report.working_set.pages)
+    scanned.footprint_pages += pages;
   return scanned;
 }
 
 // Promotions since the newest sample that is at least kPromotionWindow old (the one taken at
-// the engine's creation while it is younger), per young page.
-double ReclaimEngine::promotion_rate(uint64_t young_pages) {
+// the engine's creation while it is younger), per page of the VM's footprint. Not per young
+// page, as far memory measures a busy job's: an idle guest's young set is close to empty,
+// so against it any refault would exceed the budget and reclaim would stop exactly when the
+// guest has the most to give.
+double ReclaimEngine::promotion_rate(uint64_t footprint_pages) {
   const Clock::time_point since = deps_.clock() - kPromotionWindow;
   while (promotion_samples_.size() >= 2 && promotion_samples_[1].first <= since)
     promotion_samples_.pop_front();
   const uint64_t recent =
       promotions_.load(std::memory_order_relaxed) - promotion_samples_.front().second;
-  return static_cast<double>(recent) / static_cast<double>(std::max<uint64_t>(young_pages, 1));
+  return static_cast<double>(recent) / static_cast<double>(std::max<uint64_t>(footprint_pages, 1));
 }
 
 // The candidates' thresholds this epoch: full pages once the store has room again, skipped

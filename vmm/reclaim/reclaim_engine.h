@@ -5,8 +5,8 @@
 //  2. reconcile the page ages with the memfd's allocated extents and count the working set
 //     (pages by idle age; working_set.h);
 //  3. unless the promotion-rate budget is exceeded (promotions during the last minute over
-//     the pages younger than the cold threshold, above policy.promotion_budget: the epoch
-//     backs off), choose the coldest candidates (reclaim_candidates.h): resident, allocated,
+//     the VM's footprint, every page the working set counts, above policy.promotion_budget: the
+//     epoch backs off), choose the coldest candidates (reclaim_candidates.h): resident, allocated,
 //     idle for at least policy.cold_epochs (an active page: effective_active_epochs()), not
 //     known incompressible, up to the goal (with a target, until the memfd's allocated bytes
 //     plus the store's pool bytes are at most the target; without one, every cold page) and
@@ -73,7 +73,7 @@ struct EpochReport {
   uint64_t errors = 0;
   bool backed_off = false;    // the promotion budget stopped reclaim
   bool goal_reached = false;  // a target is set and was met when the epoch ended
-  double promotion_rate = 0;  // promotions in the last minute / young pages
+  double promotion_rate = 0;  // promotions in the last minute / footprint pages
   WorkingSetEstimate working_set;
 };
 
@@ -134,7 +134,7 @@ class ReclaimEngine final : public ReclaimEvents {
 
   Result<void> harvest(EpochReport& report);
   Scan scan(const std::vector<HostRange>* extents, EpochReport& report);
-  double promotion_rate(uint64_t young_pages);
+  double promotion_rate(uint64_t footprint_pages);
   Result<void> reclaim_coldest(const Scan& scan, EpochReport& report);
   Result<uint64_t> run_window(std::span<const Candidate> chunk, const CandidateRule& rule,
                               EpochReport& report);

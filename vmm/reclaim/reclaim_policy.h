@@ -11,7 +11,9 @@
 //                             its reclaim becomes active (default: cold)
 //   active=N                  epochs an activated page is exempt from reclaim (default: 4*cold)
 //   budget=0.2%               promotion-rate budget: refaults per minute as a share of the
-//                             working set; above it reclaim backs off
+//                             VM's footprint (resident and reclaimed pages it touched; not
+//                             its young set, near empty in an idle guest); above it reclaim
+//                             backs off
 //   rate=64M                  at most this many bytes reclaimed per second
 //   codec=lz4 | codec=zstd    the pool's compressor
 //   pool=32M                  the pool's memory cap (default: a quarter of guest RAM)
@@ -40,7 +42,7 @@ struct ReclaimPolicy {
   uint32_t cold_epochs = 120;                   // cold=
   uint32_t refault_distance = 0;                // refault=; 0: cold_epochs
   uint32_t active_epochs = 0;                   // active=; 0: 4 * cold_epochs
-  double promotion_budget = 0.002;              // budget=, per minute, of the working set
+  double promotion_budget = 0.002;              // budget=, per minute, of the footprint
   uint64_t max_rate = uint64_t{64} << 20;       // rate=, bytes per second
   Codec codec = kDefaultCodec;                  // codec=
   uint64_t pool_limit = 0;                      // pool=; 0: guest RAM / 4

@@ -50,7 +50,7 @@ struct ReclaimStats {
   uint64_t reclaimed_now = 0;         // pages that are reclaimed at present
   uint64_t backoffs = 0;              // epochs that skipped reclaim (promotion budget)
   uint64_t errors = 0;                // passes that failed (named in the log)
-  double promotion_rate = 0;          // refaults per minute / working set, last minute
+  double promotion_rate = 0;          // promotions in the last minute / footprint pages
   LatencyHistogram refault_latency;   // fault seen to page restored
 };
 

@@ -149,13 +149,13 @@ TEST(ReclaimEngineTest, RateLimitsPagesPerEpoch) {
   EXPECT_EQ(rig.engine->stats().reclaimed_pages, 200u);
 }
 
-// The promotion budget: 20 refaults against 120 young pages (17% > 10%) back the next epoch
-// off, with cold candidates waiting; once the refaults are older than a minute reclaim
-// resumes and takes them.
+// The promotion budget: 20 refaults against a footprint of 230 pages (0-179, 200-249: 8.7% > 5%)
+// back the next epoch off, with cold candidates waiting; once the refaults are older than a minute
+// reclaim resumes and takes them.
 TEST(ReclaimEngineTest, BudgetBacksOffAndRecovers) {
   EngineRig rig;
   ReclaimPolicy policy = test_policy(2);
-  policy.promotion_budget = 0.10;
+  policy.promotion_budget = 0.05;
   rig.make_engine(policy);
   const IpaRange hot{page_ipa(0), 100 * kPageSize};
   rig.touch(0, 180);  // 0-99 hot, 100-179 cold
@@ -172,7 +172,7 @@ TEST(ReclaimEngineTest, BudgetBacksOffAndRecovers) {
   rig.dirty.next = {hot};
   const EpochReport backed = rig.epoch();  // epoch 3: 200-249 are cold, but the budget
   EXPECT_TRUE(backed.backed_off);
-  EXPECT_NEAR(backed.promotion_rate, 20.0 / 120.0, 1e-9);
+  EXPECT_NEAR(backed.promotion_rate, 20.0 / 230.0, 1e-9);
   EXPECT_TRUE(rig.reclaimer->take_pages().empty());
   EXPECT_EQ(rig.engine->stats().backoffs, 1u);
 

@@ -21,6 +21,7 @@
 
 #include "hvmm/vmm/fault/fault_handler.h"
 #include "hvmm/vmm/memory/guest_physical.h"
+#include "hvmm/vmm/reclaim/pool/compressed_pool.h"
 #include "hvmm/vmm/reclaim/reclaimer.h"
 
 namespace hvmm::vmm::testing {
@@ -190,7 +191,19 @@ class ReclaimFixture : public ::testing::Test {
     auto made = FaultHandler::create(*physical, std::move(config));
     ASSERT_TRUE(made.ok()) << made.error().message;
     handler = std::move(*made);
-    reclaimer = std::make_unique<Reclaimer>(*physical, handler->uffd(), store, &events);
+    reclaimer = std::make_unique<Reclaimer>(*physical, handler->uffd(), active_store(), &events);
+  }
+  // Use the real CompressedPool (LZ4, no limit) instead of the fake store; before start().
+  void use_compressed_pool() {
+    auto created = CompressedPool::create(PoolConfig{});
+    ASSERT_TRUE(created.ok()) << created.error().message;
+    pool = std::move(*created);
+  }
+  // The store the reclaimer and the fault path use.
+  ReclaimStore& active_store() {
+    if (pool)
+      return *pool;
+    return store;
   }
   void TearDown() override {
     reclaimer.reset();
@@ -215,6 +228,7 @@ class ReclaimFixture : public ::testing::Test {
   }
 
   FakeReclaimStore store;
+  std::unique_ptr<CompressedPool> pool;  // use_compressed_pool(): replaces `store`
   CountingEvents events;
   std::unique_ptr<GuestPhysical> physical;
   std::unique_ptr<FaultHandler> handler;
