@@ -44,8 +44,9 @@ Result<void> GuestPhysical::write(Ipa ipa, std::span<const uint8_t> data) {
 
 // The Translator checks every page before copying, so a failed copy copied nothing: when it
 // refused a page that is not resident (kFailedPrecondition), restore what is reclaimed and
-// copy again. The access stays registered throughout, so no window
-// can take a restored page back before the copy.
+// copy again. Again even when the restore found nothing reclaimed: a guest refault may have
+// brought the page back between the refusal and the restore. The access stays registered
+// throughout, so no window can take a restored page back before the copy.
 template <typename Copy>
 Result<void> GuestPhysical::vmm_access(Ipa ipa, uint64_t size, bool write, Copy&& copy) {
   const IpaRange pages = pages_of(ipa, size);
@@ -58,8 +59,7 @@ Result<void> GuestPhysical::vmm_access(Ipa ipa, uint64_t size, bool write, Copy&
     if (!restoring)
       return restoring.error();
     restored = *restoring;
-    if (restored > 0)
-      done = copy();
+    done = copy();
   }
   ReclaimEvents* events = events_.load(std::memory_order_acquire);
   if (done.ok() && events != nullptr && (write || restored > 0))

@@ -1,6 +1,8 @@
 // Reclaimer: windows of write-protect, copy out, store, commit, unprotect.
 #include "hvmm/vmm/reclaim/reclaimer.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <cstring>
 
@@ -111,6 +113,7 @@ Result<void> Reclaimer::run_window(std::span<const IpaRange> runs, ReclaimBatch&
   }
   WindowCommit commit = physical_.commit_reclaim_window(*stored);
   Result<void> lifted = unprotect(*taken);
+  drop_alias_mappings(*taken);
   ++batch.windows;
   batch.reclaimed += commit.reclaimed.size();
   append(batch.aborted, commit.aborted);
@@ -144,6 +147,18 @@ Result<void> Reclaimer::unprotect(std::span<const WindowRun> taken) {
       first = lifted;
   }
   return first;
+}
+
+// The copy in (b) mapped every page of the window into the alias: drop those mappings again
+// (on a shared memfd mapping this only unmaps; the pages stay in the memfd). Otherwise each
+// page kept resident counts twice in the process's RSS (RssShmem counts every mapping), and
+// an incompressible page would cost the host's figures two pages. Best effort: the next
+// alias access maps the page again anyway.
+void Reclaimer::drop_alias_mappings(std::span<const WindowRun> taken) {
+  for (const WindowRun& run : taken) {
+    [[maybe_unused]] int dropped = ::madvise(physical_.memory().alias_base() + run.offset.value(),
+                                             run.range.size, MADV_DONTNEED);
+  }
 }
 
 // Copy each page out of the alias into a buffer (the store never reads guest memory that a

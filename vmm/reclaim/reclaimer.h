@@ -78,6 +78,8 @@ class Reclaimer final : public PageReclaimer {
   Result<void> protect(std::span<const WindowRun> taken);
   // (d): lift the protection again (every taken run; errors are returned, the first only).
   Result<void> unprotect(std::span<const WindowRun> taken);
+  // After (d): unmap the taken runs from the alias again (the copy mapped them there).
+  void drop_alias_mappings(std::span<const WindowRun> taken);
   // (b): copy out and store each page; the pages the store kept.
   Result<std::vector<Ipa>> store_pages(std::span<const WindowRun> taken, ReclaimBatch& batch);
 
