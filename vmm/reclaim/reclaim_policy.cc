@@ -169,6 +169,8 @@ Result<void> apply_key(std::string_view key, std::string_view value, ReclaimPoli
     (key == "cold"      ? policy.cold_epochs
      : key == "refault" ? policy.refault_distance
                         : policy.active_epochs) = *epochs;
+  } else if (key == "budget" && value == "off") {
+    policy.promotion_budget = kNoPromotionBudget;  // never back off
   } else if (key == "budget" || key == "keep") {
     auto share = parse_unit_share(key, value);
     HVMM_TRY(share);
@@ -288,7 +290,9 @@ std::string format_reclaim_policy(const ReclaimPolicy& policy) {
   items.push_back(fmt::format("cold={}", policy.cold_epochs));
   items.push_back(fmt::format("refault={}", policy.effective_refault_distance()));
   items.push_back(fmt::format("active={}", policy.effective_active_epochs()));
-  items.push_back("budget=" + format_share(policy.promotion_budget));
+  items.push_back(policy.promotion_budget == kNoPromotionBudget
+                      ? std::string("budget=off")
+                      : "budget=" + format_share(policy.promotion_budget));
   items.push_back("rate=" + format_bytes(policy.max_rate));
   items.push_back(fmt::format("codec={}", codec_name(policy.codec)));
   if (policy.pool_limit != 0)

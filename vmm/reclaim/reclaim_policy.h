@@ -13,7 +13,7 @@
 //   budget=0.2%               promotion-rate budget: refaults per minute as a share of the
 //                             VM's footprint (resident and reclaimed pages it touched; not
 //                             its young set, near empty in an idle guest); above it reclaim
-//                             backs off
+//                             backs off; budget=off never backs off
 //   rate=64M                  at most this many bytes reclaimed per second
 //   codec=lz4 | codec=zstd    the pool's compressor
 //   pool=32M                  the pool's memory cap (default: a quarter of guest RAM)
@@ -25,6 +25,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -34,6 +35,9 @@
 #include "hvmm/vmm/reclaim/pool/codec.h"
 
 namespace hvmm::vmm {
+
+// budget=off: no promotion rate is above it.
+inline constexpr double kNoPromotionBudget = std::numeric_limits<double>::infinity();
 
 struct ReclaimPolicy {
   std::optional<uint64_t> target_bytes;         // target=64M

@@ -114,7 +114,7 @@ class ReclaimRun {
     auto policy = parse_reclaim_policy(kPolicy);
     if (!policy)
       return fail(policy.error());
-    policy->promotion_budget = 1e9;
+    policy->promotion_budget = kNoPromotionBudget;  // budget=off
     GuestKernelVmOptions options;
     options.memory = kGuestMemory;
     options.reclaim = *policy;

@@ -38,8 +38,6 @@ constexpr seconds kRequestTimeout{30};
 constexpr seconds kSettleTimeout{90};
 // Epochs without a change of reclaimed_now that count as settled.
 constexpr uint64_t kQuietEpochs = 6;
-// A promotion budget no refault rate reaches (the engine takes any non-negative value).
-constexpr double kNoBudget = 1e9;
 
 #define HVMM_SKIP_WITHOUT_GUEST_KERNEL()                                       \
   do {                                                                         \
@@ -134,7 +132,7 @@ TEST_F(ReclaimTest, IdleGuestKeepsOnlyTheIncompressiblePart) {
   // cold period, pages of the kernel's boot and of the workload itself leave before their
   // next touch (the workload reads its pages back after writing them all), and those
   // refaults would back reclaim off for a minute. This test is about the idle guest.
-  policy.promotion_budget = kNoBudget;
+  policy.promotion_budget = kNoPromotionBudget;
   ASSERT_NO_FATAL_FAILURE(boot(policy));
   const uint64_t expected = testing::mix_checksum(kIdleSeed, kIdlePages);
   const MixCensus census = testing::mix_census(kIdleSeed, kIdlePages);
@@ -206,7 +204,7 @@ TEST_F(ReclaimTest, ConcurrentWriterLosesNoWrite) {
   ReclaimPolicy policy = policy_of("period=100ms,cold=1,rate=1G");
   // The promotion budget (refaults per minute as a share of the footprint, at most 100% in the
   // syntax) would stop reclaim after the first chunks' refaults; this test wants every pass.
-  policy.promotion_budget = kNoBudget;
+  policy.promotion_budget = kNoPromotionBudget;
   ASSERT_NO_FATAL_FAILURE(boot(policy));
   const uint64_t expected = testing::mix_checksum(kWriterSeed, kWriterPages);
   const MixCensus census = testing::mix_census(kWriterSeed, kWriterPages);

@@ -92,6 +92,8 @@ TEST(ReclaimPolicy, ParsesFractions) {
   EXPECT_DOUBLE_EQ(*parsed("target=12.5%").target_fraction, 0.125);
   EXPECT_DOUBLE_EQ(parsed("budget=0.2%").promotion_budget, 0.002);
   EXPECT_DOUBLE_EQ(parsed("budget=0.05").promotion_budget, 0.05);
+  EXPECT_EQ(parsed("budget=off").promotion_budget, kNoPromotionBudget);
+  EXPECT_NE(format_reclaim_policy(parsed("budget=off")).find(",budget=off,"), std::string::npos);
   EXPECT_DOUBLE_EQ(parsed("keep=1").keep_threshold, 1.0);
   EXPECT_DOUBLE_EQ(parsed("keep=0.6").keep_threshold, 0.6);
 }
@@ -183,6 +185,7 @@ TEST(ReclaimPolicy, FormatParseRoundTrips) {
   const std::string_view inputs[] = {
       "",
       "target=64M,period=1s,cold=3",
+      "cold=2,budget=off",
       "target=25%",
       "target=0.3333,budget=0.123%,keep=0.7",
       "target=12345,rate=4097,pool=3K,period=7ms",
