@@ -9,14 +9,6 @@
 #include <cstring>
 
 namespace hvmm::vmm {
-namespace {
-
-// How often a copy may be told EAGAIN with no progress before the fault is failed (as the
-// zero fill: the mm is changing under it).
-constexpr unsigned kMaxStalls = 1000;
-
-}  // namespace
-
 // Round down to a power of two, never below one page.
 uint64_t reclaimed_cluster_size(uint64_t cluster) {
   return cluster < kPageSize ? kPageSize : std::bit_floor(cluster);
@@ -66,37 +58,11 @@ Result<void> RefaultFiller::load(ReclaimedPages& pages, IpaRange run) {
   return Ok();
 }
 
-// UFFDIO_COPY until the end, stepping over existing pages; wake the run when one existed
-// (the kernel woke only what it copied, and the faulting page may be the existing one).
+// UFFDIO_COPY from the bounce buffer over the run.
 Result<ZeroFillOutcome> RefaultFiller::copy(Userfaultfd& uffd, uint8_t* host, uint64_t length) {
-  ZeroFillOutcome outcome;
-  uint64_t at = 0;
-  unsigned stalls = 0;
-  while (at < length) {
-    const FillProgress progress = uffd.copy_range(host + at, bounce_.data() + at, length - at);
-    at += progress.done;
-    outcome.pages_filled += progress.done / kPageSize;
-    if (progress.error == 0 || at >= length) {
-      break;
-    }
-    if (progress.error == EEXIST) {
-      ++outcome.pages_existing;
-      at += kPageSize;
-    } else if (progress.error != EAGAIN) {
-      return make_error(ErrorCode::kInternal,
-                        "userfaultfd copy of [{:#x}, {:#x}) failed at {:#x}: {}",
-                        reinterpret_cast<uint64_t>(host), reinterpret_cast<uint64_t>(host + length),
-                        reinterpret_cast<uint64_t>(host + at), std::strerror(progress.error));
-    } else if (progress.done == 0 && ++stalls > kMaxStalls) {
-      return make_error(
-          ErrorCode::kInternal, "userfaultfd copy of [{:#x}, {:#x}) kept failing with EAGAIN",
-          reinterpret_cast<uint64_t>(host), reinterpret_cast<uint64_t>(host + length));
-    }
-  }
-  if (outcome.pages_existing > 0) {
-    HVMM_TRY(uffd.wake(host, length));
-  }
-  return outcome;
+  return fill_stepping_over_existing(uffd, host, length, "copy", [&](uint64_t at) {
+    return uffd.copy_range(host + at, bounce_.data() + at, length - at);
+  });
 }
 
 }  // namespace hvmm::vmm

@@ -55,17 +55,15 @@ Result<ZeroFillOutcome> ZeroFiller::fill(Userfaultfd& uffd, uint8_t* host, HostO
   return fill_by_ioctl(uffd, host, length);
 }
 
-// Fill page runs until the end, stepping over existing pages; wake the run when one existed
-// (the kernel woke only what it filled, and the faulting page may be an existing one).
-Result<ZeroFillOutcome> ZeroFiller::fill_by_ioctl(Userfaultfd& uffd, uint8_t* host,
-                                                  uint64_t length) const {
+// UFFDIO calls until the end; see the header.
+Result<ZeroFillOutcome> fill_stepping_over_existing(
+    Userfaultfd& uffd, uint8_t* host, uint64_t length, std::string_view what,
+    const std::function<FillProgress(uint64_t at)>& fill) {
   ZeroFillOutcome outcome;
   uint64_t at = 0;
   unsigned stalls = 0;
   while (at < length) {
-    const FillProgress progress = method_ == ZeroFillMethod::kZeroPage
-                                      ? uffd.zero_range(host + at, length - at)
-                                      : uffd.copy_range(host + at, zeros_.data(), length - at);
+    const FillProgress progress = fill(at);
     at += progress.done;
     outcome.pages_filled += progress.done / kPageSize;
     if (progress.error == 0 || at >= length) {
@@ -76,22 +74,30 @@ Result<ZeroFillOutcome> ZeroFiller::fill_by_ioctl(Userfaultfd& uffd, uint8_t* ho
       at += kPageSize;
     } else if (progress.error != EAGAIN) {
       return make_error(ErrorCode::kInternal,
-                        "userfaultfd {} of [{:#x}, {:#x}) failed at {:#x}: {}",
-                        zero_fill_method_name(method_), reinterpret_cast<uint64_t>(host),
-                        reinterpret_cast<uint64_t>(host + length),
+                        "userfaultfd {} of [{:#x}, {:#x}) failed at {:#x}: {}", what,
+                        reinterpret_cast<uint64_t>(host), reinterpret_cast<uint64_t>(host + length),
                         reinterpret_cast<uint64_t>(host + at), std::strerror(progress.error));
     } else if (progress.done == 0 && ++stalls > kMaxStalls) {
-      return make_error(ErrorCode::kInternal,
-                        "userfaultfd {} of [{:#x}, {:#x}) kept failing "
-                        "with EAGAIN",
-                        zero_fill_method_name(method_), reinterpret_cast<uint64_t>(host),
-                        reinterpret_cast<uint64_t>(host + length));
+      return make_error(
+          ErrorCode::kInternal, "userfaultfd {} of [{:#x}, {:#x}) kept failing with EAGAIN", what,
+          reinterpret_cast<uint64_t>(host), reinterpret_cast<uint64_t>(host + length));
     }
   }
   if (outcome.pages_existing > 0) {
     HVMM_TRY(uffd.wake(host, length));
   }
   return outcome;
+}
+
+// UFFDIO_ZEROPAGE, or UFFDIO_COPY from the zero buffer, over the run.
+Result<ZeroFillOutcome> ZeroFiller::fill_by_ioctl(Userfaultfd& uffd, uint8_t* host,
+                                                  uint64_t length) const {
+  return fill_stepping_over_existing(
+      uffd, host, length, zero_fill_method_name(method_), [&](uint64_t at) {
+        return method_ == ZeroFillMethod::kZeroPage
+                   ? uffd.zero_range(host + at, length - at)
+                   : uffd.copy_range(host + at, zeros_.data(), length - at);
+      });
 }
 
 // Allocate the blocks (pages already there are kept as they are), then wake the run: the

@@ -11,6 +11,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <string_view>
 
 #include "hvmm/base/address.h"
 #include "hvmm/base/result.h"
@@ -29,6 +31,15 @@ struct ZeroFillOutcome {
   uint64_t pages_filled = 0;    // pages this call filled
   uint64_t pages_existing = 0;  // pages that were already there (EEXIST)
 };
+
+// Fill [host, host + length) of a registered range with `fill(at)` (one UFFDIO call from
+// offset `at` to the end), stepping over pages another path filled first (EEXIST) and
+// retrying EAGAIN (a concurrent mapping change) a bounded number of times; wake the run when
+// a page existed (the kernel woke only what it filled, and the faulting page may be the
+// existing one). `what` names the operation in errors ("zeropage", "copy").
+Result<ZeroFillOutcome> fill_stepping_over_existing(
+    Userfaultfd& uffd, uint8_t* host, uint64_t length, std::string_view what,
+    const std::function<FillProgress(uint64_t at)>& fill);
 
 class ZeroFiller {
  public:
