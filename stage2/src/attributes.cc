@@ -80,6 +80,8 @@ const char* change_reason_name(ChangeReason reason) {
       return "free-page-report";
     case ChangeReason::kFault:
       return "fault";
+    case ChangeReason::kShootdown:
+      return "shootdown";
   }
   return "unknown";
 }

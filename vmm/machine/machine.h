@@ -42,6 +42,7 @@
 #include "hvmm/vmm/machine/machine_config.h"
 #include "hvmm/vmm/machine/machine_devices.h"
 #include "hvmm/vmm/machine/machine_reclaim.h"
+#include "hvmm/vmm/machine/memory_controls.h"
 #include "hvmm/vmm/machine/vm_stop.h"
 #include "hvmm/vmm/memory/guest_physical.h"
 #include "hvmm/vmm/reclaim/dirty/dirty_log.h"
@@ -94,6 +95,31 @@ class Machine final : public VcpuHost {
   std::optional<ReclaimFigures> reclaim_figures() const;
   // The reclaim engine, or nullptr when the VM has no reclaim.
   ReclaimEngine* reclaim_engine() { return reclaim_ ? &reclaim_->engine() : nullptr; }
+
+  // Memory controls (memory_controls.h, machine_controls.cc). Thread-safe while running.
+  // KVM's MMU figures (available = false without binary stats).
+  KvmMmuStats kvm_mmu_stats() const;
+  // The VMM's stage-2 TLB counters.
+  Stage2TlbFigures stage2_tlb_figures() const;
+  // Drop the stage-2 TLB entries of (VMID, range) and KVM's translations of the range's RAM
+  // without losing contents; the guest's next access builds a fresh translation.
+  Result<Stage2Shootdown> shootdown_stage2(IpaRange range);
+  // Drop every stage-2 TLB entry (the daemon's VMID rollover).
+  void flush_stage2_tlb_all();
+  // Run invalidate_range_start/end over `range` with `reason` (subscribers drop what they
+  // cache, KVM drops its translations); the map and the contents are unchanged.
+  Result<Invalidation> invalidate(IpaRange range, stage2::ChangeReason reason);
+  // test_young (clear false) or clear_young (clear true) over `range`.
+  Result<AgeResult> age(IpaRange range, bool clear);
+  // The pages written since the previous call, within `range`. Fails (kFailedPrecondition)
+  // when the VM has no dirty tracking.
+  Result<DirtyLogSnapshot> take_dirty_log(IpaRange range);
+  // Replace the reclaim policy; it takes effect at the next epoch. Fails
+  // (kFailedPrecondition) when the VM has no reclaim.
+  Result<void> set_reclaim_policy(const ReclaimPolicy& policy);
+  // Run `epochs` reclaim epochs now (serialized with the engine's own). Fails
+  // (kFailedPrecondition) when the VM has no reclaim.
+  Result<ReclaimRun> reclaim_now(unsigned epochs);
 
   void port_io(unsigned vcpu, uint16_t port, bool write, std::span<uint8_t> data) override;
   void mmio(unsigned vcpu, Ipa ipa, bool write, std::span<uint8_t> data,

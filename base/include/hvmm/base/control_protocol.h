@@ -41,6 +41,7 @@ enum class Op : uint16_t {
   kTlbFlush = 6,         // TlbFlushArgs -> TlbFlushResult
   kShutdown = 7,         // ShutdownArgs; the guest answers, then ends with the exit status
   kWorkloadRewrite = 8,  // WorkloadRewriteArgs -> WorkloadRewriteResult
+  kProbe = 9,            // ProbeArgs -> ProbeResult
 };
 
 enum class Status : int32_t {
@@ -105,6 +106,16 @@ struct WorkloadRewriteArgs {
   uint32_t reserved;  // 0
 };
 
+// Access 4 bytes at a guest-physical address through an uncached kernel mapping: RAM, a
+// device, or nothing at all (the VMM then logs an unbacked access). `ipa` must be 4-byte
+// aligned and below 2^52, `flags` only kProbeWrite, else kBadArguments.
+inline constexpr uint32_t kProbeWrite = 1u << 0;
+struct ProbeArgs {
+  uint64_t ipa;
+  uint32_t flags;  // kProbeWrite
+  uint32_t value;  // written with kProbeWrite
+};
+
 struct ShutdownArgs {
   uint32_t exit_status;  // the byte the guest writes to port 0xf4
 };
@@ -121,6 +132,7 @@ struct ControlRequest {
     TlbFlushArgs tlb_flush;
     ShutdownArgs shutdown;
     WorkloadRewriteArgs workload_rewrite;
+    ProbeArgs probe;
   } args;
 };
 
@@ -161,6 +173,11 @@ struct TlbFlushResult {
   uint64_t duration_ns;
 };
 
+struct ProbeResult {
+  uint32_t value;  // read (or, with kProbeWrite, the value written)
+  uint32_t reserved;
+};
+
 struct ControlResponse {
   uint32_t magic;  // kResponseMagic
   uint16_t version;
@@ -176,11 +193,13 @@ struct ControlResponse {
     MemStatsResult mem_stats;
     TlbFlushResult tlb_flush;
     WorkloadRewriteResult workload_rewrite;
+    ProbeResult probe;
   } result;
 };
 
 static_assert(sizeof(WorkloadStartArgs) == 24);
 static_assert(sizeof(TlbFlushArgs) == 24);
+static_assert(sizeof(ProbeArgs) == 16);
 static_assert(sizeof(WorkloadRewriteArgs) == 32);
 static_assert(sizeof(WorkloadRewriteResult) == 24);
 static_assert(sizeof(ControlRequest) == 64);

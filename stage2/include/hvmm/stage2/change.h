@@ -34,6 +34,7 @@ enum class ChangeReason : uint8_t {
   kAging,
   kFreePageReport,  // the guest reported free pages (virtio-balloon free page reporting)
   kFault,           // a guest touch of a non-resident page made it resident again
+  kShootdown,       // a stage-2 TLB shootdown or an invalidation asked for from outside
 };
 
 // Return the lower-case name of a reason ("balloon", "free-page-report").
