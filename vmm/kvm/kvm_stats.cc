@@ -112,6 +112,10 @@ Result<KvmStatsFile> KvmStatsFile::open(int fd, const std::string& what) {
   UniqueFd stats(::ioctl(fd, KVM_GET_STATS_FD, 0));
   if (!stats.valid())
     return ioctl_error(fmt::format("KVM_GET_STATS_FD on {}", what).c_str());
+  return adopt(std::move(stats), what);
+}
+
+Result<KvmStatsFile> KvmStatsFile::adopt(UniqueFd stats, const std::string& what) {
   const int raw = stats.get();
   auto layout = read_kvm_stats_layout([&](uint64_t offset, std::span<uint8_t> out) -> Result<void> {
     const ssize_t n = ::pread(raw, out.data(), out.size(), static_cast<off_t>(offset));
@@ -119,8 +123,7 @@ Result<KvmStatsFile> KvmStatsFile::open(int fd, const std::string& what) {
       return make_error(ErrorCode::kInternal, "reading the KVM stats of {}: {}", what,
                         std::strerror(errno));
     if (static_cast<size_t>(n) != out.size())
-      return malformed("{} bytes at offset {} of {}'s file, only {} there", out.size(), offset,
-                       what, n);
+      return malformed("{} bytes wanted at offset {}, {} there", out.size(), offset, n);
     return Ok();
   });
   if (!layout)

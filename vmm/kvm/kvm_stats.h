@@ -78,6 +78,8 @@ class KvmStatsFile {
  public:
   // KVM_GET_STATS_FD on `fd` (a VM or vCPU fd; `what` names it in errors), then its layout.
   static Result<KvmStatsFile> open(int fd, const std::string& what);
+  // Read the layout of `stats`, an open stats file (or, in tests, a file holding one).
+  static Result<KvmStatsFile> adopt(UniqueFd stats, const std::string& what);
 
   const KvmStatsLayout& layout() const { return layout_; }
   // The first value of each statistic of `names` (nullopt for a name the file lacks), from
