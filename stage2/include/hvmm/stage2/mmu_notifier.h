@@ -118,6 +118,8 @@ class NotifierRegistry {
   void release();
 
   NotifierStats stats() const;
+  // Live subscriptions whose interval overlaps `range` (what an invalidation of it reaches).
+  size_t count_overlapping(IpaRange range) const;
 
  private:
   friend class IntervalSubscription;
