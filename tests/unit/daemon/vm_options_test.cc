@@ -1,5 +1,6 @@
-// Tests of `hvmm run` argument parsing and validation: sizes, ranges, files, kernels.
-#include "hvmm/vmm/machine/run_options.h"
+// Tests of VmOptions validation: sizes, ranges, files, kernels, logs and reclaim, each error
+// starting with the field it is about.
+#include "hvmm/daemon/options/vm_options.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -8,16 +9,15 @@
 #include <cstdio>
 #include <fstream>
 
-#include "hvmm/cli/cli.h"
 #include "test_support.h"
 
-namespace hvmm::vmm {
+namespace hvmm::daemon {
 namespace {
 
 // A file in the temp directory that is removed with the object.
 struct TempFile {
   explicit TempFile(const std::vector<uint8_t>& contents) {
-    char name[] = "/tmp/hvmm-run-options-XXXXXX";
+    char name[] = "/tmp/hvmm-vm-options-XXXXXX";
     int fd = mkstemp(name);
     path = name;
     [[maybe_unused]] ssize_t n = write(fd, contents.data(), contents.size());
@@ -27,126 +27,127 @@ struct TempFile {
   std::string path;
 };
 
+using vmm::kDefaultConsoleLogMax;
+using vmm::LogFileKind;
+namespace testing = vmm::testing;
+
 const std::vector<uint8_t> kKernel = testing::PvhElfBuilder().build();
 
 // The error message of validating `options`, or "" when valid.
-std::string config_error(const RunOptions& options, unsigned max_vcpus = 8) {
+std::string config_error(const VmOptions& options, unsigned max_vcpus = 8) {
   auto config = make_machine_config(options, kKernel, max_vcpus);
   return config ? "" : config.error().message;
 }
 
-// Sizes accept plain bytes and binary K/M/G suffixes in either case.
-TEST(RunOptions, ParsesSizes) {
-  EXPECT_EQ(*parse_size("4096"), 4096u);
-  EXPECT_EQ(*parse_size("64K"), 64u << 10);
-  EXPECT_EQ(*parse_size("128M"), 128u << 20);
-  EXPECT_EQ(*parse_size("128m"), 128u << 20);
-  EXPECT_EQ(*parse_size("2G"), uint64_t{2} << 30);
-  EXPECT_EQ(*parse_size("1GiB"), uint64_t{1} << 30);
-}
-
-// Garbage, unknown suffixes and overflow are errors that quote the text.
-TEST(RunOptions, RejectsBadSizes) {
-  EXPECT_NE(parse_size("").error().message.find("is not a size"), std::string::npos);
-  EXPECT_NE(parse_size("M").error().message.find("is not a size"), std::string::npos);
-  EXPECT_NE(parse_size("12X").error().message.find("unknown size suffix 'X'"), std::string::npos);
-  EXPECT_NE(parse_size("-5M").error().message.find("is not a size"), std::string::npos);
-  EXPECT_NE(parse_size("99999999999999G").error().message.find("too large"), std::string::npos);
-}
-
-// Defaults with the bundled kernel make a valid 128 MiB, one-vCPU config.
-TEST(RunOptions, DefaultsAreValid) {
-  auto config = make_machine_config(RunOptions{}, kKernel, 8);
+// Defaults with the bundled kernel make a valid 128 MiB, one-vCPU config named "run".
+TEST(VmOptions, DefaultsAreValid) {
+  auto config = make_machine_config(VmOptions{}, kKernel, 8);
   ASSERT_TRUE(config.ok()) << config.error().message;
   EXPECT_EQ(config->memory_size, 128u << 20);
   EXPECT_EQ(config->vcpus, 1u);
   EXPECT_EQ(config->kernel, kKernel);
+  EXPECT_EQ(config->name, "run");
+  EXPECT_FALSE(config->dirty_tracking);
 }
 
-// Zero, tiny, absurd and unaligned memory sizes are refused naming --memory.
-TEST(RunOptions, RejectsBadMemory) {
-  for (const char* memory : {"0", "1M", "1T", "300G", "12345", "lots"}) {
-    RunOptions options;
-    options.memory = memory;
-    EXPECT_NE(config_error(options).find("--memory"), std::string::npos) << memory;
+// The name is carried into the config (logs and fault records use it).
+TEST(VmOptions, CarriesTheName) {
+  VmOptions options{};
+  options.name = "web-1";
+  EXPECT_EQ(make_machine_config(options, kKernel, 8)->name, "web-1");
+}
+
+// Zero, tiny, absurd and unaligned memory sizes are refused naming memory_bytes first.
+TEST(VmOptions, RejectsBadMemory) {
+  for (uint64_t memory : {uint64_t{0}, uint64_t{1} << 20, uint64_t{1} << 40, uint64_t{300} << 30,
+                          uint64_t{12345}, uint64_t{4096}, UINT64_MAX}) {
+    VmOptions options;
+    options.memory_bytes = memory;
+    EXPECT_EQ(config_error(options).rfind("memory_bytes: must be ", 0), 0u) << memory;
   }
+  VmOptions options{};
+  options.memory_bytes = 4096;
+  EXPECT_EQ(config_error(options), "memory_bytes: must be between 2M and 256G (got 4096 bytes)");
+  options.memory_bytes = (uint64_t{64} << 20) + 512;
+  EXPECT_EQ(config_error(options), "memory_bytes: must be a multiple of 4K (got 67109376 bytes)");
+  options.memory_bytes = uint64_t{256} << 30;
+  EXPECT_EQ(config_error(options), "");
 }
 
 // vCPU counts must be 1..KVM's limit.
-TEST(RunOptions, RejectsBadVcpuCount) {
-  RunOptions options;
+TEST(VmOptions, RejectsBadVcpuCount) {
+  VmOptions options{};
   options.vcpus = 0;
-  EXPECT_NE(config_error(options).find("--vcpus 0"), std::string::npos);
+  EXPECT_EQ(config_error(options).rfind("vcpus: must be between 1 and 8", 0), 0u);
   options.vcpus = 9;
-  EXPECT_NE(config_error(options, 8).find("--vcpus 9: must be between 1 and 8"), std::string::npos);
+  EXPECT_EQ(config_error(options, 8),
+            "vcpus: must be between 1 and 8 (KVM's limit here is 8; got 9)");
   options.vcpus = 8;
   EXPECT_EQ(config_error(options, 8), "");
 }
 
 // After KVM is open its own limit is checked by itself, still as an argument error.
-TEST(RunOptions, ChecksVcpusAgainstKvmLimit) {
+TEST(VmOptions, ChecksVcpusAgainstKvmLimit) {
   EXPECT_TRUE(check_vcpu_limit(4, 4).ok());
   EXPECT_EQ(check_vcpu_limit(5, 4).error().message,
-            "--vcpus 5: must be between 1 and 4 (KVM's limit here is 4)");
+            "vcpus: must be between 1 and 4 (KVM's limit here is 4; got 5)");
   EXPECT_EQ(check_vcpu_limit(256, 1024).error().message,
-            "--vcpus 256: must be between 1 and 255 (hvmm's limit is 255)");
+            "vcpus: must be between 1 and 255 (hvmm's limit is 255; got 256)");
   EXPECT_EQ(check_vcpu_limit(0, 1024).error().code, ErrorCode::kInvalidArgument);
 }
 
-// A 1 TiB sparse --initrd or --kernel is refused from its size, before a byte is allocated
+// A 1 TiB sparse initrd or kernel is refused from its size, before a byte is allocated
 // (it used to abort with std::bad_alloc).
-TEST(RunOptions, RejectsFilesLargerThanRam) {
+TEST(VmOptions, RejectsFilesLargerThanRam) {
   TempFile sparse(std::vector<uint8_t>{});
   ASSERT_EQ(::truncate(sparse.path.c_str(), int64_t{1} << 40), 0);
   std::string sizes =
       "is 1099511627776 bytes (1T), larger than the guest's RAM of 134217728 bytes (128M)";
-  RunOptions options;
+  VmOptions options{};
   options.initrd = sparse.path;
-  EXPECT_NE(config_error(options).find("--initrd '" + sparse.path + "' " + sizes),
-            std::string::npos)
+  EXPECT_EQ(config_error(options).rfind("initrd: '" + sparse.path + "' " + sizes, 0), 0u)
       << config_error(options);
   options.initrd.clear();
   options.kernel = sparse.path;
-  EXPECT_NE(config_error(options).find("--kernel '" + sparse.path + "' " + sizes),
-            std::string::npos)
+  EXPECT_EQ(config_error(options).rfind("kernel: '" + sparse.path + "' " + sizes, 0), 0u)
       << config_error(options);
 }
 
 // An initrd that fits RAM but not the room left below the kernel-free top of low RAM is
 // refused from its size too, before it is read.
-TEST(RunOptions, RejectsInitrdThatCannotBePlaced) {
+TEST(VmOptions, RejectsInitrdThatCannotBePlaced) {
   TempFile big(std::vector<uint8_t>{});
   ASSERT_EQ(::truncate(big.path.c_str(), 127 << 20), 0);
-  RunOptions options;
+  VmOptions options{};
   options.initrd = big.path;
-  EXPECT_NE(config_error(options).find("--initrd " + big.path + ": "), std::string::npos)
+  EXPECT_EQ(config_error(options).rfind("initrd: '" + big.path + "': initrd of ", 0), 0u)
       << config_error(options);
 }
 
-// A FIFO as --kernel or --initrd is refused at once instead of hanging in open().
-TEST(RunOptions, RejectsFifoInputsWithoutHanging) {
-  std::string fifo = fmt::format("/tmp/hvmm-run-options-fifo-{}", ::getpid());
+// A FIFO as kernel or initrd is refused at once instead of hanging in open().
+TEST(VmOptions, RejectsFifoInputsWithoutHanging) {
+  std::string fifo = fmt::format("/tmp/hvmm-vm-options-fifo-{}", ::getpid());
   std::remove(fifo.c_str());
   ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
-  for (const char* option : {"--kernel", "--initrd"}) {
+  for (const char* field : {"kernel", "initrd"}) {
     int code = testing::run_with_timeout([&] {
-      RunOptions options;
-      (std::string(option) == "--kernel" ? options.kernel : options.initrd) = fifo;
+      VmOptions options;
+      (std::string(field) == "kernel" ? options.kernel : options.initrd) = fifo;
       std::string expected =
-          fmt::format("{} '{}' is a FIFO (named pipe), not a regular file", option, fifo);
+          fmt::format("{}: '{}' is a FIFO (named pipe), not a regular file", field, fifo);
       return config_error(options) == expected ? 0 : 1;
     });
-    EXPECT_EQ(code, 0) << option << (code < 0 ? " hung" : " gave another error");
+    EXPECT_EQ(code, 0) << field << (code < 0 ? " hung" : " gave another error");
   }
   std::remove(fifo.c_str());
 }
 
 // The logs are opened while validating, so their errors are argument errors (status 120)
 // found before any VM (or /dev/kvm) exists, and the config carries the open descriptors.
-TEST(RunOptions, OpensLogsBeforeAnyVm) {
+TEST(VmOptions, OpensLogsBeforeAnyVm) {
   TempFile console(std::vector<uint8_t>{'o', 'l', 'd'});
   TempFile faults(std::vector<uint8_t>{'o', 'l', 'd'});
-  RunOptions options;
+  VmOptions options{};
   options.console_log = console.path;
   options.fault_log = faults.path;
   auto config = make_machine_config(options, kKernel, 8);
@@ -166,84 +167,76 @@ TEST(RunOptions, OpensLogsBeforeAnyVm) {
   auto refused = make_machine_config(options, kKernel, 8);
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.error().code, ErrorCode::kInvalidArgument);
-  EXPECT_NE(refused.error().message.find("cannot open --fault-log '/nonexistent/dir/faults.log'"),
-            std::string::npos);
+  EXPECT_EQ(refused.error().message.rfind(
+                "fault_log: cannot open '/nonexistent/dir/faults.log': No such file", 0),
+            0u)
+      << refused.error().message;
 }
 
-// A log FIFO without a reader is refused at once for either option.
-TEST(RunOptions, RejectsLogFifoWithoutReader) {
-  std::string fifo = fmt::format("/tmp/hvmm-run-options-log-fifo-{}", ::getpid());
+// A log FIFO without a reader is refused at once for either log.
+TEST(VmOptions, RejectsLogFifoWithoutReader) {
+  std::string fifo = fmt::format("/tmp/hvmm-vm-options-log-fifo-{}", ::getpid());
   std::remove(fifo.c_str());
   ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
-  for (const char* option : {"--console-log", "--fault-log"}) {
+  for (const char* field : {"console_log", "fault_log"}) {
     int code = testing::run_with_timeout([&] {
-      RunOptions options;
-      (std::string(option) == "--console-log" ? options.console_log : options.fault_log) = fifo;
-      return config_error(options).find(
-                 fmt::format("{} '{}' is a FIFO with no reader", option, fifo)) != std::string::npos
+      VmOptions options;
+      (std::string(field) == "console_log" ? options.console_log : options.fault_log) = fifo;
+      return config_error(options).rfind(
+                 fmt::format("{}: '{}' is a FIFO with no reader", field, fifo), 0) == 0
                  ? 0
                  : 1;
     });
-    EXPECT_EQ(code, 0) << option << (code < 0 ? " hung" : " gave another error");
+    EXPECT_EQ(code, 0) << field << (code < 0 ? " hung" : " gave another error");
   }
   std::remove(fifo.c_str());
 }
 
-// --console-log-max takes sizes; 0 is no cap; the default is 64M; garbage is named.
-TEST(RunOptions, ParsesConsoleLogMax) {
-  RunOptions options;
+// console_log_max_bytes goes into the config as given; 0 is no cap; the default is 64 MiB.
+TEST(VmOptions, CarriesConsoleLogMax) {
+  VmOptions options{};
   EXPECT_EQ(make_machine_config(options, kKernel, 8)->console_log_max, kDefaultConsoleLogMax);
-  EXPECT_EQ(kDefaultConsoleLogMax, *parse_size(options.console_log_max));
-  options.console_log_max = "1K";
+  EXPECT_EQ(kDefaultConsoleLogMax, uint64_t{64} << 20);
+  options.console_log_max_bytes = 1024;
   EXPECT_EQ(make_machine_config(options, kKernel, 8)->console_log_max, 1024u);
-  options.console_log_max = "0";
+  options.console_log_max_bytes = 0;
   EXPECT_EQ(make_machine_config(options, kKernel, 8)->console_log_max, 0u);
-  options.console_log_max = "lots";
-  EXPECT_EQ(config_error(options),
-            "--console-log-max: 'lots' is not a size (expected a number with an optional K, M or "
-            "G suffix)");
 }
 
-// --fault-around takes 0 or a power of two from 4K to 2M (default 2M); anything else is an
-// argument error naming the option.
-TEST(RunOptions, ParsesFaultAround) {
-  RunOptions options;
+// fault_around_bytes takes 0 or a power of two from 4K to 2M (default 2M); anything else is
+// an error naming the field.
+TEST(VmOptions, ChecksFaultAround) {
+  VmOptions options{};
   EXPECT_EQ(make_machine_config(options, kKernel, 8)->faults.fault_around_max, 2u << 20);
-  for (const auto& [text, bytes] : std::vector<std::pair<std::string, uint64_t>>{
-           {"0", 0}, {"4K", 4096}, {"64K", 65536}, {"2M", 2u << 20}}) {
-    options.fault_around = text;
+  for (uint64_t bytes : {uint64_t{0}, uint64_t{4096}, uint64_t{65536}, uint64_t{2} << 20}) {
+    options.fault_around_bytes = bytes;
     auto config = make_machine_config(options, kKernel, 8);
-    ASSERT_TRUE(config.ok()) << text << ": " << config.error().message;
-    EXPECT_EQ(config->faults.fault_around_max, bytes) << text;
+    ASSERT_TRUE(config.ok()) << bytes << ": " << config.error().message;
+    EXPECT_EQ(config->faults.fault_around_max, bytes);
   }
-  for (const char* bad : {"2K", "12K", "4M", "1G"}) {
-    options.fault_around = bad;
+  for (uint64_t bad : {uint64_t{2048}, uint64_t{12288}, uint64_t{4} << 20, uint64_t{1} << 30}) {
+    options.fault_around_bytes = bad;
     EXPECT_EQ(config_error(options),
-              fmt::format("--fault-around {}: must be a power of two from 4K to 2M, or 0 for one "
+              fmt::format("fault_around_bytes: must be a power of two from 4K to 2M, or 0 for one "
                           "page per fault (got {} bytes)",
-                          bad, *parse_size(bad)));
+                          bad));
   }
-  options.fault_around = "wide";
-  EXPECT_EQ(config_error(options).rfind("--fault-around: 'wide' is not a size", 0), 0u)
-      << config_error(options);
 }
 
-// --userfaultfd is on by default and takes only on or off.
-TEST(RunOptions, ParsesUserfaultfd) {
-  RunOptions options;
+// userfaultfd is on by default and carried into the fault config.
+TEST(VmOptions, CarriesUserfaultfd) {
+  VmOptions options{};
   EXPECT_TRUE(make_machine_config(options, kKernel, 8)->faults.userfaultfd);
-  options.userfaultfd = "off";
+  options.userfaultfd = false;
   EXPECT_FALSE(make_machine_config(options, kKernel, 8)->faults.userfaultfd);
-  options.userfaultfd = "yes";
-  EXPECT_EQ(config_error(options), "--userfaultfd yes: must be on or off");
 }
 
-// --stats is opened while validating (truncating a regular file); a bad path is named.
-TEST(RunOptions, OpensStatsFileBeforeAnyVm) {
+// The stats file is opened while validating (truncating a regular file); a bad path is named.
+TEST(VmOptions, OpensStatsFileBeforeAnyVm) {
   TempFile stats(std::vector<uint8_t>{'o', 'l', 'd'});
-  RunOptions options;
+  VmOptions options{};
   EXPECT_FALSE(make_machine_config(options, kKernel, 8)->stats_file.has_value());
-  options.stats = stats.path;
+  options.stats_file = stats.path;
   auto config = make_machine_config(options, kKernel, 8);
   ASSERT_TRUE(config.ok()) << config.error().message;
   ASSERT_TRUE(config->stats_file.has_value());
@@ -251,48 +244,57 @@ TEST(RunOptions, OpensStatsFileBeforeAnyVm) {
   struct stat info {};
   ASSERT_EQ(::stat(stats.path.c_str(), &info), 0);
   EXPECT_EQ(info.st_size, 0) << "the stats file is truncated";
-  options.stats = "/nonexistent/dir/stats.json";
-  EXPECT_NE(config_error(options).find("cannot open --stats '/nonexistent/dir/stats.json'"),
-            std::string::npos)
+  options.stats_file = "/nonexistent/dir/stats.json";
+  EXPECT_EQ(config_error(options).rfind("stats_file: cannot open '/nonexistent/dir/stats.json'", 0),
+            0u)
       << config_error(options);
 }
 
-// A missing kernel or initrd file is named with the option.
-TEST(RunOptions, RejectsMissingFiles) {
-  RunOptions options;
+// A missing kernel or initrd file is named with the field.
+TEST(VmOptions, RejectsMissingFiles) {
+  VmOptions options{};
   options.kernel = "/nonexistent/kernel.elf";
-  EXPECT_NE(config_error(options).find("cannot open --kernel '/nonexistent/kernel.elf'"),
-            std::string::npos);
+  EXPECT_EQ(config_error(options),
+            "kernel: cannot open '/nonexistent/kernel.elf': No such file or directory");
   options.kernel.clear();
   options.initrd = "/nonexistent/initrd";
-  EXPECT_NE(config_error(options).find("cannot open --initrd"), std::string::npos);
+  EXPECT_EQ(config_error(options).rfind("initrd: cannot open", 0), 0u);
 }
 
 // A file that is not a PVH kernel is refused before any VM exists.
-TEST(RunOptions, RejectsInvalidKernelFile) {
+TEST(VmOptions, RejectsInvalidKernelFile) {
   TempFile text(std::vector<uint8_t>{'h', 'e', 'l', 'l', 'o'});
-  RunOptions options;
+  VmOptions options{};
   options.kernel = text.path;
-  EXPECT_NE(config_error(options).find("not an ELF file"), std::string::npos);
+  const std::string error = config_error(options);
+  EXPECT_EQ(error.rfind("kernel: '" + text.path + "': ", 0), 0u) << error;
+  EXPECT_NE(error.find("not an ELF file"), std::string::npos) << error;
+  const std::vector<uint8_t> garbage{'n', 'o'};
+  auto bundled = make_machine_config(VmOptions{}, garbage, 8);
+  ASSERT_FALSE(bundled.ok());
+  EXPECT_EQ(bundled.error().message.rfind("kernel: bundled kernel: ", 0), 0u)
+      << bundled.error().message;
 }
 
 // A kernel that does not fit the requested memory is refused naming the placement.
-TEST(RunOptions, RejectsKernelOutsideMemory) {
+TEST(VmOptions, RejectsKernelOutsideMemory) {
   testing::PvhElfBuilder builder;
   builder.segments.push_back({64 << 20, {1}, 0x1000});
   TempFile kernel(builder.build());
-  RunOptions options;
+  VmOptions options{};
   options.kernel = kernel.path;
-  options.memory = "32M";
-  EXPECT_NE(config_error(options).find("outside guest RAM"), std::string::npos);
-  options.memory = "128M";
+  options.memory_bytes = 32 << 20;
+  const std::string error = config_error(options);
+  EXPECT_EQ(error.rfind("kernel: ", 0), 0u) << error;
+  EXPECT_NE(error.find("outside guest RAM (raise memory_bytes"), std::string::npos) << error;
+  options.memory_bytes = 128 << 20;
   EXPECT_EQ(config_error(options), "");
 }
 
 // A readable initrd is read into the config.
-TEST(RunOptions, ReadsInitrd) {
+TEST(VmOptions, ReadsInitrd) {
   TempFile initrd(std::vector<uint8_t>{1, 2, 3});
-  RunOptions options;
+  VmOptions options{};
   options.initrd = initrd.path;
   auto config = make_machine_config(options, kKernel, 8);
   ASSERT_TRUE(config.ok()) << config.error().message;
@@ -301,20 +303,24 @@ TEST(RunOptions, ReadsInitrd) {
 }
 
 // Too long a command line is refused before anything else is read.
-TEST(RunOptions, RejectsLongCommandLine) {
-  RunOptions options;
+TEST(VmOptions, RejectsLongCommandLine) {
+  VmOptions options{};
   options.cmdline = std::string(5000, 'a');
-  EXPECT_NE(config_error(options).find("--cmdline is 5000 bytes long"), std::string::npos);
+  options.kernel = "/nonexistent/kernel.elf";
+  EXPECT_EQ(config_error(options).rfind("cmdline: 5000 bytes long", 0), 0u)
+      << config_error(options);
+  options.cmdline = std::string("a\0b", 3);
+  EXPECT_EQ(config_error(options), "cmdline: contains a NUL byte");
 }
 
-// Without --reclaim there is no reclaim; with it the policy is parsed at argument time,
-// "" being the default policy.
-TEST(RunOptions, ParsesReclaimPolicy) {
-  RunOptions options;
+// Without a policy there is no reclaim; with one the policy is parsed at validation, ""
+// being the default policy.
+TEST(VmOptions, ParsesReclaimPolicy) {
+  VmOptions options{};
   EXPECT_FALSE(make_machine_config(options, kKernel, 8)->reclaim);
   const std::string dir = ::testing::TempDir();
-  options.reclaim = "target=64M,period=1s,cold=3";
-  options.reclaim_swap = dir + "/run_options_swap.bin";
+  options.reclaim_policy.emplace("target=64M,period=1s,cold=3");
+  options.reclaim_swap = dir + "/vm_options_swap.bin";
   auto config = make_machine_config(options, kKernel, 8);
   ASSERT_TRUE(config.ok()) << config.error().message;
   ASSERT_TRUE(config->reclaim);
@@ -322,7 +328,7 @@ TEST(RunOptions, ParsesReclaimPolicy) {
   EXPECT_EQ(config->reclaim->cold_epochs, 3u);
   ASSERT_TRUE(config->reclaim_swap);
   EXPECT_EQ(config->reclaim_swap->path(), options.reclaim_swap);
-  options.reclaim = "";
+  options.reclaim_policy.emplace("");
   options.reclaim_swap.clear();
   auto defaults = make_machine_config(options, kKernel, 8);
   ASSERT_TRUE(defaults.ok()) << defaults.error().message;
@@ -331,83 +337,82 @@ TEST(RunOptions, ParsesReclaimPolicy) {
   EXPECT_FALSE(defaults->reclaim_swap);
 }
 
-// --reclaim-swap is opened with the arguments: a FIFO or a device node is an argument error
-// naming the flag and the path.
-TEST(RunOptions, RejectsASwapFileThatIsNotARegularFile) {
-  RunOptions options;
-  options.reclaim = "";
+// The swap file is opened with the options: a FIFO or a device node is an error naming the
+// field and the path.
+TEST(VmOptions, RejectsASwapFileThatIsNotARegularFile) {
+  VmOptions options{};
+  options.reclaim_policy.emplace("");
   options.reclaim_swap = "/dev/null";
   const std::string error = config_error(options);
-  EXPECT_NE(error.find("--reclaim-swap"), std::string::npos) << error;
+  EXPECT_EQ(error.rfind("reclaim_swap: ", 0), 0u) << error;
   EXPECT_NE(error.find("/dev/null"), std::string::npos) << error;
 }
 
-// A bad policy is an argument error carrying the parser's message; --reclaim-swap needs
-// --reclaim, and --reclaim needs userfaultfd.
-TEST(RunOptions, RejectsBadReclaimOptions) {
-  RunOptions options;
-  options.reclaim = "cold=0";
-  EXPECT_EQ(config_error(options), "--reclaim: reclaim policy: cold=0: must be at least 1 epoch");
-  options.reclaim = "codec=gzip";
+// A bad policy is an error carrying the parser's message; reclaim_swap needs a policy, and
+// a policy needs userfaultfd.
+TEST(VmOptions, RejectsBadReclaimOptions) {
+  VmOptions options{};
+  options.reclaim_policy.emplace("cold=0");
   EXPECT_EQ(config_error(options),
-            "--reclaim: reclaim policy: codec=gzip: unknown codec (expected lz4 or zstd)");
-  options.reclaim = "cold=3";
-  options.userfaultfd = "off";
+            "reclaim_policy: reclaim policy: cold=0: must be at least 1 epoch");
+  options.reclaim_policy.emplace("codec=gzip");
   EXPECT_EQ(config_error(options),
-            "--reclaim: needs --userfaultfd on (reclaimed pages come back through userfaultfd)");
-  options = RunOptions{};
+            "reclaim_policy: reclaim policy: codec=gzip: unknown codec (expected lz4 or zstd)");
+  options.reclaim_policy.emplace("cold=3");
+  options.userfaultfd = false;
+  EXPECT_EQ(config_error(options),
+            "reclaim_policy: needs userfaultfd on (reclaimed pages come back through "
+            "userfaultfd)");
+  options = VmOptions{};
   options.reclaim_swap = "swap.bin";
   EXPECT_EQ(config_error(options),
-            "--reclaim-swap swap.bin: needs --reclaim (the swap file is behind the reclaim pool)");
+            "reclaim_swap: needs reclaim_policy (the swap file is behind the reclaim pool)");
 }
 
-// The CLI maps every option onto RunOptions.
-TEST(RunCli, ParsesEveryOption) {
-  auto options = cli::parse_run_arguments(
-      {"--kernel",       "k.elf",   "--initrd",          "i.img",  "--cmdline",      "a b",
-       "--memory",       "64M",     "--vcpus",           "3",      "--fault-log",    "f.log",
-       "--console-log",  "c.log",   "--console-log-max", "1M",     "--fault-around", "64K",
-       "--userfaultfd",  "off",     "--stats",           "s.json", "--reclaim",      "cold=3",
-       "--reclaim-swap", "swap.bin"});
-  ASSERT_TRUE(options.ok()) << options.error().message;
-  EXPECT_EQ(options->kernel, "k.elf");
-  EXPECT_EQ(options->initrd, "i.img");
-  EXPECT_EQ(options->cmdline, "a b");
-  EXPECT_EQ(options->memory, "64M");
-  EXPECT_EQ(options->vcpus, 3u);
-  EXPECT_EQ(options->fault_log, "f.log");
-  EXPECT_EQ(options->console_log, "c.log");
-  EXPECT_EQ(options->console_log_max, "1M");
-  EXPECT_EQ(options->fault_around, "64K");
-  EXPECT_EQ(options->userfaultfd, "off");
-  EXPECT_EQ(options->stats, "s.json");
-  EXPECT_EQ(options->reclaim, "cold=3");
-  EXPECT_EQ(options->reclaim_swap, "swap.bin");
+// dirty_tracking alone turns KVM dirty tracking on; with a policy that names no dirty= the
+// policy follows it, and one that names the other kind is a contradiction.
+TEST(VmOptions, DirtyTrackingAndTheReclaimPolicy) {
+  VmOptions options{};
+  options.dirty_tracking = vmm::DirtyTracking::kRing;
+  auto alone = make_machine_config(options, kKernel, 8);
+  ASSERT_TRUE(alone.ok()) << alone.error().message;
+  EXPECT_EQ(alone->dirty_tracking, vmm::DirtyTracking::kRing);
+  EXPECT_FALSE(alone->reclaim);
+
+  options.reclaim_policy.emplace("cold=3");
+  auto follows = make_machine_config(options, kKernel, 8);
+  ASSERT_TRUE(follows.ok()) << follows.error().message;
+  EXPECT_EQ(follows->reclaim->dirty, vmm::DirtyTracking::kRing);
+  EXPECT_EQ(follows->dirty_tracking, vmm::DirtyTracking::kRing);
+
+  options.reclaim_policy.emplace("cold=3,dirty=ring");
+  EXPECT_EQ(config_error(options), "");
+  options.reclaim_policy.emplace("dirty=log,cold=3");
+  EXPECT_EQ(config_error(options),
+            "dirty_tracking: contradicts the dirty=log of reclaim_policy (a VM has one kind of "
+            "dirty tracking; got ring)");
+
+  options.dirty_tracking.reset();
+  auto policy_only = make_machine_config(options, kKernel, 8);
+  ASSERT_TRUE(policy_only.ok());
+  EXPECT_FALSE(policy_only->dirty_tracking) << "the Machine takes the policy's own";
 }
 
-// --reclaim is absent unless given, and may be given the empty (default) policy.
-TEST(RunCli, ReclaimIsOptionalAndMayBeEmpty) {
-  EXPECT_FALSE(cli::parse_run_arguments({})->reclaim);
-  auto options = cli::parse_run_arguments({"--reclaim", ""});
-  ASSERT_TRUE(options.ok()) << options.error().message;
-  EXPECT_EQ(options->reclaim, "");
-}
-
-// --console-log-max without --console-log is an error (stdout is never capped).
-TEST(RunCli, ConsoleLogMaxNeedsConsoleLog) {
-  auto options = cli::parse_run_arguments({"--console-log-max", "1M"});
-  ASSERT_FALSE(options.ok());
-  EXPECT_NE(options.error().message.find("--console-log-max requires --console-log"),
-            std::string::npos)
-      << options.error().message;
-  EXPECT_EQ(cli::parse_run_arguments({})->console_log_max, "64M");
-}
-
-// Unknown options and non-numeric vCPU counts are CLI errors.
-TEST(RunCli, RejectsUnknownOptionAndBadNumber) {
-  EXPECT_FALSE(cli::parse_run_arguments({"--frobnicate"}).ok());
-  EXPECT_FALSE(cli::parse_run_arguments({"--vcpus", "many"}).ok());
+// Checks come in the documented order: with several fields wrong, the first one is named.
+TEST(VmOptions, ChecksInOrder) {
+  VmOptions options{};
+  options.memory_bytes = 0;
+  options.vcpus = 0;
+  options.fault_around_bytes = 3;
+  options.kernel = "/nonexistent";
+  EXPECT_EQ(config_error(options).rfind("memory_bytes: ", 0), 0u);
+  options.memory_bytes = 64 << 20;
+  EXPECT_EQ(config_error(options).rfind("vcpus: ", 0), 0u);
+  options.vcpus = 1;
+  EXPECT_EQ(config_error(options).rfind("fault_around_bytes: ", 0), 0u);
+  options.fault_around_bytes = 0;
+  EXPECT_EQ(config_error(options).rfind("kernel: ", 0), 0u);
 }
 
 }  // namespace
-}  // namespace hvmm::vmm
+}  // namespace hvmm::daemon
