@@ -219,7 +219,7 @@ Result<void> Machine::start_fault_handling(const MachineConfig& config, bool log
   auto created = FaultHandler::create(*physical_, std::move(handler));
   if (!created) {
     return make_error(created.error().code,
-                      "registering guest RAM with userfaultfd: {} (--userfaultfd off leaves first "
+                      "registering guest RAM with userfaultfd: {} (userfaultfd off leaves first "
                       "touches to the host kernel)",
                       created.error().message);
   }

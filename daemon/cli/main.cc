@@ -2,7 +2,7 @@
 #include <cstdint>
 #include <span>
 
-#include "hvmm/cli/cli.h"
+#include "hvmm/daemon/cli/cli.h"
 
 // The bundled kernel, embedded by bundled_kernel.S (see daemon/CMakeLists.txt).
 extern "C" const uint8_t hvmm_bundled_kernel_start[];
