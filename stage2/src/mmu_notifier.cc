@@ -9,12 +9,16 @@ namespace hvmm::stage2 {
 
 // The registry-side state of one subscription, shared with its handle.
 struct IntervalSubscription::State {
-  State(NotifierRegistry* owner, IpaRange watched, IntervalOps* callbacks)
-      : registry(owner), range(watched), ops(callbacks) {}
+  State(NotifierRegistry* registry_of, IpaRange watched, IntervalOps* callbacks, uint64_t number,
+        std::string_view owner_name)
+      : registry(registry_of), range(watched), ops(callbacks), id(number), owner(owner_name) {}
 
   std::atomic<NotifierRegistry*> registry;
   const IpaRange range;
   IntervalOps* const ops;  // nullptr: sequence only
+  const uint64_t id;
+  const std::string owner;
+  uint64_t invalidations_seen = 0;  // overlapping starts (registry mutex)
   // Odd while an overlapping invalidation runs; seq_cst so it orders against TLB entry locks.
   std::atomic<uint64_t> sequence{0};
   unsigned active = 0;  // overlapping invalidations in progress (registry mutex)
@@ -101,6 +105,11 @@ IpaRange IntervalSubscription::range() const {
   return state_->range;
 }
 
+// The id list() reports for this subscription.
+uint64_t IntervalSubscription::id() const {
+  return state_->id;
+}
+
 // Unsubscribe unless the registry is gone; idempotent.
 void IntervalSubscription::reset() {
   if (state_ == nullptr)
@@ -123,17 +132,18 @@ NotifierRegistry::~NotifierRegistry() {
 
 // A subscription made while invalidations run is deferred; its sequence starts odd, so its
 // first read_begin() waits until those invalidations (which it did not see start) are over.
-Result<IntervalSubscription> NotifierRegistry::subscribe(IpaRange range, IntervalOps* ops) {
+Result<IntervalSubscription> NotifierRegistry::subscribe(IpaRange range, IntervalOps* ops,
+                                                         std::string_view owner) {
   if (range.empty() || range.overflows()) {
     return make_error(ErrorCode::kInvalidArgument,
                       "cannot subscribe to {}: the range is empty or overflows", range);
   }
-  auto state = std::make_shared<State>(this, range, ops);
   std::lock_guard lock(mutex_);
   if (released_) {
     return make_error(ErrorCode::kFailedPrecondition,
                       "cannot subscribe to {}: the address space was released", range);
   }
+  auto state = std::make_shared<State>(this, range, ops, next_id_++, owner);
   if (iterations_ > 0) {
     state->sequence.store(1, std::memory_order_seq_cst);
     deferred_add_.push_back(state);
@@ -207,7 +217,9 @@ Result<void> NotifierRegistry::invalidate_range_start(const Change& change) {
     std::lock_guard lock(mutex_);
     ++iterations_;
     ++invalidations_;
+    running_.emplace_back(&change, invalidations_);
     for_each_overlapping(change.range, [](State& state) {
+      ++state.invalidations_seen;
       if (state.active++ == 0)
         step_sequence(state);
     });
@@ -260,8 +272,19 @@ void NotifierRegistry::finish_invalidation(const Change& change, const std::vect
     if (--state.active == 0)
       step_sequence(state);
   });
+  forget_running_locked(change);
   if (--iterations_ == 0)
     apply_deferred_locked();
+}
+
+// Drop `change` from the invalidations in progress (the latest entry, should it repeat).
+void NotifierRegistry::forget_running_locked(const Change& change) {
+  for (auto it = running_.rbegin(); it != running_.rend(); ++it) {
+    if (it->first == &change) {
+      running_.erase(std::next(it).base());
+      return;
+    }
+  }
 }
 
 // Both young walks ask every overlapping subscriber (no short cut: clear_young must reach all).
@@ -329,6 +352,39 @@ size_t NotifierRegistry::count_overlapping(IpaRange range) const {
         list.begin(), list.end(), [&](const auto& state) { return state->range.overlaps(range); }));
   };
   return overlapping(subscriptions_) + overlapping(deferred_add_) - overlapping(deferred_remove_);
+}
+
+}  // namespace hvmm::stage2
+
+namespace hvmm::stage2 {
+
+// Under the lock: the frozen set, the deferred additions, less the deferred removals.
+std::vector<SubscriptionInfo> NotifierRegistry::list() const {
+  std::lock_guard lock(mutex_);
+  std::vector<SubscriptionInfo> out;
+  for (const auto* states : {&subscriptions_, &deferred_add_}) {
+    for (const auto& state : *states) {
+      if (std::find(deferred_remove_.begin(), deferred_remove_.end(), state) !=
+          deferred_remove_.end())
+        continue;
+      out.push_back(SubscriptionInfo{state->id, state->owner, state->range,
+                                     state->sequence.load(std::memory_order_seq_cst),
+                                     state->invalidations_seen});
+    }
+  }
+  std::sort(out.begin(), out.end(),
+            [](const SubscriptionInfo& a, const SubscriptionInfo& b) { return a.id < b.id; });
+  return out;
+}
+
+// A linear search: only the invalidations running right now are kept.
+uint64_t NotifierRegistry::invalidation_number(const Change& change) const {
+  std::lock_guard lock(mutex_);
+  for (auto it = running_.rbegin(); it != running_.rend(); ++it) {
+    if (it->first == &change)
+      return it->second;
+  }
+  return 0;
 }
 
 }  // namespace hvmm::stage2

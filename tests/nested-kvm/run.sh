@@ -241,6 +241,8 @@ build_initramfs() {
   [[ $mode == tests ]] && mapfile -t benchmarks < <(benchmark_lines)
   [[ -x $build/daemon/hvmm ]] || abort "$build/daemon/hvmm is missing (build first)"
   local elves=("$build/daemon/hvmm" "${binaries[@]}")
+  # hvmm-vm: the VM process the VmProcess tests start (when this build has it).
+  [[ -x $build/daemon/hvmm-vm ]] && elves+=("$build/daemon/hvmm-vm")
   for line in "${benchmarks[@]}"; do
     elves+=("${line%% *}")
   done

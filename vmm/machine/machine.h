@@ -68,6 +68,8 @@ class Machine final : public VcpuHost {
   // The VMM stops the VM with `status` because of `reason`; the first request (this, a
   // guest exit or a vCPU failure) wins. Thread-safe.
   void request_stop(int status, std::string reason);
+  // Why the VM ended ("guest exited with status 0", or the VMM's reason); "" while it runs.
+  std::string end_reason() const { return stop_.reason(); }
 
   GuestPhysical& physical() { return *physical_; }
   FaultLog& fault_log() { return *fault_log_; }

@@ -191,6 +191,9 @@ class GuestPhysical final : public GuestAccess, public FaultResolver, public Rec
   PageCounts page_counts() const;
   // The same figures from a walk of the whole map (for tests: must equal page_counts()).
   PageCounts count_pages_by_walk() const;
+  // The map's coalesced runs in `range` (Stage2Map::mapped_ranges), read under the map lock
+  // held shared, so while the vCPUs run (a stage-2 dump).
+  std::vector<stage2::MappedRange> mapped_ranges(IpaRange range) const;
   // Bytes of the memfd that are allocated (SEEK_DATA / SEEK_HOLE).
   Result<uint64_t> allocated_bytes() const { return memory_->allocated_bytes(); }
 

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <fstream>
 #include <sstream>
+#include <vector>
 
 namespace hvmm::vmm {
 namespace {
@@ -97,6 +98,35 @@ TEST(FaultLog, FullFifoDropsAndCounts) {
   EXPECT_EQ(whole + log.dropped(), printed);
   EXPECT_NE(log.summary().find("dropped (fault log 'pipe' was full)"), std::string::npos)
       << log.summary();
+}
+
+// The sink sees every record, those the rate limit keeps out of the file included, with the
+// enums set_outcome() set; removing it stops the calls.
+TEST(FaultLog, SinkSeesEveryRecord) {
+  auto opened = open_log_file("/dev/null", "--fault-log", LogOpenMode::kAppend);
+  ASSERT_TRUE(opened.ok()) << opened.error().message;
+  FaultLog log(std::move(*opened));
+  std::vector<FaultRecord> seen;
+  log.set_sink([&seen](const FaultRecord& record) { seen.push_back(record); });
+  FaultRecord record = sample_record();
+  record.set_outcome(FaultKind::kReclaimed, FaultResolution::kRestored);
+  const unsigned total = FaultLog::kBurst * 2;
+  for (unsigned i = 0; i < total; ++i) {
+    record.ipa = Ipa(0x1000 * i);
+    log.record(record);
+  }
+  EXPECT_GT(log.suppressed(), 0u) << "the rate limit must have kept some out of the file";
+  ASSERT_EQ(seen.size(), total);
+  for (unsigned i = 0; i < total; ++i) {
+    EXPECT_EQ(seen[i].ipa, Ipa(0x1000 * i));
+    EXPECT_EQ(seen[i].kind_value, FaultKind::kReclaimed);
+    EXPECT_EQ(seen[i].resolution_value, FaultResolution::kRestored);
+    EXPECT_STREQ(seen[i].kind, "reclaimed");
+  }
+  log.set_sink({});
+  log.record(record);
+  EXPECT_EQ(seen.size(), total);
+  EXPECT_EQ(log.recorded(), total + 1);
 }
 
 }  // namespace
