@@ -130,6 +130,13 @@ void UnixListener::on_connection(stream_protocol::socket socket) {
     return;
   }
   log::debug("connection accepted", {{"pid", peer->pid}, {"uid", peer->uid}});
+  // gRPC's endpoint expects a non-blocking descriptor (accept() does not make one).
+  boost::system::error_code error;
+  socket.non_blocking(true, error);
+  if (error) {
+    log::warn("connection dropped: cannot make it non-blocking", {{"error", error.message()}});
+    return;
+  }
   accepted_(socket.release());
 }
 
