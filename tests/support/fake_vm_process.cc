@@ -133,9 +133,11 @@ class FakeVm {
   int loop() {
     hvmm::daemon::FrameDecoder decoder;
     uint64_t exit_after = knob_number("exit_after_ms");
+    // Wake every millisecond only when there is something to do on time.
+    int timeout_ms = exit_after != 0 || knob_number("notifier_rate") != 0 ? 1 : 100;
     for (;;) {
       pollfd channel{fd_, POLLIN, 0};
-      int ready = ::poll(&channel, 1, 1);
+      int ready = ::poll(&channel, 1, timeout_ms);
       if (ready > 0) {
         char chunk[65536];
         ssize_t n = ::read(fd_, chunk, sizeof chunk);
