@@ -254,6 +254,8 @@ Status dispatch(const ControlRequest& req, ControlReply& reply) {
       return shutdown(req.args.shutdown, reply);
     case Op::kWorkloadRewrite:
       return workload_rewrite(req.args.workload_rewrite, out);
+    case Op::kProbe:
+      break;  // not served yet
   }
   return Status::kBadRequest;
 }
