@@ -1,6 +1,7 @@
 // vm create / start / stop / delete / list / get / console.
 #include <grpcpp/grpcpp.h>
 
+#include <filesystem>
 #include <memory>
 #include <optional>
 
@@ -59,6 +60,17 @@ Result<void> fill_sizes(const CreateArgs& args, v1::VmSpec& spec) {
   return Ok();
 }
 
+// A path as the daemon should read it: the daemon runs elsewhere (its own working
+// directory), so a relative path is made absolute against the client's.
+std::string daemon_path(const std::string& path) {
+  if (path.empty() || path.front() == '/') {
+    return path;
+  }
+  std::error_code error;
+  const std::filesystem::path absolute = std::filesystem::absolute(path, error);
+  return error ? path : absolute.lexically_normal().string();
+}
+
 // CreateVmRequest from the flags; what the daemon checks (ranges, files) is left to it.
 Result<v1::CreateVmRequest> create_request(const CreateArgs& args) {
   v1::CreateVmRequest request;
@@ -66,8 +78,8 @@ Result<v1::CreateVmRequest> create_request(const CreateArgs& args) {
   request.set_start(args.start);
   v1::VmSpec& spec = *request.mutable_spec();
   HVMM_TRY(fill_sizes(args, spec));
-  spec.set_kernel(args.kernel);
-  spec.set_initrd(args.initrd);
+  spec.set_kernel(daemon_path(args.kernel));
+  spec.set_initrd(daemon_path(args.initrd));
   spec.set_cmdline(args.cmdline);
   spec.set_vcpus(args.vcpus);
   v1::BalloonSpec& balloon = *spec.mutable_balloon();

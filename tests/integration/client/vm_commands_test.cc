@@ -1,6 +1,8 @@
 // The vm commands against a recording fake daemon: argv -> request fields, tables and --json.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include "client_run.h"
 #include "hvmm/v1/service.grpc.pb.h"
 
@@ -112,6 +114,18 @@ TEST(ClientVm, CreateLeavesDefaultsToTheDaemon) {
   ASSERT_TRUE(spec.has_reclaim_policy());
   EXPECT_EQ(spec.reclaim_policy(), "") << "the default policy";
   EXPECT_EQ(spec.dirty_tracking(), "");
+}
+
+// Relative kernel and initrd paths are sent absolute: the daemon has its own directory.
+TEST(ClientVm, CreateSendsAbsolutePaths) {
+  FakeDaemon daemon;
+  ASSERT_EQ(
+      run(daemon, {"vm", "create", "web", "--kernel", "k.elf", "--initrd", "./a/../i.img"}).status,
+      0);
+  const std::string cwd = std::filesystem::current_path().string();
+  const v1::VmSpec spec = daemon.requests<v1::CreateVmRequest>("Vm.Create").at(0).spec();
+  EXPECT_EQ(spec.kernel(), cwd + "/k.elf");
+  EXPECT_EQ(spec.initrd(), cwd + "/i.img");
 }
 
 // A flag the client cannot read is a bad argument naming it, and nothing is sent.
