@@ -169,7 +169,8 @@ Result<void> Machine::create_reclaim(MachineConfig& config) {
   return Ok();
 }
 
-// The log reads the slots' bitmaps; the ring maps every vCPU's ring (before any vCPU runs).
+// The log reads the slots' bitmaps; the ring maps every vCPU's ring (before any vCPU runs); the
+// accumulator is the dirty log clients take (take_dirty_log).
 Result<void> Machine::start_dirty_tracking(const MachineConfig& config) {
   if (!config.dirty_tracking) {
     return Ok();
