@@ -65,6 +65,10 @@ void add_options(CLI::App& app, DaemonConfig& config) {
                  "The longest a request waits for its VM process (clients may ask for less)")
       ->capture_default_str()
       ->check(CLI::Range(100u, 3600000u));
+  app.add_option("--start-timeout-ms", config.start_timeout_ms,
+                 "How long a VM process may take to build its VM before it is killed")
+      ->capture_default_str()
+      ->check(CLI::Range(100u, 3600000u));
   app.add_option("--list-deadline-ms", config.list_deadline_ms,
                  "How long List and Get wait for a VM's memory figures")
       ->capture_default_str()

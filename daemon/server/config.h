@@ -41,6 +41,7 @@ struct DaemonConfig {
   uint32_t stop_grace_ms = 10000;        // SIGTERM: how long VMs get to shut down
   uint32_t request_deadline_ms = 30000;  // the longest a VM process is waited for
   uint32_t list_deadline_ms = 250;       // List/Get: how long memory figures are waited for
+  uint32_t start_timeout_ms = 120000;    // a VM process that has not said Started is killed
   std::string config_file;               // the file read, or "" when none
 };
 

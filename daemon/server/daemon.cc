@@ -88,6 +88,7 @@ int run_daemon(const DaemonConfig& config, std::span<const uint8_t> bundled_kern
   options.vmid_bits = config.vmid_bits;
   options.vm_seccomp = config.vm_seccomp;
   options.list_deadline = std::chrono::milliseconds(config.list_deadline_ms);
+  options.start_timeout = std::chrono::milliseconds(config.start_timeout_ms);
   auto vms = VmManager::create(parts.io, options, parts.faults.get());
   if (!vms) {
     return start_failed(vms.error().message);

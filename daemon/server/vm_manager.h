@@ -46,6 +46,7 @@ class VmManager {
     unsigned vmid_bits = 8;
     bool vm_seccomp = true;
     std::chrono::milliseconds list_deadline{250};
+    std::chrono::milliseconds start_timeout{120000};
   };
 
   static Result<std::unique_ptr<VmManager>> create(boost::asio::io_context& io, Options options,
@@ -109,6 +110,7 @@ class VmManager {
   void release_vmid(VmRecord& vm);
   grpc::Status launch(VmRecord& vm);
   void watch_process(VmRecord& vm);
+  void watch_start(VmRecord& vm);
   void read_output(VmRecord& vm);
   void on_output_line(VmRecord& vm, std::string line);
   void on_event(const std::string& name, uint64_t run_id, const supervisor::Event& event);

@@ -77,11 +77,28 @@ grpc::Status VmManager::launch(VmRecord& vm) {
   vm.process->channel->send_launch(launch_message);
   watch_process(vm);
   read_output(vm);
+  watch_start(vm);
   log::info("vm process started", {{"vm", vm.name},
                                    {"pid", vm.process->pid},
                                    {"vmid", vm.vmid},
                                    {"vmid_generation", vm.vmid_generation}});
   return grpc::Status::OK;
+}
+
+void VmManager::watch_start(VmRecord& vm) {
+  // The kill timer doubles as the start timeout: Stop re-arms it with its grace.
+  std::string name = vm.name;
+  uint64_t run_id = vm.process->run_id;
+  auto timeout = options_.start_timeout;
+  vm.process->kill_timer.expires_after(timeout);
+  vm.process->kill_timer.async_wait(
+      [this, name, run_id, timeout](const boost::system::error_code& e) {
+        VmRecord* target = find(name);
+        if (!e && target != nullptr && target->process && target->process->run_id == run_id &&
+            !target->process->started) {
+          kill(*target, "did not build its VM within " + std::to_string(timeout.count()) + " ms");
+        }
+      });
 }
 
 void VmManager::watch_process(VmRecord& vm) {
@@ -184,6 +201,7 @@ void VmManager::on_started(VmRecord& vm, const supervisor::Started& started) {
     return;  // a second Started, or one after Stop: nothing changes
   }
   process.started = true;
+  process.kill_timer.cancel();  // the start timeout
   vm.state = hvmm::v1::VM_STATE_RUNNING;
   vm.started_unix_ns = unix_now_ns();
   log::info("vm running", {{"vm", vm.name}, {"pid", started.pid()}, {"vmid", vm.vmid}});

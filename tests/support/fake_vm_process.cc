@@ -6,6 +6,7 @@
 // of the VM's spec.cmdline:
 //   fake.fail=kvm              fail the start like hvmm-vm without /dev/kvm (Failed, exit 121)
 //   fake.silent=1              answer no request (the daemon's deadlines are what is tested)
+//   fake.hang_start=1          never say Started (the daemon's start timeout is tested)
 //   fake.ignore_shutdown=1     acknowledge Shutdown and keep running (the grace runs out)
 //   fake.notifier_rate=N       while forwarding is on, emit N notifier events a second
 //   fake.balloon_step=BYTES    the balloon moves this far toward its target per stats request
@@ -76,6 +77,12 @@ class FakeVm {
     memory_ = launch_.spec().memory_bytes() != 0 ? launch_.spec().memory_bytes() : 128ull << 20;
     if (knob("fail") == "kvm") {
       return fail_like_no_kvm();
+    }
+    if (knob("hang_start") == "1") {
+      say("hanging before Started");
+      for (;;) {
+        ::pause();
+      }
     }
     say("booted, vmid " + std::to_string(launch_.vmid()) + " generation " +
         std::to_string(launch_.vmid_generation()));

@@ -69,6 +69,31 @@ TEST(SupervisionNoKvm, StartWithoutKvmFailsNamingDevKvm) {
   EXPECT_EQ(client.get("other").state(), v1::VM_STATE_RUNNING);
 }
 
+// A VM process that never says Started is killed after the start timeout: FAILED, saying so.
+TEST(SupervisionStartTimeout, HungStartIsKilled) {
+  auto options = fake_daemon_options();
+  options.extra_args = {"--start-timeout-ms", "300"};
+  DaemonHarness daemon(options);
+  ASSERT_TRUE(daemon.start()) << daemon.log();
+  DaemonClient client(daemon.channel());
+  v1::VmSpec spec;
+  spec.set_cmdline("fake.hang_start=1");
+  ASSERT_TRUE(client.create("hung", spec, false).ok());
+  v1::StartVmRequest request;
+  request.set_name("hung");
+  request.set_wait(true);
+  v1::StartVmResponse response;
+  ASSERT_TRUE(client.vms->Start(client.context().get(), request, &response).ok());
+  EXPECT_EQ(response.vm().state(), v1::VM_STATE_FAILED) << response.vm().DebugString();
+  EXPECT_EQ(response.vm().exit().signal(), SIGKILL);
+  EXPECT_NE(response.vm().exit().reason().find("did not build its VM within 300 ms"),
+            std::string::npos)
+      << response.vm().exit().reason();
+  EXPECT_TRUE(any_line_has({response.vm().exit().last_console_lines().begin(),
+                            response.vm().exit().last_console_lines().end()},
+                           "hanging before Started"));
+}
+
 // A VM process killed with SIGKILL is reported with the signal and its last console lines,
 // its VMID is released, and the other VM is untouched.
 TEST_F(Supervision, KilledProcessIsReportedAndOthersGoOn) {
