@@ -14,6 +14,7 @@ packages=(
   libspdlog-dev libfmt-dev libcli11-dev libzstd-dev liblz4-dev libxxhash-dev libseccomp-dev
   clang libclang-rt-14-dev
   strace  # Cli.ArgumentErrorsComeBeforeKvm traces what hvmm opens
+  openssl  # DaemonService.TcpWithTls makes a throwaway certificate
 )
 # --bench: QEMU, the side-by-side reference of the benchmarks, which also runs the KVM tests
 # on machines without /dev/kvm (tests/nested-kvm/run.sh; it also needs gzip, dpkg-deb and

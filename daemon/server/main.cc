@@ -1,6 +1,8 @@
 // hvmmd: the hvmm daemon. See daemon/server/README.md.
 #include <unistd.h>
 
+#include <absl/synchronization/mutex.h>
+
 #include <cstdint>
 #include <cstdio>
 #include <span>
@@ -26,6 +28,9 @@ std::string self_exe() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Debian's Abseil checks every absl::Mutex (gRPC's) for lock-order cycles, recording stack
+  // traces: a tenth of the daemon's CPU under load, for a check meant for debug builds.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   auto outcome = hvmm::daemon::parse_daemon_config(argc, argv, self_exe());
   if (!outcome.config) {
     std::fputs(outcome.message.c_str(), outcome.exit_status == 0 ? stdout : stderr);

@@ -7,6 +7,9 @@
 //   fake.fail=kvm              fail the start like hvmm-vm without /dev/kvm (Failed, exit 121)
 //   fake.silent=1              answer no request (the daemon's deadlines are what is tested)
 //   fake.hang_start=1          never say Started (the daemon's start timeout is tested)
+//   fake.garbage=parse|length  after Started, send a frame that does not parse, or a length of
+//                              1 GiB (the daemon must end the channel, kill and report it)
+//   fake.binary_console=1      print bytes that are not UTF-8 on the console
 //   fake.ignore_shutdown=1     acknowledge Shutdown and keep running (the grace runs out)
 //   fake.notifier_rate=N       while forwarding is on, emit N notifier events a second
 //   fake.balloon_step=BYTES    the balloon moves this far toward its target per stats request
@@ -92,6 +95,18 @@ class FakeVm {
     started.mutable_event()->mutable_started()->set_guest_cmdline(launch_.spec().cmdline());
     send(started);
     started_at_ = Clock::now();
+    if (knob("binary_console") == "1") {
+      std::fputs("fake-vm binary: \xff\xfe\xc0\x80 end\n", stdout);
+      std::fflush(stdout);
+    }
+    if (knob("garbage") == "parse") {
+      // A length-prefixed payload that is no ToDaemon: an invalid tag (field 0).
+      std::string garbage = std::string("\x03\x00\x00\x00", 4);
+      (void)!::write(fd_, garbage.data(), garbage.size());
+    } else if (knob("garbage") == "length") {
+      std::string huge = std::string("\x80\x80\x80\x80\x04", 5);  // 1 GiB
+      (void)!::write(fd_, huge.data(), huge.size());
+    }
     return loop();
   }
 

@@ -74,6 +74,33 @@ TEST(SupervisionNoKvm, StartWithoutKvmFailsNamingDevKvm) {
   }
 }
 
+// A VM process that breaks the channel protocol (a frame that does not parse, an absurd
+// length) is killed and reported; the daemon and the other VM go on.
+TEST_F(Supervision, ProtocolBreakersAreKilledAndReported) {
+  client_->run("bystander");
+  for (const char* how : {"parse", "length"}) {
+    std::string name = std::string("breaker-") + how;
+    v1::VmSpec spec;
+    spec.set_cmdline(std::string("fake.garbage=") + how);
+    ASSERT_TRUE(client_->create(name, spec, true).ok());
+    ASSERT_TRUE(client_->wait_for_state(name, v1::VM_STATE_FAILED)) << how;
+    v1::Vm vm = client_->get(name);
+    EXPECT_EQ(vm.exit().signal(), SIGKILL) << vm.DebugString();
+    EXPECT_NE(vm.exit().reason().find("broke the channel protocol"), std::string::npos)
+        << vm.exit().reason();
+  }
+  EXPECT_TRUE(client_->stats("bystander", nullptr).ok());
+  EXPECT_NE(daemon_.log().find("vm process broke the channel protocol"), std::string::npos);
+}
+
+// Console bytes that are not UTF-8 reach clients replaced, not as a broken message.
+TEST_F(Supervision, ConsoleBytesThatAreNotUtf8AreReplaced) {
+  client_->run("binary", "fake.binary_console=1");
+  auto lines = client_->console("binary");
+  EXPECT_TRUE(any_line_has(lines, "fake-vm binary: \xEF\xBF\xBD\xEF\xBF\xBD")) << lines.size();
+  EXPECT_TRUE(any_line_has(lines, " end"));
+}
+
 // A VM process that never says Started is killed after the start timeout: FAILED, saying so.
 TEST(SupervisionStartTimeout, HungStartIsKilled) {
   auto options = fake_daemon_options();
