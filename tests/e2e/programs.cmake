@@ -22,9 +22,13 @@ set(e2e_programs ${e2e_hvmmd_TARGET} ${e2e_hvmm_vm_TARGET} ${e2e_hvmm_client_TAR
 
 # hvmm_e2e_tests builds every end-to-end test and what they run (the nested-KVM stage needs
 # it); each area of tests/e2e adds its tests to it.
+# BUILD/tests/e2e/programs.txt lists the programs that exist, one path a line, for
+# tests/nested-kvm/run.sh to copy into its guest.
 if(NOT TARGET hvmm_e2e_tests)
   add_custom_target(hvmm_e2e_tests)
   if(e2e_programs)
     add_dependencies(hvmm_e2e_tests ${e2e_programs})
   endif()
+  file(GENERATE OUTPUT ${CMAKE_BINARY_DIR}/tests/e2e/programs.txt
+       CONTENT "${e2e_hvmmd}\n${e2e_hvmm_vm}\n${e2e_hvmm_client}\n")
 endif()
