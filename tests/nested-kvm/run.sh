@@ -302,7 +302,8 @@ build_initramfs() {
         copy_python_tests "$root" "$file"
       fi
     done
-    [[ ${#e2e[@]} -eq 0 ]] || mapfile -t -O "${#e2e_elves[@]}" e2e_elves < <(e2e_programs)
+    # The daemon's programs also serve the daemon's load benchmark (tests/nested-kvm/benchmarks).
+    mapfile -t -O "${#e2e_elves[@]}" e2e_elves < <(e2e_programs)
   fi
   [[ -x $build/daemon/hvmm ]] || abort "$build/daemon/hvmm is missing (build first)"
   local elves=("$build/daemon/hvmm" "${binaries[@]}" "${e2e_elves[@]}")
