@@ -45,7 +45,10 @@ Result<int> check_health(const std::shared_ptr<grpc::Channel>& channel,
   grpc::GenericStub stub(channel);
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + timeout);
-  grpc::ByteBuffer request;  // HealthCheckRequest{service: ""} is empty on the wire
+  // HealthCheckRequest{service: ""} is empty on the wire, but the buffer must hold a slice:
+  // a default ByteBuffer is no message at all (gRPC aborts on it as API misuse).
+  grpc::Slice empty;
+  grpc::ByteBuffer request(&empty, 1);
   grpc::ByteBuffer response;
   std::promise<grpc::Status> done;
   stub.UnaryCall(&context, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &request, &response,
