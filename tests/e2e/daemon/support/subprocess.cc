@@ -63,7 +63,15 @@ Result<Subprocess> Subprocess::spawn(const std::vector<std::string>& argv,
   SpawnSetup setup;
   // A group of its own: the destructor kills what it started too (VM processes of a daemon).
   posix_spawnattr_setpgroup(&setup.attributes, 0);
-  posix_spawnattr_setflags(&setup.attributes, POSIX_SPAWN_SETPGROUP);
+  // Default dispositions for the signals the tests send: a test started in the background by
+  // a non-interactive shell (the nested-KVM guest's init) inherits SIGINT and SIGQUIT ignored.
+  sigset_t defaults;
+  sigemptyset(&defaults);
+  for (int signal : {SIGINT, SIGQUIT, SIGTERM, SIGHUP}) {
+    sigaddset(&defaults, signal);
+  }
+  posix_spawnattr_setsigdefault(&setup.attributes, &defaults);
+  posix_spawnattr_setflags(&setup.attributes, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF);
   posix_spawn_file_actions_addopen(&setup.actions, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_addopen(&setup.actions, 1, output_file.c_str(),
                                    O_WRONLY | O_CREAT | O_APPEND, 0644);
