@@ -386,6 +386,16 @@ NotifierStats NotifierRegistry::stats() const {
   };
 }
 
+// The frozen set plus the deferred changes, as stats() counts them, under the lock.
+size_t NotifierRegistry::count_overlapping(IpaRange range) const {
+  std::lock_guard lock(mutex_);
+  auto overlapping = [&](const std::vector<std::shared_ptr<State>>& list) {
+    return static_cast<size_t>(std::count_if(
+        list.begin(), list.end(), [&](const auto& state) { return state->range.overlaps(range); }));
+  };
+  return overlapping(subscriptions_) + overlapping(deferred_add_) - overlapping(deferred_remove_);
+}
+
 }  // namespace hvmm::stage2
 
 namespace hvmm::stage2 {

@@ -146,7 +146,7 @@ std::string FaultLog::summary(std::string_view by_kind) const {
   std::string text =
       fmt::format("hvmm: {} stage-2 faults, {} not logged (rate limit)", recorded_, suppressed_);
   if (dropped_ > 0) {
-    text += fmt::format(", {} dropped ({} '{}' was full)", dropped_, file_->option, file_->path);
+    text += fmt::format(", {} dropped (fault log '{}' was full)", dropped_, file_->path);
   }
   if (!by_kind.empty()) {
     text += fmt::format("; counted by kind: {}", by_kind);

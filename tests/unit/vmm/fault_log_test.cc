@@ -44,7 +44,7 @@ TEST(FaultLog, RateLimitCountsEverything) {
   char name[] = "/tmp/hvmm-fault-log-XXXXXX";
   close(mkstemp(name));
   {
-    auto opened = open_log_file(name, "--fault-log", LogOpenMode::kAppend);
+    auto opened = open_log_file(name, "fault_log", LogOpenMode::kAppend);
     ASSERT_TRUE(opened.ok()) << opened.error().message;
     auto log = std::make_unique<FaultLog>(std::move(*opened));
     for (unsigned i = 0; i < FaultLog::kBurst + 50; ++i) {
@@ -78,7 +78,7 @@ TEST(FaultLog, FullFifoDropsAndCounts) {
   ASSERT_EQ(::pipe2(fds, O_CLOEXEC | O_NONBLOCK), 0);
   UniqueFd reader(fds[0]);
   ASSERT_GT(::fcntl(fds[1], F_SETPIPE_SZ, 4096), 0);
-  FaultLog log(LogFile{UniqueFd(fds[1]), LogFileKind::kFifo, "pipe", "--fault-log"});
+  FaultLog log(LogFile{UniqueFd(fds[1]), LogFileKind::kFifo, "pipe", "fault_log"});
   for (unsigned i = 0; i < FaultLog::kBurst; ++i) {
     log.record(sample_record());
   }
@@ -96,7 +96,7 @@ TEST(FaultLog, FullFifoDropsAndCounts) {
   uint64_t printed = log.recorded() - log.suppressed();
   EXPECT_GT(log.dropped(), 0u);
   EXPECT_EQ(whole + log.dropped(), printed);
-  EXPECT_NE(log.summary().find("dropped (--fault-log 'pipe' was full)"), std::string::npos)
+  EXPECT_NE(log.summary().find("dropped (fault log 'pipe' was full)"), std::string::npos)
       << log.summary();
 }
 

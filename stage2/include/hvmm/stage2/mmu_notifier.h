@@ -139,6 +139,8 @@ class NotifierRegistry {
   void release();
 
   NotifierStats stats() const;
+  // Live subscriptions whose interval overlaps `range` (what an invalidation of it reaches).
+  size_t count_overlapping(IpaRange range) const;
   // The live subscriptions (deferred ones included, removed ones not), in subscription order.
   std::vector<SubscriptionInfo> list() const;
   // The number of the invalidation `change` is (the registry's first is 1), from its
