@@ -4,8 +4,47 @@
 
 #include <algorithm>
 #include <cassert>
+#include <condition_variable>
+#include <mutex>
 
 namespace hvmm::stage2 {
+namespace {
+
+// Threads sleeping until a subscription's atomics change (read_begin() on the sequence,
+// unsubscribe() on the in-flight count). Not std::atomic<T>::wait: with libstdc++ 12 a
+// read_begin() sleeping on the 64-bit sequence (which waits through libstdc++'s hashed
+// waiter pool, not a futex on the value) missed wake-ups depending on where the State
+// happened to be allocated, and under nested KVM a VMM access then stalled until the next
+// invalidation of the subscription or for good (ReclaimTest.IdleGuestKeepsOnlyTheIncompressiblePart
+// timed out once a member was added to NotifierRegistry). A mutex and a condition variable,
+// touched only while someone sleeps, cannot lose one: the changer's seq_cst update comes
+// before its load of `sleeping`, the sleeper's increment before its load of the value, so
+// one of the two sees the other.
+struct Sleepers {
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::atomic<uint32_t> sleeping{0};
+
+  // Call after the change (made seq_cst) a sleeper may be waiting for.
+  void wake() {
+    if (sleeping.load(std::memory_order_seq_cst) != 0) {
+      std::lock_guard lock(mutex);
+      changed.notify_all();
+    }
+  }
+  // Sleep until `done()` (which reads the atomics seq_cst) is true.
+  template <typename Done>
+  void sleep_until(Done&& done) {
+    sleeping.fetch_add(1, std::memory_order_seq_cst);
+    {
+      std::unique_lock lock(mutex);
+      changed.wait(lock, done);
+    }
+    sleeping.fetch_sub(1, std::memory_order_seq_cst);
+  }
+};
+
+}  // namespace
 
 // The registry-side state of one subscription, shared with its handle.
 struct IntervalSubscription::State {
@@ -24,6 +63,8 @@ struct IntervalSubscription::State {
   unsigned active = 0;  // overlapping invalidations in progress (registry mutex)
   std::atomic<bool> removed{false};
   std::atomic<uint32_t> in_flight{0};  // callbacks running now
+  Sleepers sequence_sleepers;          // read_begin() waiting for an even sequence
+  Sleepers in_flight_sleepers;         // unsubscribe() waiting for callbacks to return
 };
 
 namespace {
@@ -49,14 +90,14 @@ bool dispatch(State& state, Call&& call, bool fallback) {
   // it may be inside one). If it set `removed` after this load, it reads the new count itself.
   state.in_flight.fetch_sub(1, std::memory_order_seq_cst);
   if (state.removed.load(std::memory_order_seq_cst))
-    state.in_flight.notify_all();
+    state.in_flight_sleepers.wake();
   return result;
 }
 
 // Move the sequence one step (odd → even or even → odd) and wake read_begin() waiters.
 void step_sequence(State& state) {
   state.sequence.fetch_add(1, std::memory_order_seq_cst);
-  state.sequence.notify_all();
+  state.sequence_sleepers.wake();
 }
 
 }  // namespace
@@ -84,7 +125,8 @@ IntervalSubscription& IntervalSubscription::operator=(IntervalSubscription&& oth
 uint64_t IntervalSubscription::read_begin() const {
   uint64_t sequence = state_->sequence.load(std::memory_order_seq_cst);
   while ((sequence & 1) != 0) {
-    state_->sequence.wait(sequence, std::memory_order_seq_cst);
+    state_->sequence_sleepers.sleep_until(
+        [&] { return state_->sequence.load(std::memory_order_seq_cst) != sequence; });
     sequence = state_->sequence.load(std::memory_order_seq_cst);
   }
   return sequence;
@@ -172,9 +214,8 @@ void NotifierRegistry::unsubscribe(const std::shared_ptr<State>& state) {
   }
   const auto own =
       static_cast<uint32_t>(std::count(t_dispatching.begin(), t_dispatching.end(), state.get()));
-  for (uint32_t n = state->in_flight.load(std::memory_order_seq_cst); n > own;
-       n = state->in_flight.load(std::memory_order_seq_cst))
-    state->in_flight.wait(n, std::memory_order_seq_cst);
+  state->in_flight_sleepers.sleep_until(
+      [&] { return state->in_flight.load(std::memory_order_seq_cst) <= own; });
 }
 
 // While iterations_ > 0 the subscription vector is frozen and may be read without the lock.
@@ -329,6 +370,7 @@ void NotifierRegistry::release() {
         },
         true);
     state.sequence.fetch_add(2, std::memory_order_seq_cst);
+    state.sequence_sleepers.wake();
   });
   end_iteration();
 }
