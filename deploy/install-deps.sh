@@ -15,6 +15,10 @@ packages=(
   clang libclang-rt-14-dev
   strace  # Cli.ArgumentErrorsComeBeforeKvm traces what hvmm opens
   openssl  # DaemonService.TcpWithTls makes a throwaway certificate
+  # The Python client of tests/e2e/python (Debian's python3; its stubs come from protoc and
+  # protobuf-compiler-grpc's grpc_python_plugin: python3-grpc-tools' protoc 3.5 cannot read
+  # proto3 `optional`).
+  python3 python3-grpcio python3-protobuf
 )
 # --bench: QEMU, the side-by-side reference of the benchmarks, which also runs the KVM tests
 # on machines without /dev/kvm (tests/nested-kvm/run.sh; it also needs gzip, dpkg-deb and

@@ -3,7 +3,9 @@
 # under AddressSanitizer + UndefinedBehaviorSanitizer, the concurrency tests under
 # ThreadSanitizer, every benchmark briefly (a failed self-check or a missing figure fails), and
 # a fixed number of libFuzzer executions of the ELF loader (clang build); on a machine without
-# /dev/kvm, the KVM integration tests inside a QEMU/TCG guest with nested KVM. Installs missing
+# /dev/kvm, the KVM integration tests and the end-to-end tests (tests/e2e: hvmmd, its VM
+# processes, the CLI and the Python client) inside a QEMU/TCG guest with nested KVM (the
+# end-to-end tests that need no VM run in the regular ctest stage too). Installs missing
 # Debian packages first. Exits non-zero on any failure. The last line is
 # `total: N passed, N failed, N skipped`; a skipped test is never counted as passed, and each
 # skip is listed with the reason it printed.
@@ -15,6 +17,8 @@
 #                               decoder (default 20000)
 #   HVMM_NESTED_KVM=0|1         KVM tests inside a QEMU/TCG guest (default: when /dev/kvm is
 #                               missing or cannot be opened)
+#   HVMM_NESTED_KVM_E2E=0|1     the end-to-end tests in that guest too (default 1; the budget
+#                               knobs are in tests/nested-kvm/run.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -218,7 +222,7 @@ if [[ $nested == auto ]]; then
   if [[ -c /dev/kvm && -r /dev/kvm && -w /dev/kvm ]]; then nested=0; fi
 fi
 if [[ $nested == 1 ]]; then
-  section "KVM integration tests inside a QEMU/TCG guest with nested KVM (no /dev/kvm here)"
+  section "KVM integration and end-to-end tests inside a QEMU/TCG guest with nested KVM (no /dev/kvm here)"
   run_nested_kvm
 fi
 end_section

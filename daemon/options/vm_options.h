@@ -2,13 +2,21 @@
 // and its validation into a MachineConfig.
 //
 // The fields are typed (sizes in bytes) and named like hvmm.v1.VmSpec; every error
-// make_machine_config() returns starts with the name of the field that is wrong
-// ("memory_bytes: must be between 2 MiB and 256 GiB (got 4096)"), so a gRPC client reads
-// the name of the field it sent. Front ends that spell fields differently (the CLI's
-// --memory) translate the leading name with field_flag_names() in their own layer.
-// Everything is checked without KVM, in the order a person would fix it, and all of it
-// happens before /dev/kvm is opened; only the vCPU count against KVM's own limit needs KVM
-// (`max_vcpus`).
+// make_machine_config() returns starts with the name of the field that is wrong, then a
+// colon ("memory_bytes: must be between 2M and 256G (got 4096 bytes)", "kernel: cannot open
+// '/x': No such file or directory"), so a gRPC client reads the name of the field it sent.
+// The names are field_names.h's; a message may name another field too ("(memory_bytes is
+// ... bytes)"). Front ends that spell fields differently (the CLI's --memory) translate the
+// names with their own table (daemon/cli/flag_names.h). Everything is checked without KVM,
+// in the order a person would fix it, and all of it happens before /dev/kvm is opened; only
+// the vCPU count against KVM's own limit needs KVM (`max_vcpus`). The checks, in order:
+// memory_bytes (2M..256G, whole pages); vcpus; the balloon fields (each needs `balloon`,
+// the target below the RAM size, the stats interval at most a day); cmdline with the
+// virtio-mmio announcements (guest_cmdline.h); fault_around_bytes; reclaim_swap needs
+// reclaim_policy, which must parse and needs userfaultfd; dirty_tracking against the
+// policy's dirty=; the kernel (a regular file no larger than RAM, a PVH ELF that fits);
+// the initrd (sized and placed before it is read); then the logs and the stats file are
+// opened (vmm/host/log_file.h).
 #pragma once
 
 #include <cstdint>
@@ -48,8 +56,9 @@ struct VmOptions {
   // none: no reclaim), and the pool's optional swap file.
   std::optional<std::string> reclaim_policy;
   std::string reclaim_swap;  // empty: none
-  // KVM dirty tracking without reclaim (for the API's dirty log); none: only what reclaim's
-  // policy asks for.
+  // KVM dirty tracking (for the API's dirty log); none: only what reclaim's policy asks for.
+  // With a reclaim policy that names no dirty=, the policy follows this field; one that names
+  // the other kind is an error.
   std::optional<vmm::DirtyTracking> dirty_tracking;
 };
 

@@ -23,6 +23,7 @@ Result<VmOptions> options_from_spec(const std::string& name, const hvmm::v1::VmS
   if (spec.has_reclaim_policy()) {
     options.reclaim_policy = spec.reclaim_policy();
   }
+  options.reclaim_swap = spec.reclaim_swap();
   if (spec.has_fault_around_bytes()) {
     options.fault_around_bytes = spec.fault_around_bytes();
   }

@@ -5,6 +5,7 @@
 #include "hvmm/guest/control_service.h"
 
 #include "hvmm/guest/arch/cpu.h"
+#include "hvmm/guest/io_window.h"
 #include "hvmm/guest/memory.h"
 #include "hvmm/guest/percpu.h"
 #include "hvmm/guest/process.h"
@@ -26,7 +27,7 @@ constexpr uint32_t kMethodPages = 1, kMethodAddressSpace = 2, kMethodEverything 
 
 // True if `op` is one this version of the protocol defines.
 bool known_op(Op op) {
-  return op >= Op::kPing && op <= Op::kWorkloadRewrite;
+  return op >= Op::kPing && op <= Op::kProbe;
 }
 
 // The pattern kind a workload kind names, or false for an unknown kind.
@@ -233,6 +234,23 @@ Status shutdown(const control::ShutdownArgs& args, ControlReply& reply) {
   return Status::kOk;
 }
 
+// kProbe: 4 bytes at a guest-physical address through the I/O window. The address must be
+// 4-byte aligned, below 2^52 and below what this CPU can map (a PTE with a higher address
+// would set reserved bits); only kProbeWrite may be set. kOutOfMemory when the window's
+// page table cannot be had.
+Status probe(const control::ProbeArgs& args, ControlResponse& out) {
+  const unsigned bits = physical_address_bits() < 52 ? physical_address_bits() : 52;
+  if ((args.ipa & 3) != 0 || args.ipa >= (uint64_t{1} << bits) ||
+      (args.flags & ~control::kProbeWrite) != 0)
+    return Status::kBadArguments;
+  const bool write = (args.flags & control::kProbeWrite) != 0;
+  uint32_t value = args.value;
+  if (!io_window_access(PhysAddr(args.ipa), write, &value))
+    return Status::kOutOfMemory;
+  out.result.probe = {value, 0};
+  return Status::kOk;
+}
+
 // Run a request whose header is valid.
 Status dispatch(const ControlRequest& req, ControlReply& reply) {
   ControlResponse& out = reply.response;
@@ -255,7 +273,7 @@ Status dispatch(const ControlRequest& req, ControlReply& reply) {
     case Op::kWorkloadRewrite:
       return workload_rewrite(req.args.workload_rewrite, out);
     case Op::kProbe:
-      break;  // not served yet
+      return probe(req.args.probe, out);
   }
   return Status::kBadRequest;
 }

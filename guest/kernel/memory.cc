@@ -177,6 +177,17 @@ volatile void* ioremap(PhysAddr pa, uint64_t size) {
   return reinterpret_cast<volatile void*>(va + (pa.value() - first.value()));
 }
 
+// See memory.h. The same bump allocator as ioremap().
+uint64_t ioremap_reserve(uint64_t size) {
+  uint64_t len = align_up(size, kPageSize);
+  mm::SpinGuard guard(g_ioremap_lock);
+  if (len == 0 || len > kIoremapEnd - g_ioremap_next)
+    return 0;
+  uint64_t va = g_ioremap_next;
+  g_ioremap_next += len;
+  return va;
+}
+
 // One line per zone: managed and free pages and watermarks.
 void memory_print_summary() {
   static const char* const kZoneNames[] = {"DMA32", "Normal"};

@@ -22,6 +22,9 @@ using control::WorkloadKind;
 
 constexpr uint64_t kSeed = 0x5eed0000c0ffee01ull;
 
+// A word of the kernel image the probe reads back (rodata: the loader wrote it, nothing else).
+[[gnu::used]] const uint32_t kProbeCanary = 0x50524f42;  // "BORP"
+
 // A well-formed request header for `op`, tagged `tag`.
 ControlRequest request(Op op, uint64_t tag) {
   ControlRequest r{};
@@ -59,6 +62,13 @@ ControlRequest rewrite(uint32_t id, uint64_t first_page, uint64_t pages, uint32_
   return r;
 }
 
+// A kProbe request.
+ControlRequest probe(uint64_t ipa, uint32_t flags = 0, uint32_t value = 0) {
+  ControlRequest r = request(Op::kProbe, 500);
+  r.args.probe = {ipa, flags, value};
+  return r;
+}
+
 // A kTlbFlush request.
 ControlRequest flush(TlbScope scope, uint32_t id, uint64_t va, uint64_t length) {
   ControlRequest r = request(Op::kTlbFlush, 300);
@@ -85,8 +95,8 @@ bool test_control_requests(TestResult& r) {
   bad.magic = control::kResponseMagic;
   ControlRequest old = request(Op::kPing, 7);
   old.version = control::kControlVersion + 1;
-  ControlRequest op0 = request(static_cast<Op>(0), 7), op9 = request(static_cast<Op>(9), 7);
-  for (const ControlRequest* q : {&bad, &old, &op0, &op9}) {
+  ControlRequest op0 = request(static_cast<Op>(0), 7), op10 = request(static_cast<Op>(10), 7);
+  for (const ControlRequest* q : {&bad, &old, &op0, &op10}) {
     ControlResponse a = serve(*q).response;
     if (a.status != Status::kBadRequest || a.tag != 7 || a.op != q->op)
       return r.fail("bad header (magic %x version %u op %u): status %d tag %lu", q->magic,
@@ -101,6 +111,9 @@ bool test_control_requests(TestResult& r) {
       flush(TlbScope::kRange, 1, kPatternBase, 0),
       flush(TlbScope::kRange, 1, mm::kUserEnd.value() - kPageSize, 2 * kPageSize),
       flush(TlbScope::kRange, 1, ~0ull - kPageSize, 2 * kPageSize),
+      probe(0x6002),
+      probe(uint64_t{1} << 52),
+      probe(0x6000, 2),
   };
   for (unsigned i = 0; i < sizeof(bad_args) / sizeof(bad_args[0]); ++i)
     if (int s = status_of(bad_args[i]); s != static_cast<int>(Status::kBadArguments))
@@ -116,6 +129,13 @@ bool test_control_requests(TestResult& r) {
   if (int s = status_of(start(WorkloadKind::kTouchSequential, 0, uint64_t{1} << 39, 1));
       s != static_cast<int>(Status::kOutOfMemory))
     return r.fail("512 GiB workload: status %d", s);
+  // A probe reads RAM through the uncached window: the canary, twice (the window is remapped).
+  for (int i = 0; i < 2; ++i) {
+    ControlResponse a = serve(probe(kernel_image_phys(&kProbeCanary).value())).response;
+    if (a.status != Status::kOk || a.result.probe.value != kProbeCanary)
+      return r.fail("probe of the canary: status %d value %x", static_cast<int>(a.status),
+                    a.result.probe.value);
+  }
   ControlRequest down = request(Op::kShutdown, 9);
   down.args.shutdown.exit_status = 256;
   ControlReply too_big = serve(down);

@@ -4,22 +4,67 @@
 
 #include <algorithm>
 #include <cassert>
+#include <condition_variable>
+#include <mutex>
 
 namespace hvmm::stage2 {
+namespace {
+
+// Threads sleeping until a subscription's atomics change (read_begin() on the sequence,
+// unsubscribe() on the in-flight count). Not std::atomic<T>::wait: with libstdc++ 12 a
+// read_begin() sleeping on the 64-bit sequence (which waits through libstdc++'s hashed
+// waiter pool, not a futex on the value) missed wake-ups depending on where the State
+// happened to be allocated, and under nested KVM a VMM access then stalled until the next
+// invalidation of the subscription or for good (ReclaimTest.IdleGuestKeepsOnlyTheIncompressiblePart
+// timed out once a member was added to NotifierRegistry). A mutex and a condition variable,
+// touched only while someone sleeps, cannot lose one: the changer's seq_cst update comes
+// before its load of `sleeping`, the sleeper's increment before its load of the value, so
+// one of the two sees the other.
+struct Sleepers {
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::atomic<uint32_t> sleeping{0};
+
+  // Call after the change (made seq_cst) a sleeper may be waiting for.
+  void wake() {
+    if (sleeping.load(std::memory_order_seq_cst) != 0) {
+      std::lock_guard lock(mutex);
+      changed.notify_all();
+    }
+  }
+  // Sleep until `done()` (which reads the atomics seq_cst) is true.
+  template <typename Done>
+  void sleep_until(Done&& done) {
+    sleeping.fetch_add(1, std::memory_order_seq_cst);
+    {
+      std::unique_lock lock(mutex);
+      changed.wait(lock, done);
+    }
+    sleeping.fetch_sub(1, std::memory_order_seq_cst);
+  }
+};
+
+}  // namespace
 
 // The registry-side state of one subscription, shared with its handle.
 struct IntervalSubscription::State {
-  State(NotifierRegistry* owner, IpaRange watched, IntervalOps* callbacks)
-      : registry(owner), range(watched), ops(callbacks) {}
+  State(NotifierRegistry* registry_of, IpaRange watched, IntervalOps* callbacks, uint64_t number,
+        std::string_view owner_name)
+      : registry(registry_of), range(watched), ops(callbacks), id(number), owner(owner_name) {}
 
   std::atomic<NotifierRegistry*> registry;
   const IpaRange range;
   IntervalOps* const ops;  // nullptr: sequence only
+  const uint64_t id;
+  const std::string owner;
+  uint64_t invalidations_seen = 0;  // overlapping starts (registry mutex)
   // Odd while an overlapping invalidation runs; seq_cst so it orders against TLB entry locks.
   std::atomic<uint64_t> sequence{0};
   unsigned active = 0;  // overlapping invalidations in progress (registry mutex)
   std::atomic<bool> removed{false};
   std::atomic<uint32_t> in_flight{0};  // callbacks running now
+  Sleepers sequence_sleepers;          // read_begin() waiting for an even sequence
+  Sleepers in_flight_sleepers;         // unsubscribe() waiting for callbacks to return
 };
 
 namespace {
@@ -45,14 +90,14 @@ bool dispatch(State& state, Call&& call, bool fallback) {
   // it may be inside one). If it set `removed` after this load, it reads the new count itself.
   state.in_flight.fetch_sub(1, std::memory_order_seq_cst);
   if (state.removed.load(std::memory_order_seq_cst))
-    state.in_flight.notify_all();
+    state.in_flight_sleepers.wake();
   return result;
 }
 
 // Move the sequence one step (odd → even or even → odd) and wake read_begin() waiters.
 void step_sequence(State& state) {
   state.sequence.fetch_add(1, std::memory_order_seq_cst);
-  state.sequence.notify_all();
+  state.sequence_sleepers.wake();
 }
 
 }  // namespace
@@ -80,7 +125,8 @@ IntervalSubscription& IntervalSubscription::operator=(IntervalSubscription&& oth
 uint64_t IntervalSubscription::read_begin() const {
   uint64_t sequence = state_->sequence.load(std::memory_order_seq_cst);
   while ((sequence & 1) != 0) {
-    state_->sequence.wait(sequence, std::memory_order_seq_cst);
+    state_->sequence_sleepers.sleep_until(
+        [&] { return state_->sequence.load(std::memory_order_seq_cst) != sequence; });
     sequence = state_->sequence.load(std::memory_order_seq_cst);
   }
   return sequence;
@@ -99,6 +145,11 @@ uint64_t IntervalSubscription::sequence() const {
 // The watched interval.
 IpaRange IntervalSubscription::range() const {
   return state_->range;
+}
+
+// The id list() reports for this subscription.
+uint64_t IntervalSubscription::id() const {
+  return state_->id;
 }
 
 // Unsubscribe unless the registry is gone; idempotent.
@@ -123,17 +174,18 @@ NotifierRegistry::~NotifierRegistry() {
 
 // A subscription made while invalidations run is deferred; its sequence starts odd, so its
 // first read_begin() waits until those invalidations (which it did not see start) are over.
-Result<IntervalSubscription> NotifierRegistry::subscribe(IpaRange range, IntervalOps* ops) {
+Result<IntervalSubscription> NotifierRegistry::subscribe(IpaRange range, IntervalOps* ops,
+                                                         std::string_view owner) {
   if (range.empty() || range.overflows()) {
     return make_error(ErrorCode::kInvalidArgument,
                       "cannot subscribe to {}: the range is empty or overflows", range);
   }
-  auto state = std::make_shared<State>(this, range, ops);
   std::lock_guard lock(mutex_);
   if (released_) {
     return make_error(ErrorCode::kFailedPrecondition,
                       "cannot subscribe to {}: the address space was released", range);
   }
+  auto state = std::make_shared<State>(this, range, ops, next_id_++, owner);
   if (iterations_ > 0) {
     state->sequence.store(1, std::memory_order_seq_cst);
     deferred_add_.push_back(state);
@@ -162,9 +214,8 @@ void NotifierRegistry::unsubscribe(const std::shared_ptr<State>& state) {
   }
   const auto own =
       static_cast<uint32_t>(std::count(t_dispatching.begin(), t_dispatching.end(), state.get()));
-  for (uint32_t n = state->in_flight.load(std::memory_order_seq_cst); n > own;
-       n = state->in_flight.load(std::memory_order_seq_cst))
-    state->in_flight.wait(n, std::memory_order_seq_cst);
+  state->in_flight_sleepers.sleep_until(
+      [&] { return state->in_flight.load(std::memory_order_seq_cst) <= own; });
 }
 
 // While iterations_ > 0 the subscription vector is frozen and may be read without the lock.
@@ -207,7 +258,9 @@ Result<void> NotifierRegistry::invalidate_range_start(const Change& change) {
     std::lock_guard lock(mutex_);
     ++iterations_;
     ++invalidations_;
+    running_.emplace_back(&change, invalidations_);
     for_each_overlapping(change.range, [](State& state) {
+      ++state.invalidations_seen;
       if (state.active++ == 0)
         step_sequence(state);
     });
@@ -260,8 +313,19 @@ void NotifierRegistry::finish_invalidation(const Change& change, const std::vect
     if (--state.active == 0)
       step_sequence(state);
   });
+  forget_running_locked(change);
   if (--iterations_ == 0)
     apply_deferred_locked();
+}
+
+// Drop `change` from the invalidations in progress (the latest entry, should it repeat).
+void NotifierRegistry::forget_running_locked(const Change& change) {
+  for (auto it = running_.rbegin(); it != running_.rend(); ++it) {
+    if (it->first == &change) {
+      running_.erase(std::next(it).base());
+      return;
+    }
+  }
 }
 
 // Both young walks ask every overlapping subscriber (no short cut: clear_young must reach all).
@@ -306,6 +370,7 @@ void NotifierRegistry::release() {
         },
         true);
     state.sequence.fetch_add(2, std::memory_order_seq_cst);
+    state.sequence_sleepers.wake();
   });
   end_iteration();
 }
@@ -319,6 +384,49 @@ NotifierStats NotifierRegistry::stats() const {
       .deferred_changes = deferred_changes_,
       .subscriptions = subscriptions_.size() + deferred_add_.size() - deferred_remove_.size(),
   };
+}
+
+// The frozen set plus the deferred changes, as stats() counts them, under the lock.
+size_t NotifierRegistry::count_overlapping(IpaRange range) const {
+  std::lock_guard lock(mutex_);
+  auto overlapping = [&](const std::vector<std::shared_ptr<State>>& list) {
+    return static_cast<size_t>(std::count_if(
+        list.begin(), list.end(), [&](const auto& state) { return state->range.overlaps(range); }));
+  };
+  return overlapping(subscriptions_) + overlapping(deferred_add_) - overlapping(deferred_remove_);
+}
+
+}  // namespace hvmm::stage2
+
+namespace hvmm::stage2 {
+
+// Under the lock: the frozen set, the deferred additions, less the deferred removals.
+std::vector<SubscriptionInfo> NotifierRegistry::list() const {
+  std::lock_guard lock(mutex_);
+  std::vector<SubscriptionInfo> out;
+  for (const auto* states : {&subscriptions_, &deferred_add_}) {
+    for (const auto& state : *states) {
+      if (std::find(deferred_remove_.begin(), deferred_remove_.end(), state) !=
+          deferred_remove_.end())
+        continue;
+      out.push_back(SubscriptionInfo{state->id, state->owner, state->range,
+                                     state->sequence.load(std::memory_order_seq_cst),
+                                     state->invalidations_seen});
+    }
+  }
+  std::sort(out.begin(), out.end(),
+            [](const SubscriptionInfo& a, const SubscriptionInfo& b) { return a.id < b.id; });
+  return out;
+}
+
+// A linear search: only the invalidations running right now are kept.
+uint64_t NotifierRegistry::invalidation_number(const Change& change) const {
+  std::lock_guard lock(mutex_);
+  for (auto it = running_.rbegin(); it != running_.rend(); ++it) {
+    if (it->first == &change)
+      return it->second;
+  }
+  return 0;
 }
 
 }  // namespace hvmm::stage2

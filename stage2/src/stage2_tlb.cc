@@ -94,15 +94,15 @@ uint64_t Stage2Tlb::scan_invalidate(Match&& match) {
 }
 
 // Page by page when the range has fewer pages than the array, otherwise one scan.
-void Stage2Tlb::invalidate_range(uint16_t vmid, IpaRange range) {
+uint64_t Stage2Tlb::invalidate_range(uint16_t vmid, IpaRange range) {
   range_invalidations_.fetch_add(1, std::memory_order_relaxed);
   if (range.empty())
-    return;
+    return 0;
   // Pages at or above 2^48 are never cached, so the range is clipped to that.
   const uint64_t top_page = (uint64_t{1} << (kMaxIpaBits - kPageShift)) - 1;
   const uint64_t first = range.start.page_number();
   if (first > top_page)
-    return;
+    return 0;
   const uint64_t last =
       std::min(top_page, range.overflows() ? UINT64_MAX >> kPageShift
                                            : (range.end().value() - 1) >> kPageShift);
@@ -119,21 +119,24 @@ void Stage2Tlb::invalidate_range(uint16_t vmid, IpaRange range) {
     }
   }
   entries_invalidated_.fetch_add(removed, std::memory_order_relaxed);
+  return removed;
 }
 
 // One scan: a VM can have entries anywhere in the array.
-void Stage2Tlb::invalidate_vmid(uint16_t vmid) {
+uint64_t Stage2Tlb::invalidate_vmid(uint16_t vmid) {
   vmid_invalidations_.fetch_add(1, std::memory_order_relaxed);
   const uint64_t removed =
       scan_invalidate([&](uint64_t tag) { return tag != 0 && tag_vmid(tag) == vmid; });
   entries_invalidated_.fetch_add(removed, std::memory_order_relaxed);
+  return removed;
 }
 
 // One scan that empties every entry (used by VMID rollover).
-void Stage2Tlb::invalidate_all() {
+uint64_t Stage2Tlb::invalidate_all() {
   full_invalidations_.fetch_add(1, std::memory_order_relaxed);
   const uint64_t removed = scan_invalidate([](uint64_t tag) { return tag != 0; });
   entries_invalidated_.fetch_add(removed, std::memory_order_relaxed);
+  return removed;
 }
 
 // Sum the shards; concurrent lookups may or may not be included.

@@ -37,7 +37,8 @@ Result<Translator> Translator::create(Stage2Map& map, std::shared_mutex& map_loc
     return make_error(ErrorCode::kInvalidArgument,
                       "the host backing of VMID {} must be a non-null 4 KiB-aligned mapping", vmid);
   }
-  auto subscription = notifiers.subscribe(IpaRange{Ipa(0), map.space().size()}, nullptr);
+  auto subscription =
+      notifiers.subscribe(IpaRange{Ipa(0), map.space().size()}, nullptr, "translator");
   if (!subscription.ok())
     return subscription.error();
   return Translator(map, map_lock, tlb, std::move(subscription).value(), vmid, backing);

@@ -11,14 +11,23 @@
 # GTEST_FILTER (default `*`) selects tests; GuestKernelQemu* are always left out inside (there is
 # no QEMU in the guest; those tests run on the host). Exits non-zero when a test failed, a binary
 # crashed or hung, the guest did not finish, /dev/kvm did not appear inside or no test ran.
-# The last line is `nested-kvm: N passed, N failed, N skipped`. Environment:
-#   HVMM_NESTED_KVM_TIMEOUT   seconds QEMU may run before it is killed (default 420)
-#   HVMM_NESTED_KVM_WATCHDOG  seconds one test binary may run inside (default 150)
+# The end-to-end tests (tests/e2e: the daemon, its VM processes, the CLI and the Python client)
+# run after the integration tests, with a budget of their own. The last line is
+# `nested-kvm: N passed, N failed, N skipped`. Environment:
+#   HVMM_NESTED_KVM_TIMEOUT       seconds QEMU may run before it is killed (default 420), plus
+#                                 HVMM_NESTED_KVM_E2E_TIMEOUT when end-to-end tests run
+#   HVMM_NESTED_KVM_WATCHDOG      seconds one integration test binary may run inside (default 150)
+#   HVMM_NESTED_KVM_E2E           0: leave the end-to-end tests out (default 1: run those built)
+#   HVMM_NESTED_KVM_E2E_TIMEOUT   seconds added to QEMU's limit for them (default 900)
+#   HVMM_NESTED_KVM_E2E_WATCHDOG  seconds one end-to-end binary may run inside (default 600)
 set -Eeuo pipefail
 
 readonly here=$(cd "$(dirname "$0")" && pwd)
 readonly qemu_timeout=${HVMM_NESTED_KVM_TIMEOUT:-420}
 readonly binary_watchdog=${HVMM_NESTED_KVM_WATCHDOG:-150}
+readonly e2e_enabled=${HVMM_NESTED_KVM_E2E:-1}
+readonly e2e_timeout=${HVMM_NESTED_KVM_E2E_TIMEOUT:-900}
+readonly e2e_watchdog=${HVMM_NESTED_KVM_E2E_WATCHDOG:-600}
 # kvm-amd and what it needs; the dependencies are read from the modules themselves.
 readonly kvm_module=kvm_amd
 
@@ -197,6 +206,50 @@ test_binaries() {
   done
 }
 
+# Whether FILE is an ELF executable (a script is copied as it is, not stripped or ldd'ed).
+is_elf() { [[ $(head -c 4 "$1" 2>/dev/null) == $'\x7fELF' ]]; }
+
+# The end-to-end test programs (tests/e2e), unless HVMM_NESTED_KVM_E2E=0: every gtest binary
+# of tests/e2e/daemon and the Python client's test wrapper, those that were built.
+e2e_test_binaries() {
+  [[ $e2e_enabled != 0 ]] || return 0
+  local file
+  for file in "$build"/tests/e2e/daemon/*_test "$build"/tests/e2e/python/python_client_e2e_test; do
+    [[ -f $file && -x $file ]] && echo "$file"
+  done
+}
+
+# The programs the end-to-end tests start (hvmmd, hvmm-vm, hvmm-client), from the list the
+# build writes; those that exist.
+e2e_programs() {
+  local list=$build/tests/e2e/programs.txt file
+  [[ -f $list ]] || return 0
+  while read -r file; do
+    [[ -n $file && -x $file ]] && echo "$file"
+  done <"$list"
+}
+
+# Copy the Python client's tests into ROOT: their build folder (sources, stubs, the wrapper)
+# and the files `--list-imports` names (Debian's python3, the stdlib modules, grpc and
+# protobuf). The interpreter and the extension modules, whose libraries ldd must find, are
+# appended to the array python_elves.
+copy_python_tests() {
+  local root=$1 wrapper=$2 folder file
+  folder=$(dirname "$wrapper")
+  "$wrapper" --list-imports >"$cache/python-files" ||
+    abort "$wrapper --list-imports failed (deploy/install-deps.sh installs python3-grpcio)"
+  mkdir -p "$root$folder"
+  cp -a "$folder/." "$root$folder/"
+  rm -rf "$root$folder/CMakeFiles"
+  # One tar for the few hundred files (a cp each took half a minute on a busy machine); -h
+  # copies what a symlink names (/usr/bin/python3).
+  tar -chf - -T "$cache/python-files" 2>/dev/null | tar -xf - -C "$root" ||
+    abort "cannot copy the Python client's modules"
+  while read -r file; do
+    if [[ $file == */bin/* || $file == *.so ]]; then python_elves+=("$file"); fi
+  done <"$cache/python-files"
+}
+
 # The KVM benchmarks to smoke-run, "ABSOLUTE-BINARY ARGS..." a line: those of
 # tests/nested-kvm/benchmarks that were built, only when every test runs (the default filter).
 benchmark_lines() {
@@ -239,8 +292,23 @@ build_initramfs() {
   fi
   local benchmarks=() line
   [[ $mode == tests ]] && mapfile -t benchmarks < <(benchmark_lines)
+  local e2e=() e2e_elves=() python_elves=()
+  if [[ $mode == tests ]]; then
+    mapfile -t e2e < <(e2e_test_binaries)
+    for file in "${e2e[@]}"; do
+      if is_elf "$file"; then
+        e2e_elves+=("$file")
+      else
+        copy_python_tests "$root" "$file"
+      fi
+    done
+    # The daemon's programs also serve the daemon's load benchmark (tests/nested-kvm/benchmarks).
+    mapfile -t -O "${#e2e_elves[@]}" e2e_elves < <(e2e_programs)
+  fi
   [[ -x $build/daemon/hvmm ]] || abort "$build/daemon/hvmm is missing (build first)"
-  local elves=("$build/daemon/hvmm" "${binaries[@]}")
+  local elves=("$build/daemon/hvmm" "${binaries[@]}" "${e2e_elves[@]}")
+  # hvmm-vm: the VM process the VmProcess tests start (when this build has it).
+  [[ -x $build/daemon/hvmm-vm ]] && elves+=("$build/daemon/hvmm-vm")
   for line in "${benchmarks[@]}"; do
     elves+=("${line%% *}")
   done
@@ -258,20 +326,29 @@ build_initramfs() {
   for file in "$build"/tests/guests/*.elf "$build"/guest/*.elf; do
     copy_at_same_path "$root" "$file"
   done
-  for file in $(ldd "${elves[@]}" | grep -oE '/[^ ]+\.so[^ ]*' | sort -u); do
-    copy_at_same_path "$root" "$file"
+  elves+=("${python_elves[@]}")
+  # (grep -v: given several files, ldd heads each one's list with its name and a colon)
+  for file in $(ldd "${elves[@]}" | grep -v ':$' | grep -oE '/[^ ]+\.so[^ ]*' | sort -u); do
+    [[ -e $root$file ]] || copy_at_same_path "$root" "$file"
   done
+  # Users and groups for the daemon (its socket's group, peer credentials).
+  mkdir -p "$root/etc"
+  echo 'root:x:0:0:root:/root:/bin/sh' >"$root/etc/passwd"
+  echo 'root:x:0:' >"$root/etc/group"
   {
     echo "NK_MODULES='$(tr '\n' ' ' <"$cache/kernel/modules.order")'"
     echo "NK_FILTER='$filter'"
     echo "NK_WATCHDOG=$binary_watchdog"
     echo "NK_BINARIES='${binaries[*]}'"
+    echo "NK_E2E_BINARIES='${e2e[*]}'"
+    echo "NK_E2E_WATCHDOG=$e2e_watchdog"
     echo "NK_HVMM='$build/daemon/hvmm'"
   } >"$root/nk/config"
   printf '%s\n' "${benchmarks[@]}" >"$root/nk/benchmarks"
   [[ $mode == tests ]] || write_hvmm_args "$root"
   (cd "$root" && find . | "$cache/busybox" cpio -o -H newc 2>/dev/null) | gzip -1 >"$cache/initramfs.gz"
-  printf '%s\n' "${binaries[@]}" >"$cache/binaries"
+  printf '%s\n' "${binaries[@]}" "${e2e[@]}" | sed '/^$/d' >"$cache/binaries"
+  printf '%s\n' "${e2e[@]}" | sed '/^$/d' >"$cache/e2e-binaries"
 }
 
 # Write the `hvmm run` arguments for the guest, one a line (its shell reads them back without
@@ -316,7 +393,7 @@ trap on_exit EXIT
 # racing with MTTCG), one TCG thread never did.
 boot_guest() {
   rm -f "$cache/console.log" "$cache/serial1.log"
-  timeout -k 10 "$qemu_timeout" qemu-system-x86_64 \
+  timeout -k 10 "$guest_timeout" qemu-system-x86_64 \
     -accel tcg,thread=single -cpu max -m 2G -smp 2 -machine q35 \
     -display none -no-reboot -nodefaults -monitor none \
     -serial "file:$cache/console.log" -serial "file:$cache/serial1.log" \
@@ -326,7 +403,7 @@ boot_guest() {
   local rc=0
   wait "$qemu_pid" || rc=$?
   qemu_pid=
-  [[ $rc -ne 124 && $rc -ne 137 ]] || stage_fail "QEMU killed after ${qemu_timeout}s"
+  [[ $rc -ne 124 && $rc -ne 137 ]] || stage_fail "QEMU killed after ${guest_timeout}s"
   [[ $rc -eq 0 || $rc -eq 124 || $rc -eq 137 ]] || stage_fail "QEMU exited with status $rc"
 }
 
@@ -397,8 +474,10 @@ judge_binary() {
   skipped=$((skipped + skip))
   gtest_ran=$((gtest_ran + ok + bad))
   echo "nested-kvm: $name: $ok passed, $bad failed, $skip skipped (${seconds}s, status $rc)"
+  local watchdog=$binary_watchdog
+  grep -q "/$name\$" "$cache/e2e-binaries" && watchdog=$e2e_watchdog
   if [[ $hung -eq 1 ]]; then
-    stage_fail "$name hung: killed after ${binary_watchdog}s${unfinished:+ during $unfinished}"
+    stage_fail "$name hung: killed after ${watchdog}s${unfinished:+ during $unfinished}"
   elif [[ -n $unfinished ]]; then
     stage_fail "$name crashed (status $rc) during $unfinished"
   elif [[ $rc -ne 0 && $bad -eq 0 ]]; then
@@ -432,7 +511,12 @@ phase_done "fetch"
 build_smoke
 build_initramfs
 phase_done "initramfs ($(du -k "$cache/initramfs.gz" | cut -f1) KiB)"
-echo "nested-kvm: booting $(cat "$cache/kernel/package") under QEMU/TCG (limit ${qemu_timeout}s)"
+guest_timeout=$qemu_timeout
+if [[ -s $cache/e2e-binaries ]]; then
+  guest_timeout=$((qemu_timeout + e2e_timeout))
+  echo "nested-kvm: with $(wc -l <"$cache/e2e-binaries") end-to-end test programs"
+fi
+echo "nested-kvm: booting $(cat "$cache/kernel/package") under QEMU/TCG (limit ${guest_timeout}s)"
 boot_guest
 phase_done "guest run"
 unpack_results

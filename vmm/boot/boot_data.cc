@@ -83,12 +83,11 @@ Result<void> write_tables(GuestAccess& memory, const BootInfo& info) {
 // The command line must fit its slot with its NUL and contain no NUL itself.
 Result<void> check_cmdline(const std::string& cmdline) {
   if (cmdline.size() + 1 > kMaxCmdlineBytes) {
-    return make_error(ErrorCode::kInvalidArgument,
-                      "--cmdline is {} bytes long; at most {} bytes fit", cmdline.size(),
-                      kMaxCmdlineBytes - 1);
+    return make_error(ErrorCode::kInvalidArgument, "cmdline: {} bytes long; at most {} bytes fit",
+                      cmdline.size(), kMaxCmdlineBytes - 1);
   }
   if (cmdline.find('\0') != std::string::npos) {
-    return make_error(ErrorCode::kInvalidArgument, "--cmdline contains a NUL byte");
+    return make_error(ErrorCode::kInvalidArgument, "cmdline: contains a NUL byte");
   }
   return Ok();
 }
@@ -109,7 +108,7 @@ Result<IpaRange> place_module(uint64_t size, const std::vector<RamRegion>& ram,
   if (clash) {
     return make_error(ErrorCode::kInvalidArgument,
                       "initrd of {} bytes at {} would overlap the kernel or boot data: raise "
-                      "--memory",
+                      "memory_bytes",
                       size, range);
   }
   return range;

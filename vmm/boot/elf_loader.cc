@@ -210,8 +210,8 @@ Result<void> check_kernel_placement(const PvhKernel& kernel, const std::vector<R
   for (const KernelSegment& segment : kernel.segments) {
     if (!inside_ram(ram, segment.range)) {
       return make_error(ErrorCode::kInvalidArgument,
-                        "invalid kernel: segment {} at {} is outside guest RAM (raise --memory or "
-                        "relink the kernel)",
+                        "invalid kernel: segment {} at {} is outside guest RAM (raise memory_bytes "
+                        "or relink the kernel)",
                         segment.index, segment.range);
     }
     if (segment.range.overlaps(boot_data)) {

@@ -1,4 +1,4 @@
-// Opening, size-checking and reading the input files of `hvmm run`.
+// Opening, size-checking and reading the input files of a VM.
 #include "hvmm/vmm/boot/input_file.h"
 
 #include <fcntl.h>
@@ -14,14 +14,14 @@ namespace hvmm::vmm {
 namespace {
 
 // The error for a path that cannot be stat'ed or opened.
-Error cannot_open(std::string_view option, const std::string& path, int error) {
+Error cannot_open(std::string_view field, const std::string& path, int error) {
   return make_error(error == ENOENT ? ErrorCode::kNotFound : ErrorCode::kInvalidArgument,
-                    "cannot open {} '{}': {}", option, path, std::strerror(error));
+                    "{}: cannot open '{}': {}", field, path, std::strerror(error));
 }
 
 // The error for a path that is not a regular file.
-Error not_regular(std::string_view option, const std::string& path, unsigned mode) {
-  return make_error(ErrorCode::kInvalidArgument, "{} '{}' is {}, not a regular file", option, path,
+Error not_regular(std::string_view field, const std::string& path, unsigned mode) {
+  return make_error(ErrorCode::kInvalidArgument, "{}: '{}' is {}, not a regular file", field, path,
                     describe_file_type(mode));
 }
 
@@ -65,35 +65,35 @@ std::string describe_size(uint64_t bytes) {
 }
 
 // stat() first so FIFOs and device nodes are never opened, then open and fstat() again.
-Result<InputFile> open_input_file(const std::string& path, std::string_view option) {
+Result<InputFile> open_input_file(const std::string& path, std::string_view field) {
   struct stat before {};
   if (::stat(path.c_str(), &before) != 0) {
-    return cannot_open(option, path, errno);
+    return cannot_open(field, path, errno);
   }
   if (!S_ISREG(before.st_mode)) {
-    return not_regular(option, path, before.st_mode);
+    return not_regular(field, path, before.st_mode);
   }
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
   if (!fd.valid()) {
-    return cannot_open(option, path, errno);
+    return cannot_open(field, path, errno);
   }
   struct stat after {};
   if (::fstat(fd.get(), &after) != 0) {
-    return cannot_open(option, path, errno);
+    return cannot_open(field, path, errno);
   }
   if (!S_ISREG(after.st_mode)) {
-    return not_regular(option, path, after.st_mode);
+    return not_regular(field, path, after.st_mode);
   }
-  return InputFile{std::move(fd), path, std::string(option), static_cast<uint64_t>(after.st_size)};
+  return InputFile{std::move(fd), path, std::string(field), static_cast<uint64_t>(after.st_size)};
 }
 
-// Both sizes in the message: the user fixes it with --memory or a smaller file.
+// Both sizes in the message: the user fixes it with more memory or a smaller file.
 Result<void> check_fits_in_ram(const InputFile& file, uint64_t ram_size) {
   if (file.size > ram_size) {
     return make_error(ErrorCode::kInvalidArgument,
-                      "{} '{}' is {}, larger than the guest's RAM of {} (raise --memory or use a "
-                      "smaller file)",
-                      file.option, file.path, describe_size(file.size), describe_size(ram_size));
+                      "{}: '{}' is {}, larger than the guest's RAM of {} (raise memory_bytes or "
+                      "use a smaller file)",
+                      file.field, file.path, describe_size(file.size), describe_size(ram_size));
   }
   return Ok();
 }
@@ -104,8 +104,8 @@ Result<std::vector<uint8_t>> read_input_file(const InputFile& file) {
   try {
     data.resize(static_cast<size_t>(file.size));
   } catch (const std::bad_alloc&) {
-    return make_error(ErrorCode::kInvalidArgument, "{} '{}': cannot allocate {} to read it",
-                      file.option, file.path, describe_size(file.size));
+    return make_error(ErrorCode::kInvalidArgument, "{}: '{}': cannot allocate {} to read it",
+                      file.field, file.path, describe_size(file.size));
   }
   size_t done = 0;
   while (done < data.size()) {
@@ -116,7 +116,7 @@ Result<std::vector<uint8_t>> read_input_file(const InputFile& file) {
     }
     if (n <= 0) {
       return make_error(
-          ErrorCode::kInvalidArgument, "cannot read {} '{}': {}", file.option, file.path,
+          ErrorCode::kInvalidArgument, "{}: cannot read '{}': {}", file.field, file.path,
           n == 0 ? fmt::format("unexpected end of file after {} of {} bytes", done, data.size())
                  : std::string(std::strerror(errno)));
     }
@@ -126,9 +126,9 @@ Result<std::vector<uint8_t>> read_input_file(const InputFile& file) {
 }
 
 // The three steps in order; nothing is allocated for a file that cannot fit.
-Result<std::vector<uint8_t>> read_file(const std::string& path, std::string_view option,
+Result<std::vector<uint8_t>> read_file(const std::string& path, std::string_view field,
                                        uint64_t ram_size) {
-  auto file = open_input_file(path, option);
+  auto file = open_input_file(path, field);
   HVMM_TRY(file);
   HVMM_TRY(check_fits_in_ram(*file, ram_size));
   return read_input_file(*file);

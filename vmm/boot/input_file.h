@@ -1,4 +1,4 @@
-// Input files of `hvmm run` (--kernel, --initrd): regular files only, read with bounds.
+// Input files of a VM (its kernel and initrd): regular files only, read with bounds.
 //
 // A path is checked with stat() before anything is opened, so a FIFO (whose open() would wait
 // for a writer) or a device node (whose open() can have side effects, e.g. a tape rewinding)
@@ -6,7 +6,8 @@
 // O_CLOEXEC and checked again with fstat(), so a path swapped in between is caught too. Its
 // size is known from fstat() before any byte is allocated: callers refuse a file larger than
 // the guest's RAM (a 1 TiB sparse file costs nothing on disk), then the bytes are read in
-// bounded chunks. Every error names the option, the path and the reason.
+// bounded chunks. Every error starts with the configuration field ("kernel: ...") and names
+// the path and the reason.
 #pragma once
 
 #include <cstdint>
@@ -26,7 +27,7 @@ inline constexpr size_t kInputReadChunk = size_t{1} << 20;
 struct InputFile {
   UniqueFd fd;
   std::string path;
-  std::string option;  // "--kernel", "--initrd": for messages
+  std::string field;  // "kernel", "initrd": leads its errors
   uint64_t size = 0;
 };
 
@@ -36,8 +37,8 @@ const char* describe_file_type(unsigned mode);
 // "134217728 bytes (128M)": a byte count with its binary size when it has a short one.
 std::string describe_size(uint64_t bytes);
 
-// Open `path` for `option` after checking that it is a regular file.
-Result<InputFile> open_input_file(const std::string& path, std::string_view option);
+// Open `path` for `field` after checking that it is a regular file.
+Result<InputFile> open_input_file(const std::string& path, std::string_view field);
 
 // Refuse a file larger than `ram_size`, the guest's RAM, naming both sizes.
 Result<void> check_fits_in_ram(const InputFile& file, uint64_t ram_size);
@@ -46,7 +47,7 @@ Result<void> check_fits_in_ram(const InputFile& file, uint64_t ram_size);
 Result<std::vector<uint8_t>> read_input_file(const InputFile& file);
 
 // Open, check against `ram_size` and read a whole input file.
-Result<std::vector<uint8_t>> read_file(const std::string& path, std::string_view option,
+Result<std::vector<uint8_t>> read_file(const std::string& path, std::string_view field,
                                        uint64_t ram_size);
 
 }  // namespace hvmm::vmm

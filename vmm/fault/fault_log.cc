@@ -66,17 +66,33 @@ bool FaultLog::take_token(std::chrono::steady_clock::time_point now) {
   return true;
 }
 
-// Count, rate-limit and write one line with a single write() so lines never interleave.
+// Count, hand to the sink, rate-limit and write one line with a single write() so lines
+// never interleave. The sink runs outside the lock (its copy keeps it alive meanwhile).
 void FaultLog::record(const FaultRecord& record) {
+  std::shared_ptr<const Sink> sink;
+  bool print = false;
   {
     std::lock_guard guard(lock_);
     ++recorded_;
-    if (!take_token(std::chrono::steady_clock::now())) {
+    sink = sink_;
+    print = take_token(std::chrono::steady_clock::now());
+    if (!print) {
       ++suppressed_;
-      return;
     }
   }
-  write_line(format_fault_record(record) + "\n");
+  if (sink) {
+    (*sink)(record);
+  }
+  if (print) {
+    write_line(format_fault_record(record) + "\n");
+  }
+}
+
+// Replace the sink; a record being delivered keeps the previous one until it returns.
+void FaultLog::set_sink(Sink sink) {
+  auto next = sink ? std::make_shared<const Sink>(std::move(sink)) : nullptr;
+  std::lock_guard guard(lock_);
+  sink_ = std::move(next);
 }
 
 // Rate-limit and write one line that is not a fault.
@@ -130,7 +146,7 @@ std::string FaultLog::summary(std::string_view by_kind) const {
   std::string text =
       fmt::format("hvmm: {} stage-2 faults, {} not logged (rate limit)", recorded_, suppressed_);
   if (dropped_ > 0) {
-    text += fmt::format(", {} dropped ({} '{}' was full)", dropped_, file_->option, file_->path);
+    text += fmt::format(", {} dropped (fault log '{}' was full)", dropped_, file_->path);
   }
   if (!by_kind.empty()) {
     text += fmt::format("; counted by kind: {}", by_kind);

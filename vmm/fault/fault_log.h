@@ -9,11 +9,13 @@
 // Every fault is counted; printing is rate limited (a token bucket) so a guest hammering
 // an unbacked address cannot flood the log. The log is a LogFile opened before the VM (or
 // stderr); a line a full FIFO or terminal cannot take without blocking is dropped and
-// counted. Thread-safe.
+// counted. A sink (set_sink) sees every record, printed or not, as it is recorded: the VM
+// process forwards them to its daemon. Thread-safe.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -40,11 +42,16 @@ struct FaultRecord {
   const char* kind = "";
   const char* resolution = "";
   uint64_t latency_ns = 0;
+  // The enums `kind` and `resolution` name (FaultKind{0}: set_outcome() was not called).
+  FaultKind kind_value = FaultKind{0};
+  FaultResolution resolution_value = FaultResolution::kFailed;
 
-  // Set `kind` and `resolution` to the log names of the two enums.
+  // Set `kind` and `resolution` (and the enum values) from the two enums.
   void set_outcome(FaultKind fault_kind, FaultResolution fault_resolution) {
     kind = fault_kind_name(fault_kind).data();
     resolution = fault_resolution_name(fault_resolution).data();
+    kind_value = fault_kind;
+    resolution_value = fault_resolution;
   }
 };
 
@@ -60,11 +67,17 @@ class FaultLog {
   static constexpr unsigned kBurst = 200;
   static constexpr unsigned kPerSecond = 100;
 
+  // Called for every record, on the thread that recorded it (a vCPU or a fault handler
+  // thread): it must not block, and must not call back into this log.
+  using Sink = std::function<void(const FaultRecord&)>;
+
   // Log to `file`, or to stderr when there is none.
   explicit FaultLog(std::optional<LogFile> file) : file_(std::move(file)) {}
 
-  // Count the fault and print it unless the rate limit says otherwise.
+  // Count the fault, give it to the sink, and print it unless the rate limit says otherwise.
   void record(const FaultRecord& record);
+  // Give every later record to `sink` as well (an empty one removes it). Any time, any thread.
+  void set_sink(Sink sink);
   // Print one line that is not a fault (a userfaultfd event) under the same rate limit;
   // it is not counted as a fault.
   void note(const std::string& line);
@@ -82,6 +95,7 @@ class FaultLog {
 
   std::optional<LogFile> file_;  // none: stderr
   mutable std::mutex lock_;
+  std::shared_ptr<const Sink> sink_;  // copied under lock_, called outside it
   uint64_t recorded_ = 0;
   uint64_t suppressed_ = 0;
   uint64_t dropped_ = 0;

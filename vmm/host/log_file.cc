@@ -29,7 +29,7 @@ bool is_terminal_device(dev_t rdev) {
 
 // Refuse what stat() says cannot be a log, before anything is opened.
 Result<void> check_log_path_type(const struct stat& info, const std::string& path,
-                                 std::string_view option) {
+                                 std::string_view field) {
   if (S_ISREG(info.st_mode) || S_ISFIFO(info.st_mode)) {
     return Ok();
   }
@@ -38,36 +38,36 @@ Result<void> check_log_path_type(const struct stat& info, const std::string& pat
       return Ok();
     }
     return make_error(ErrorCode::kInvalidArgument,
-                      "{} '{}' is a character device ({}:{}) that is neither a terminal nor "
+                      "{}: '{}' is a character device ({}:{}) that is neither a terminal nor "
                       "/dev/null",
-                      option, path, ::major(info.st_rdev), ::minor(info.st_rdev));
+                      field, path, ::major(info.st_rdev), ::minor(info.st_rdev));
   }
   return make_error(ErrorCode::kInvalidArgument,
-                    "{} '{}' is {}: give a regular file, a FIFO with a reader, a terminal or "
+                    "{}: '{}' is {}: give a regular file, a FIFO with a reader, a terminal or "
                     "/dev/null",
-                    option, path, describe_file_type(info.st_mode));
+                    field, path, describe_file_type(info.st_mode));
 }
 
 // The error of a failed open(), with the FIFO case spelled out.
-Error open_failed(int error, bool fifo, const std::string& path, std::string_view option) {
+Error open_failed(int error, bool fifo, const std::string& path, std::string_view field) {
   if (error == ENXIO && fifo) {
     return make_error(ErrorCode::kInvalidArgument,
-                      "{} '{}' is a FIFO with no reader: start its reader first (hvmm does not "
+                      "{}: '{}' is a FIFO with no reader: start its reader first (hvmm does not "
                       "wait for one)",
-                      option, path);
+                      field, path);
   }
-  return make_error(ErrorCode::kInvalidArgument, "cannot open {} '{}': {}", option, path,
+  return make_error(ErrorCode::kInvalidArgument, "{}: cannot open '{}': {}", field, path,
                     std::strerror(error));
 }
 
 // What the opened descriptor is; regular files go back to blocking writes.
-Result<LogFileKind> classify_opened(int fd, const std::string& path, std::string_view option) {
+Result<LogFileKind> classify_opened(int fd, const std::string& path, std::string_view field) {
   struct stat info {};
   if (::fstat(fd, &info) != 0) {
-    return make_error(ErrorCode::kInvalidArgument, "cannot stat {} '{}': {}", option, path,
+    return make_error(ErrorCode::kInvalidArgument, "{}: cannot stat '{}': {}", field, path,
                       std::strerror(errno));
   }
-  HVMM_TRY(check_log_path_type(info, path, option));
+  HVMM_TRY(check_log_path_type(info, path, field));
   if (S_ISREG(info.st_mode)) {
     int flags = ::fcntl(fd, F_GETFL);
     ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
@@ -83,7 +83,7 @@ Result<LogFileKind> classify_opened(int fd, const std::string& path, std::string
     return LogFileKind::kTerminal;
   }
   return make_error(ErrorCode::kInvalidArgument,
-                    "{} '{}' is a character device that is not a terminal", option, path);
+                    "{}: '{}' is a character device that is not a terminal", field, path);
 }
 
 }  // namespace
@@ -104,24 +104,24 @@ const char* log_file_kind_name(LogFileKind kind) {
 }
 
 // stat, open without blocking, fstat: see log_file.h for what is accepted.
-Result<LogFile> open_log_file(const std::string& path, std::string_view option, LogOpenMode mode) {
+Result<LogFile> open_log_file(const std::string& path, std::string_view field, LogOpenMode mode) {
   struct stat info {};
   bool exists = ::stat(path.c_str(), &info) == 0;
   if (!exists && errno != ENOENT) {
-    return open_failed(errno, false, path, option);
+    return open_failed(errno, false, path, field);
   }
   if (exists) {
-    HVMM_TRY(check_log_path_type(info, path, option));
+    HVMM_TRY(check_log_path_type(info, path, field));
   }
   int flags = O_WRONLY | O_CREAT | O_NONBLOCK | O_NOCTTY | O_CLOEXEC;
   flags |= mode == LogOpenMode::kTruncate ? O_TRUNC : O_APPEND;
   UniqueFd fd(::open(path.c_str(), flags, 0644));
   if (!fd.valid()) {
-    return open_failed(errno, exists && S_ISFIFO(info.st_mode), path, option);
+    return open_failed(errno, exists && S_ISFIFO(info.st_mode), path, field);
   }
-  auto kind = classify_opened(fd.get(), path, option);
+  auto kind = classify_opened(fd.get(), path, field);
   HVMM_TRY(kind);
-  return LogFile{std::move(fd), *kind, path, std::string(option)};
+  return LogFile{std::move(fd), *kind, path, std::string(field)};
 }
 
 // A full FIFO or terminal (EAGAIN), a vanished reader (EPIPE) or an I/O error ends the write;

@@ -1,8 +1,9 @@
-// Log destinations of `hvmm run` (--console-log, --fault-log), opened before any VM exists.
+// Log destinations of a VM (its console log, fault log and stats file), opened before any VM
+// exists.
 //
 // Accepted: a regular file (created if missing; the console log is truncated, the fault log
 // appended to), a FIFO that already has a reader, a terminal (virtual console, serial port or
-// pseudo-terminal) and /dev/null. Refused, with the option, the path and the reason: a FIFO
+// pseudo-terminal) and /dev/null. Refused, with the field, the path and the reason: a FIFO
 // with no reader (open(O_WRONLY|O_NONBLOCK) fails with ENXIO at once instead of waiting), a
 // directory, a socket, a block device and any other character device. The path is checked
 // with stat() before it is opened, so a device node that is refused is never opened (opening
@@ -37,11 +38,14 @@ struct LogFile {
   UniqueFd fd;
   LogFileKind kind = LogFileKind::kRegular;
   std::string path;
-  std::string option;  // "--console-log", "--fault-log": for messages
+  // The configuration field it is for ("console_log", "fault_log"), leading its errors as
+  // every configuration error does (daemon/options/vm_options.h).
+  std::string field;
 };
 
-// Open `path` as the destination of `option`, without blocking.
-Result<LogFile> open_log_file(const std::string& path, std::string_view option, LogOpenMode mode);
+// Open `path` as the destination of `field`, without blocking. Errors read
+// "field: 'path' is ..." or "field: cannot open 'path': reason".
+Result<LogFile> open_log_file(const std::string& path, std::string_view field, LogOpenMode mode);
 
 // Write `bytes` to `file`: all of them for a regular file (retrying short writes), as many as
 // fit without blocking for a FIFO or terminal. Returns how many were written.

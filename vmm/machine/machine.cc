@@ -126,7 +126,23 @@ Result<void> Machine::build(MachineConfig& config) {
   HVMM_TRY(attached);
   HVMM_TRY(loaded);
   HVMM_TRY(start_dirty_tracking(config));
+  open_kvm_stats();
   return create_reclaim(config);
+}
+
+// Opened now, before the VM runs (and before a VM process may be sandboxed): reading them
+// later is a pread. A failure leaves the figures unavailable, said once on stderr.
+void Machine::open_kvm_stats() {
+  std::vector<KvmVcpu*> vcpus;
+  for (auto& vcpu : vcpus_) {
+    vcpus.push_back(&vcpu->kvm());
+  }
+  auto source = KvmMmuStatsSource::open(vm_, vcpus);
+  if (!source) {
+    fmt::print(stderr, "hvmm: KVM's MMU figures are unavailable: {}\n", source.error().message);
+    return;
+  }
+  kvm_stats_ = std::move(*source);
 }
 
 // Reclaim needs the handler (write protection, refaults) and the dirty source, so it comes
@@ -139,10 +155,11 @@ Result<void> Machine::create_reclaim(MachineConfig& config) {
     return make_error(ErrorCode::kFailedPrecondition,
                       "reclaim needs userfaultfd (reclaimed pages come back through it)");
   }
-  MachineReclaim::Parts parts{
-      *physical_, fault_handler_->uffd(), dirty_source(), [this](const Error& error) {
-        request_stop(kExitInternalError, fmt::format("reclaim: {}", error.message));
-      }};
+  MachineReclaim::Parts parts{*physical_, fault_handler_->uffd(), dirty_source(),
+                              dirty_published_.get(), [this](const Error& error) {
+                                request_stop(kExitInternalError,
+                                             fmt::format("reclaim: {}", error.message));
+                              }};
   auto reclaim =
       MachineReclaim::create(std::move(parts), *config.reclaim, std::move(config.reclaim_swap));
   if (!reclaim) {
@@ -152,11 +169,14 @@ Result<void> Machine::create_reclaim(MachineConfig& config) {
   return Ok();
 }
 
-// The log reads the slots' bitmaps; the ring maps every vCPU's ring (before any vCPU runs).
+// The log reads the slots' bitmaps; the ring maps every vCPU's ring (before any vCPU runs); the
+// accumulator is the dirty log clients take (take_dirty_log).
 Result<void> Machine::start_dirty_tracking(const MachineConfig& config) {
   if (!config.dirty_tracking) {
     return Ok();
   }
+  dirty_published_ = std::make_unique<DirtyAccumulator>(physical_->ram(), physical_->memory_size());
+  dirty_taken_at_ = std::chrono::steady_clock::now();
   if (*config.dirty_tracking == DirtyTracking::kLog) {
     dirty_log_ = std::make_unique<DirtyLog>(kvm_dirty_log_ioctls(vm_), *memslot_sink_);
     return Ok();
@@ -200,7 +220,7 @@ Result<void> Machine::start_fault_handling(const MachineConfig& config, bool log
   auto created = FaultHandler::create(*physical_, std::move(handler));
   if (!created) {
     return make_error(created.error().code,
-                      "registering guest RAM with userfaultfd: {} (--userfaultfd off leaves first "
+                      "registering guest RAM with userfaultfd: {} (userfaultfd off leaves first "
                       "touches to the host kernel)",
                       created.error().message);
   }
@@ -214,6 +234,10 @@ Result<void> Machine::start_fault_handling(const MachineConfig& config, bool log
 // The watchdog first (it must not fire on a handler being stopped), then the handler. A
 // thread left behind is reported and keeps the guest-physical space alive (see ~Machine).
 void Machine::stop_fault_handling() {
+  {
+    std::unique_lock closing(controls_lock_);  // waits for a shootdown's zap in progress
+    controls_open_ = false;
+  }
   fault_watchdog_.reset();
   if (!fault_handler_ || fault_handling_stopped_) {
     return;

@@ -22,7 +22,9 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
+#include <shared_mutex>
 #include <string>
 #include <vector>
 
@@ -39,12 +41,14 @@
 #include "hvmm/vmm/kvm/kvm_memslots.h"
 #include "hvmm/vmm/kvm/vcpu.h"
 #include "hvmm/vmm/kvm/vcpu_gate.h"
+#include "hvmm/vmm/machine/kvm_mmu_stats.h"
 #include "hvmm/vmm/machine/machine_config.h"
 #include "hvmm/vmm/machine/machine_devices.h"
 #include "hvmm/vmm/machine/machine_reclaim.h"
 #include "hvmm/vmm/machine/memory_controls.h"
 #include "hvmm/vmm/machine/vm_stop.h"
 #include "hvmm/vmm/memory/guest_physical.h"
+#include "hvmm/vmm/reclaim/dirty/dirty_accumulator.h"
 #include "hvmm/vmm/reclaim/dirty/dirty_log.h"
 #include "hvmm/vmm/reclaim/dirty/dirty_ring.h"
 
@@ -64,6 +68,8 @@ class Machine final : public VcpuHost {
   // The VMM stops the VM with `status` because of `reason`; the first request (this, a
   // guest exit or a vCPU failure) wins. Thread-safe.
   void request_stop(int status, std::string reason);
+  // Why the VM ended ("guest exited with status 0", or the VMM's reason); "" while it runs.
+  std::string end_reason() const { return stop_.reason(); }
 
   GuestPhysical& physical() { return *physical_; }
   FaultLog& fault_log() { return *fault_log_; }
@@ -96,29 +102,49 @@ class Machine final : public VcpuHost {
   // The reclaim engine, or nullptr when the VM has no reclaim.
   ReclaimEngine* reclaim_engine() { return reclaim_ ? &reclaim_->engine() : nullptr; }
 
-  // Memory controls (memory_controls.h, machine_controls.cc). Thread-safe while running.
+  // Memory controls (memory_controls.h, machine_controls.cc). Thread-safe while running and
+  // before run(); the ones that reach KVM's translations (shootdown_stage2, invalidate) fail
+  // with kFailedPrecondition once the VM has stopped. Ranges must be page aligned, not empty,
+  // not overflowing and inside the IPA space: otherwise kInvalidArgument (kOutOfRange for
+  // the IPA space) with a message starting "range: ".
+  //
   // KVM's MMU figures (available = false without binary stats).
   KvmMmuStats kvm_mmu_stats() const;
   // The VMM's stage-2 TLB counters.
   Stage2TlbFigures stage2_tlb_figures() const;
   // Drop the stage-2 TLB entries of (VMID, range) and KVM's translations of the range's RAM
-  // without losing contents; the guest's next access builds a fresh translation.
+  // without losing contents; the guest's next access builds a fresh translation (KVM counts
+  // it in pf_fixed). The mechanism, and why, is in vmm/memory/README.md ("Stage-2
+  // shootdown"): the memslots' mapping loses its page-table entries (madvise(MADV_DONTNEED)
+  // of the shmem mapping), the host's MMU notifier makes KVM zap its own entries, the pages
+  // stay in the memfd. Waits for a reclaim epoch in progress (a window must not meet it). It
+  // is not an MMU-notifier invalidation: subscribers are not told (invalidate() is that).
   Result<Stage2Shootdown> shootdown_stage2(IpaRange range);
   // Drop every stage-2 TLB entry (the daemon's VMID rollover).
   void flush_stage2_tlb_all();
   // Run invalidate_range_start/end over `range` with `reason` (subscribers drop what they
-  // cache, KVM drops its translations); the map and the contents are unchanged.
+  // cache; the stage-2 TLB and KVM drop their translations of it, as shootdown_stage2 does,
+  // inside the bracket); the map and the contents are unchanged.
   Result<Invalidation> invalidate(IpaRange range, stage2::ChangeReason reason);
-  // test_young (clear false) or clear_young (clear true) over `range`.
+  // test_young (clear false) or clear_young (clear true) over `range`, in the map's access
+  // flags (set when a page is mapped and by VMM accesses; the guest's own accesses set
+  // KVM's flags, not the map's) and the notifier subscribers.
   Result<AgeResult> age(IpaRange range, bool clear);
-  // The pages written since the previous call, within `range`. Fails (kFailedPrecondition)
-  // when the VM has no dirty tracking.
+  // The pages written since the previous call that covered them, within `range`, coalesced.
+  // With reclaim, the engine harvests KVM's dirty log: this harvests it now through the
+  // engine (between epochs) and takes what it published; without reclaim it harvests the log
+  // itself. The first call reports every page KVM started out marking dirty (all of RAM with
+  // KVM_DIRTY_LOG_INITIALLY_SET). Fails (kFailedPrecondition) when the VM has no dirty
+  // tracking.
   Result<DirtyLogSnapshot> take_dirty_log(IpaRange range);
-  // Replace the reclaim policy; it takes effect at the next epoch. Fails
-  // (kFailedPrecondition) when the VM has no reclaim.
+  // Replace the reclaim policy; it takes effect at the next epoch. Fails (kFailedPrecondition)
+  // when the VM has no reclaim, and (kInvalidArgument, naming the key) when it changes what is
+  // fixed while the VM runs: the pool's codec, limit and keep threshold, the dirty tracking
+  // (reclaim_policy.h: check_policy_change; parse_reclaim_policy(text, base) keeps them).
   Result<void> set_reclaim_policy(const ReclaimPolicy& policy);
-  // Run `epochs` reclaim epochs now (serialized with the engine's own). Fails
-  // (kFailedPrecondition) when the VM has no reclaim.
+  // Run `epochs` (1..100) reclaim epochs now, serialized with the engine's own. Fails
+  // (kFailedPrecondition) when the VM has no reclaim or has stopped; an epoch that reports
+  // data loss stops the VM, as the engine's own epochs do, and fails the call (kDataLoss).
   Result<ReclaimRun> reclaim_now(unsigned epochs);
 
   void port_io(unsigned vcpu, uint16_t port, bool write, std::span<uint8_t> data) override;
@@ -150,6 +176,16 @@ class Machine final : public VcpuHost {
   Result<void> create_reclaim(MachineConfig& config);
   // Stop the watchdog, then the handler (vCPUs already stopped); idempotent.
   void stop_fault_handling();
+  // KVM's stats files, once the vCPUs exist (unavailable rather than an error).
+  void open_kvm_stats();
+  // The shared hold of controls_lock_ of a control that needs the fault handler running, or
+  // kFailedPrecondition once the VM has stopped (controls_open_ false).
+  Result<std::shared_lock<std::shared_mutex>> open_controls(const char* what) const;
+  // Under open_controls(): drop the stage-2 TLB's and KVM's translations of `range`, with the
+  // reclaim epochs held off; the TLB entries and the RAM pages dropped.
+  Result<std::pair<uint64_t, uint64_t>> drop_translations(IpaRange range);
+  // Harvest into dirty_published_ (through the engine with reclaim), under dirty_take_lock_.
+  Result<void> harvest_dirty_log();
   void write_stats_file() const;
 
   std::string name_;
@@ -169,6 +205,17 @@ class Machine final : public VcpuHost {
   // used by vCPU threads (ring-full exits), which ~Machine stops first.
   std::unique_ptr<DirtyLog> dirty_log_;
   std::unique_ptr<DirtyRing> dirty_ring_;
+  // The dirty log clients take (take_dirty_log), filled by whoever harvests: the reclaim
+  // engine, or take_dirty_log itself without reclaim. Set with dirty tracking.
+  std::unique_ptr<DirtyAccumulator> dirty_published_;
+  std::mutex dirty_take_lock_;  // one take (and, without reclaim, one harvest) at a time
+  std::chrono::steady_clock::time_point dirty_taken_at_;  // dirty_take_lock_
+  KvmMmuStatsSource kvm_stats_;
+  // Held shared by the controls that wait on the fault handler (the zap of a shootdown waits
+  // until the handler reads its REMOVE event), exclusively by stop_fault_handling() to close
+  // them before the handler stops.
+  mutable std::shared_mutex controls_lock_;
+  bool controls_open_ = true;  // controls_lock_
   UniqueFd stop_event_;
   VmStop stop_;
   FaultConfig fault_config_;

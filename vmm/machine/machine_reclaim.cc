@@ -31,6 +31,7 @@ Result<std::unique_ptr<MachineReclaim>> MachineReclaim::create(Parts parts,
           .reclaimer = *reclaim->reclaimer_,
           .store = *reclaim->pool_,
           .dirty = parts.dirty,
+          .published = parts.published,
           .log =
               [](const std::string& message) {
                 fmt::print(stderr, "hvmm: reclaim: {}\n", message);

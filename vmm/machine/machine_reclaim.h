@@ -43,6 +43,7 @@ class MachineReclaim {
     GuestPhysical& memory;
     Userfaultfd& uffd;
     DirtySource* dirty = nullptr;
+    DirtyAccumulator* published = nullptr;  // where the engine's harvests go too (the dirty log)
     std::function<void(const Error&)> on_fatal;
   };
 
@@ -58,7 +59,7 @@ class MachineReclaim {
 
   ReclaimFigures figures() const;
   ReclaimEngine& engine() { return *engine_; }
-  const ReclaimPolicy& policy() const { return engine_->policy(); }
+  ReclaimPolicy policy() const { return engine_->policy(); }
 
  private:
   MachineReclaim() = default;

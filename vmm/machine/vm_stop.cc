@@ -50,4 +50,12 @@ std::string VmStop::report_line() const {
   return reason_.empty() ? std::string() : format_vmm_end_line(reason_, status_);
 }
 
+std::string VmStop::reason() const {
+  std::lock_guard guard(lock_);
+  if (!requested_) {
+    return "";
+  }
+  return reason_.empty() ? fmt::format("guest exited with status {}", status_) : reason_;
+}
+
 }  // namespace hvmm::vmm

@@ -30,6 +30,9 @@ class VmStop {
   int status() const;
   // The line to print on stderr for a VMM decision; "" for the guest's own exit or none.
   std::string report_line() const;
+  // Why the VM ended, in words: "guest exited with status N" or the VMM's reason ("" before
+  // any request).
+  std::string reason() const;
 
  private:
   // Record the first request; false when one was already recorded.

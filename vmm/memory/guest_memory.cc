@@ -65,6 +65,20 @@ Result<uint8_t*> GuestMemory::host_pointer(HostOffset offset, uint64_t length) c
   return alias_.data() + offset.value();
 }
 
+// MADV_DONTNEED, not a punch: only the mapping's entries go, never the contents.
+Result<void> GuestMemory::zap_primary(HostOffset offset, uint64_t length) {
+  if (!offset.is_aligned(kPageSize) || !is_aligned(length, kPageSize)) {
+    return make_error(ErrorCode::kInvalidArgument, "zap of [{:#x}, {:#x}) is not page aligned",
+                      offset.value(), offset.value() + length);
+  }
+  HVMM_TRY(check_range("zap", offset, length));
+  if (length != 0 && ::madvise(primary_.data() + offset.value(), length, MADV_DONTNEED) < 0) {
+    return make_error(ErrorCode::kInternal, "madvise(MADV_DONTNEED) of [{:#x}, {:#x}) failed: {}",
+                      offset.value(), offset.value() + length, std::strerror(errno));
+  }
+  return Ok();
+}
+
 Result<uint8_t*> GuestMemory::guest_pointer(HostOffset offset, uint64_t length) const {
   HVMM_TRY(check_range("host range", offset, length));
   return primary_.data() + offset.value();

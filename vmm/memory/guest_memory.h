@@ -61,6 +61,14 @@ class GuestMemory {
   // the pages read as zero afterwards (a touch fills them again) and no longer count in the
   // host RSS. Page aligned; a hole stays a hole.
   Result<void> release(HostOffset offset, uint64_t length);
+  // Zap the primary mapping's page-table entries of [offset, offset + length) with
+  // madvise(MADV_DONTNEED), keeping the pages: a MAP_SHARED mapping of shmem only loses its
+  // PTEs, the page cache keeps the contents, and the next touch maps them again (a minor
+  // fault). The zap runs the host kernel's MMU notifiers, so KVM drops its translations of
+  // the range (that is what this is for). On a range userfaultfd registers with
+  // UFFD_FEATURE_EVENT_REMOVE, the call waits until the handler has read the REMOVE event.
+  // Page aligned; bounds-checked. The alias mapping is left alone.
+  Result<void> zap_primary(HostOffset offset, uint64_t length);
   // Write `data` at `offset` of the memfd with pwrite(): each page appears whole to a
   // concurrent fault on either mapping (the page cache page is locked while it is filled),
   // which a copy through a mapping does not promise. Page aligned; bounds-checked.

@@ -223,4 +223,9 @@ PageCounts GuestPhysical::count_pages_by_walk() const {
   return count_pages(*map_, IpaRange{Ipa(0), map_->space().size()});
 }
 
+std::vector<stage2::MappedRange> GuestPhysical::mapped_ranges(IpaRange range) const {
+  std::shared_lock guard(lock_);
+  return map_->mapped_ranges(range);
+}
+
 }  // namespace hvmm::vmm

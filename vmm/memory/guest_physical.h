@@ -191,8 +191,35 @@ class GuestPhysical final : public GuestAccess, public FaultResolver, public Rec
   PageCounts page_counts() const;
   // The same figures from a walk of the whole map (for tests: must equal page_counts()).
   PageCounts count_pages_by_walk() const;
+  // The map's coalesced runs in `range` (Stage2Map::mapped_ranges), read under the map lock
+  // held shared, so while the vCPUs run (a stage-2 dump).
+  std::vector<stage2::MappedRange> mapped_ranges(IpaRange range) const;
   // Bytes of the memfd that are allocated (SEEK_DATA / SEEK_HOLE).
   Result<uint64_t> allocated_bytes() const { return memory_->allocated_bytes(); }
+
+  // Controls from outside (guest_physical_controls.cc, for the Machine's memory controls).
+  // Check a control's IPA range: page aligned, not empty, not overflowing, inside the IPA
+  // space; the error starts with "range: " and names the range.
+  Result<void> check_control_range(IpaRange range) const;
+  // Drop the stage-2 TLB entries of this VM's VMID that overlap `range`; the entries dropped.
+  uint64_t invalidate_tlb(IpaRange range);
+  // Drop every stage-2 TLB entry, of every VMID (a VMID rollover); the entries dropped.
+  uint64_t flush_tlb();
+  // Make KVM drop its translations of the RAM inside `range`, contents kept: the primary
+  // mapping's entries of each RAM part are zapped (GuestMemory::zap_primary), which runs the
+  // host's MMU notifiers. Returns the RAM pages covered. The map lock is held only to read
+  // the layout, not across the zap: the zap waits for the fault handler to read its REMOVE
+  // event, and the handler may be waiting for the lock (guest_physical_controls.cc).
+  Result<uint64_t> drop_kvm_translations(IpaRange range);
+  // How many pages of `range` the map's leaves mark accessed, and whether the map or a
+  // notifier subscriber saw it accessed; with `clear`, their access flags are cleared too
+  // (stage2::clear_young, else stage2::test_young), under the map lock. A 2 MiB leaf counts
+  // its pages inside the range.
+  struct Aging {
+    bool young = false;
+    uint64_t young_pages = 0;
+  };
+  Aging age(IpaRange range, bool clear);
 
   // The notifier registry of the VM's IPA space: devices that cache guest addresses
   // subscribe here (and may refuse non-blockable changes).

@@ -62,9 +62,10 @@ uint64_t pages_per_epoch(uint64_t bytes_per_second, std::chrono::milliseconds pe
 
 }  // namespace
 
-// Refuse a policy the epoch cannot run with; otherwise build the engine.
-Result<std::unique_ptr<ReclaimEngine>> ReclaimEngine::create(Deps deps,
-                                                             const ReclaimPolicy& policy) {
+namespace {
+
+// What the epoch cannot run with.
+Result<void> check_engine_policy(const ReclaimPolicy& policy) {
   if (policy.period.count() <= 0)
     return make_error(ErrorCode::kInvalidArgument, "reclaim engine: period {} ms: must be > 0",
                       policy.period.count());
@@ -74,6 +75,20 @@ Result<std::unique_ptr<ReclaimEngine>> ReclaimEngine::create(Deps deps,
   if (!(policy.promotion_budget >= 0))
     return make_error(ErrorCode::kInvalidArgument,
                       "reclaim engine: budget {}: must not be negative", policy.promotion_budget);
+  return Ok();
+}
+
+// The refault distance the pages' CAS events use, clamped below kMaxIdle.
+uint64_t clamped_distance(const ReclaimPolicy& policy) {
+  return std::min<uint64_t>(policy.effective_refault_distance(), PageAges::kMaxIdle - 1);
+}
+
+}  // namespace
+
+// Refuse a policy the epoch cannot run with; otherwise build the engine.
+Result<std::unique_ptr<ReclaimEngine>> ReclaimEngine::create(Deps deps,
+                                                             const ReclaimPolicy& policy) {
+  HVMM_TRY(check_engine_policy(policy));
   return std::make_unique<ReclaimEngine>(std::move(deps), policy);
 }
 
@@ -84,7 +99,7 @@ ReclaimEngine::ReclaimEngine(Deps deps, const ReclaimPolicy& policy)
       policy_(policy),
       index_(deps_.memory.ram(), deps_.memory.memory_size()),
       ages_(index_.pages()),
-      distance_(std::min<uint64_t>(policy.effective_refault_distance(), PageAges::kMaxIdle - 1)),
+      distance_(clamped_distance(policy)),
       target_(policy.target_for(deps_.memory.memory_size())) {
   if (!deps_.clock)
     deps_.clock = [] { return Clock::now(); };
@@ -100,6 +115,7 @@ ReclaimEngine::~ReclaimEngine() {
 // counted and logged and the epoch goes on.
 Result<EpochReport> ReclaimEngine::run_epoch() {
   std::lock_guard epoch(epoch_lock_);
+  apply_pending_policy();
   EpochReport report;
   report.epoch = ages_.epoch();
   auto harvested = harvest(report);
@@ -133,17 +149,61 @@ Result<EpochReport> ReclaimEngine::run_epoch() {
   return report;
 }
 
-// Every page the DirtySource reports is young again.
+// Every page the DirtySource reports is young again, and published.
 Result<void> ReclaimEngine::harvest(EpochReport& report) {
   if (deps_.dirty == nullptr)
     return Ok();
+  const uint64_t distance = distance_.load(std::memory_order_relaxed);
   return deps_.dirty->harvest([&](IpaRange run) {
     index_.for_each_run(run, [&](PageIndexRun pages) {
       for (uint64_t page = pages.first; page < pages.first + pages.count; ++page)
-        ages_.written(page, distance_);
+        ages_.written(page, distance);
       report.dirty_pages += pages.count;
     });
+    if (deps_.published != nullptr)
+      deps_.published->add(run);
   });
+}
+
+// The epoch's harvest, without the rest of the epoch.
+Result<uint64_t> ReclaimEngine::harvest_now() {
+  std::lock_guard epoch(epoch_lock_);
+  EpochReport report;
+  HVMM_TRY(harvest(report));
+  return report.dirty_pages;
+}
+
+std::unique_lock<std::mutex> ReclaimEngine::hold_epochs() {
+  return std::unique_lock(epoch_lock_);
+}
+
+// Stored; the next epoch applies it (apply_pending_policy), so no epoch sees two policies.
+Result<void> ReclaimEngine::set_policy(const ReclaimPolicy& policy) {
+  HVMM_TRY(check_engine_policy(policy));
+  std::lock_guard guard(policy_lock_);
+  pending_policy_ = policy;
+  return Ok();
+}
+
+// The derived values change with the policy; the page ages do not (see the header).
+void ReclaimEngine::apply_pending_policy() {
+  std::lock_guard guard(policy_lock_);
+  if (!pending_policy_)
+    return;
+  policy_ = *pending_policy_;
+  pending_policy_.reset();
+  distance_.store(clamped_distance(policy_), std::memory_order_relaxed);
+  target_ = policy_.target_for(deps_.memory.memory_size());
+}
+
+ReclaimPolicy ReclaimEngine::policy() const {
+  std::lock_guard guard(policy_lock_);
+  return policy_;
+}
+
+std::chrono::milliseconds ReclaimEngine::period() const {
+  std::lock_guard guard(policy_lock_);
+  return policy_.period;
 }
 
 // One pass over every page: reconcile with the memfd's extents (when they could be read) and
@@ -348,11 +408,12 @@ void ReclaimEngine::log(const std::string& message) const {
 // Each refaulted page is young again (active when within its distance); one latency sample
 // per resolved run.
 void ReclaimEngine::refaulted(IpaRange run, uint64_t latency_ns) {
+  const uint64_t distance = distance_.load(std::memory_order_relaxed);
   uint64_t pages = 0;
   uint64_t activated = 0;
   index_.for_each_run(run, [&](PageIndexRun part) {
     for (uint64_t page = part.first; page < part.first + part.count; ++page)
-      activated += ages_.refaulted(page, distance_).activated ? 1 : 0;
+      activated += ages_.refaulted(page, distance).activated ? 1 : 0;
     pages += part.count;
   });
   refaults_.fetch_add(pages, std::memory_order_relaxed);
@@ -368,12 +429,13 @@ void ReclaimEngine::vmm_accessed(IpaRange run, bool write, uint64_t restored) {
   promotions_.fetch_add(restored, std::memory_order_relaxed);
   if (!write && restored == 0)
     return;
+  const uint64_t distance = distance_.load(std::memory_order_relaxed);
   index_.for_each_run(run, [&](PageIndexRun part) {
     for (uint64_t page = part.first; page < part.first + part.count; ++page) {
       if (write)
-        ages_.written(page, distance_);
+        ages_.written(page, distance);
       else
-        ages_.restored(page, distance_);
+        ages_.restored(page, distance);
     }
   });
 }
@@ -437,7 +499,7 @@ void ReclaimEngine::stop() {
 // period makes the next one start at once, not a burst of them); quits at once when told.
 void ReclaimEngine::service_loop() {
   std::unique_lock guard(run_lock_);
-  Clock::time_point next = Clock::now() + policy_.period;
+  Clock::time_point next = Clock::now() + period();
   while (!quit_) {
     if (wake_.wait_until(guard, next, [this] { return quit_; }))
       break;
@@ -453,7 +515,7 @@ void ReclaimEngine::service_loop() {
       }
       return;
     }
-    next += policy_.period;
+    next += period();
     next = std::max(next, Clock::now());
   }
 }

@@ -23,6 +23,18 @@
 // event is a CAS per page on the page ages plus a few atomic counters (and a short lock for
 // the latency histogram), never the epoch's work.
 //
+// Each harvest's runs are also published to Deps::published when set (the VM's dirty log for
+// clients, dirty_accumulator.h: the engine is then the DirtySource's only harvester), and
+// harvest_now() harvests between epochs, so that log can be fresh.
+//
+// set_policy() replaces the policy from the next epoch on. Page ages are kept in epochs
+// across a change: a new cold threshold applies to the ages pages already have (lowered, the
+// pages idle that long are candidates at once; raised, they wait longer), and the working-set
+// bins, bounded in time (idle epochs times the period), do not move with it: only a new
+// period changes them, and then ages counted under the old period are read at the new one
+// until pages age again. The refault distance and the active period apply to the events
+// and epochs that follow; a page already active stays active until its active period ends.
+//
 // Without a DirtySource (null: tests, hosts without dirty tracking) nothing is seen written
 // except VMM writes, refaults and aborted reclaims: a page the guest keeps writing looks cold
 // after cold_epochs, is handed to the reclaimer, and its first write during the window aborts
@@ -45,6 +57,7 @@
 
 #include "hvmm/base/result.h"
 #include "hvmm/vmm/memory/guest_physical.h"
+#include "hvmm/vmm/reclaim/dirty/dirty_accumulator.h"
 #include "hvmm/vmm/reclaim/dirty/dirty_source.h"
 #include "hvmm/vmm/reclaim/guest_page_index.h"
 #include "hvmm/vmm/reclaim/page_ages.h"
@@ -87,6 +100,8 @@ class ReclaimEngine final : public ReclaimEvents {
     PageReclaimer& reclaimer;
     ReclaimStore& store;
     DirtySource* dirty = nullptr;  // null: no dirty tracking (see above)
+    // Where each harvest's runs are published too (null: nowhere).
+    DirtyAccumulator* published = nullptr;
     // Time for the promotion window (tests pass a fake one; the service thread paces its
     // epochs on the steady clock regardless).
     std::function<Clock::time_point()> clock = [] { return Clock::now(); };
@@ -111,6 +126,15 @@ class ReclaimEngine final : public ReclaimEvents {
 
   // Run one epoch now (serialized with the service thread's). Fails only on data loss.
   Result<EpochReport> run_epoch();
+  // Harvest the DirtySource now, between epochs (serialized with them): its pages are young
+  // in the current epoch, as the next epoch's harvest would have made them, and are
+  // published. Returns the pages reported (0 without a DirtySource).
+  Result<uint64_t> harvest_now();
+  // Hold off epochs while the returned lock lives (an epoch in progress finishes first): for
+  // work that must not meet an open reclaim window. Do not call the engine meanwhile.
+  std::unique_lock<std::mutex> hold_epochs();
+  // Replace the policy from the next epoch on (see above); checked like create(). Thread-safe.
+  Result<void> set_policy(const ReclaimPolicy& policy);
   // Run an epoch every policy.period on a service thread, until stop().
   Result<void> start();
   // Stop the service thread (an epoch in progress finishes first) and join it. Idempotent.
@@ -126,13 +150,17 @@ class ReclaimEngine final : public ReclaimEvents {
   // Epochs since `ipa`'s page was last written or refaulted, or nothing when the engine has
   // not seen it in memory (for tests and diagnostics).
   std::optional<uint64_t> idle_epochs(Ipa ipa) const;
-  const ReclaimPolicy& policy() const { return policy_; }
+  // The policy in force (a set_policy() one from the epoch after the call on).
+  ReclaimPolicy policy() const;
 
  private:
   struct Scan;
   struct Window;
 
   Result<void> harvest(EpochReport& report);
+  // Under the epoch lock: make a pending set_policy() the policy in force.
+  void apply_pending_policy();
+  std::chrono::milliseconds period() const;
   Scan scan(const std::vector<HostRange>* extents, EpochReport& report);
   double promotion_rate(uint64_t footprint_pages);
   Result<void> reclaim_coldest(const Scan& scan, EpochReport& report);
@@ -146,11 +174,15 @@ class ReclaimEngine final : public ReclaimEvents {
   void service_loop();
 
   Deps deps_;
+  // The policy: written under both epoch_lock_ and policy_lock_ (apply_pending_policy), so
+  // the epoch reads it under its own lock and everyone else under policy_lock_.
+  mutable std::mutex policy_lock_;
   ReclaimPolicy policy_;
+  std::optional<ReclaimPolicy> pending_policy_;  // policy_lock_
   GuestPageIndex index_;
   PageAges ages_;
-  uint64_t distance_;  // refault distance, clamped below kMaxIdle
-  std::optional<uint64_t> target_;
+  std::atomic<uint64_t> distance_;  // refault distance, clamped below kMaxIdle (any thread)
+  std::optional<uint64_t> target_;  // epoch only
 
   // Event counters (any thread).
   std::atomic<uint64_t> refaults_{0};

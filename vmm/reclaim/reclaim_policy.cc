@@ -135,6 +135,7 @@ Result<void> parse_target(std::string_view text, ReclaimPolicy& policy) {
     if (*share <= 0 || *share > 1)
       return value_error("target", text, "must be above 0% and at most 100% of RAM");
     policy.target_fraction = share;
+    policy.target_bytes.reset();
     return Ok();
   }
   auto bytes = parse_bytes("target", text);
@@ -142,6 +143,7 @@ Result<void> parse_target(std::string_view text, ReclaimPolicy& policy) {
   if (*bytes == 0)
     return value_error("target", text, "must be more than 0 bytes");
   policy.target_bytes = *bytes;
+  policy.target_fraction.reset();
   return Ok();
 }
 
@@ -261,7 +263,12 @@ std::string format_period(std::chrono::milliseconds period) {
 
 // Items left to right; the empty text is the default policy.
 Result<ReclaimPolicy> parse_reclaim_policy(std::string_view text) {
-  ReclaimPolicy policy;
+  return parse_reclaim_policy(text, ReclaimPolicy{});
+}
+
+// Items left to right over a copy of `base`.
+Result<ReclaimPolicy> parse_reclaim_policy(std::string_view text, const ReclaimPolicy& base) {
+  ReclaimPolicy policy = base;
   std::array<bool, kKeys.size()> seen{};
   if (text.empty())
     return policy;
@@ -275,6 +282,26 @@ Result<ReclaimPolicy> parse_reclaim_policy(std::string_view text) {
     start = comma + 1;
   }
   return policy;
+}
+
+// The fixed keys in kKeys order, each compared as the syntax would write it.
+Result<void> check_policy_change(const ReclaimPolicy& running, const ReclaimPolicy& wanted) {
+  auto fixed = [](std::string_view key, std::string_view what, const std::string& want,
+                  const std::string& now) -> Result<void> {
+    if (want == now)
+      return Ok();
+    return value_error(key, want,
+                       fmt::format("{} is fixed while the VM runs (it is {})", what, now));
+  };
+  HVMM_TRY(fixed("codec", "the pool's codec", std::string(codec_name(wanted.codec)),
+                 std::string(codec_name(running.codec))));
+  HVMM_TRY(fixed("pool", "the pool's limit",
+                 wanted.pool_limit == 0 ? "RAM/4" : format_bytes(wanted.pool_limit),
+                 running.pool_limit == 0 ? "RAM/4" : format_bytes(running.pool_limit)));
+  HVMM_TRY(fixed("keep", "the pool's keep threshold", format_share(wanted.keep_threshold),
+                 format_share(running.keep_threshold)));
+  return fixed("dirty", "the dirty tracking", std::string(dirty_tracking_name(wanted.dirty)),
+               std::string(dirty_tracking_name(running.dirty)));
 }
 
 // Every key in kKeys order; refault= and active= as their effective values. The two

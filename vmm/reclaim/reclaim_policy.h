@@ -76,6 +76,17 @@ struct ReclaimPolicy {
 // ("reclaim policy: cold=0: must be at least 1 epoch").
 Result<ReclaimPolicy> parse_reclaim_policy(std::string_view text);
 
+// The same over `base`: the keys `text` gives replace base's values, the others keep them
+// (target= replaces either form of base's target). For a change to a running VM's policy
+// that names only what changes.
+Result<ReclaimPolicy> parse_reclaim_policy(std::string_view text, const ReclaimPolicy& base);
+
+// Whether a running VM's policy `running` may become `wanted`: the pool's codec, its limit
+// and keep threshold and the dirty tracking are fixed when the VM is built, so they must be
+// equal. The error names the first key that differs and its value in force
+// ("reclaim policy: codec=zstd: the pool's codec is fixed while the VM runs (it is lz4)").
+Result<void> check_policy_change(const ReclaimPolicy& running, const ReclaimPolicy& wanted);
+
 // The policy back in the same syntax, every key spelled out (for logs and --stats).
 std::string format_reclaim_policy(const ReclaimPolicy& policy);
 

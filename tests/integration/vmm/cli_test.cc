@@ -50,11 +50,11 @@ std::vector<BadArgument> bad_argument_cases(const BadFiles& files) {
       {{"--memory", "12X"}, "--memory: '12X' has an unknown size suffix"},
       {{"--vcpus", "0"}, "--vcpus 0: must be between 1 and"},
       {{"--vcpus", "100000"}, "--vcpus 100000: must be between 1 and"},
-      {{"--kernel", "/nonexistent.elf"}, "cannot open --kernel '/nonexistent.elf'"},
+      {{"--kernel", "/nonexistent.elf"}, "--kernel: cannot open '/nonexistent.elf'"},
       {{"--kernel", HVMM_BINARY}, "invalid kernel: ELF type 3 is not an executable"},
-      {{"--kernel", guest("hello"), "--initrd", "/nonexistent.img"}, "cannot open --initrd"},
+      {{"--kernel", guest("hello"), "--initrd", "/nonexistent.img"}, "--initrd: cannot open"},
       {{"--kernel", guest("hello"), "--memory", "1M"}, "--memory 1M"},
-      {{"--cmdline", std::string(5000, 'x')}, "--cmdline is 5000 bytes long"},
+      {{"--cmdline", std::string(5000, 'x')}, "--cmdline: 5000 bytes long"},
       {{"--no-such-option"}, "no-such-option"},
       {{"--initrd", sparse}, "--initrd '" + sparse + too_big},
       {{"--kernel", sparse}, "--kernel '" + sparse + too_big},
@@ -66,9 +66,9 @@ std::vector<BadArgument> bad_argument_cases(const BadFiles& files) {
       {{"--console-log", fifo}, "--console-log '" + fifo + "' is a FIFO with no reader"},
       {{"--fault-log", fifo}, "--fault-log '" + fifo + "' is a FIFO with no reader"},
       {{"--fault-log", "/nonexistent/dir/faults.log"},
-       "cannot open --fault-log '/nonexistent/dir/faults.log'"},
+       "--fault-log: cannot open '/nonexistent/dir/faults.log'"},
       {{"--console-log", "/nonexistent/dir/console.log"},
-       "cannot open --console-log '/nonexistent/dir/console.log'"},
+       "--console-log: cannot open '/nonexistent/dir/console.log'"},
       {{"--console-log", "/dev/zero"}, "--console-log '/dev/zero' is a character device (1:5)"},
       {{"--fault-log", "/tmp"}, "--fault-log '/tmp' is a directory"},
       {{"--console-log", "c.log", "--console-log-max", "lots"},
@@ -76,8 +76,11 @@ std::vector<BadArgument> bad_argument_cases(const BadFiles& files) {
       {{"--console-log-max", "1M"}, "--console-log-max requires --console-log"},
       {{"--reclaim", "cold=0"}, "--reclaim: reclaim policy: cold=0: must be at least 1 epoch"},
       {{"--reclaim", "target=64M,speed=3"}, "--reclaim: reclaim policy: unknown key 'speed'"},
-      {{"--reclaim", "cold=3", "--userfaultfd", "off"}, "--reclaim: needs --userfaultfd on"},
+      {{"--reclaim", "cold=3", "--userfaultfd", "off"}, "--reclaim: needs userfaultfd on"},
       {{"--reclaim-swap", "swap.bin"}, "--reclaim-swap swap.bin: needs --reclaim"},
+      {{"--dirty-tracking", "sometimes"}, "--dirty-tracking sometimes: must be log or ring"},
+      {{"--reclaim", "dirty=log", "--dirty-tracking", "ring"},
+       "--dirty-tracking ring: contradicts the dirty=log of --reclaim"},
   };
 }
 
@@ -189,8 +192,9 @@ TEST(Cli, TopLevelHelp) {
 TEST(Cli, RunHelpDocumentsEveryOption) {
   RunResult run = run_hvmm({"run", "--help"});
   EXPECT_EQ(run.status, 0);
-  for (const char* option : {"--kernel", "--initrd", "--cmdline", "--memory", "--vcpus",
-                             "--fault-log", "--console-log", "--console-log-max"}) {
+  for (const char* option :
+       {"--kernel", "--initrd", "--cmdline", "--memory", "--vcpus", "--fault-log", "--console-log",
+        "--console-log-max", "--dirty-tracking"}) {
     EXPECT_NE(run.out.find(option), std::string::npos) << option << " missing from\n" << run.out;
   }
 }

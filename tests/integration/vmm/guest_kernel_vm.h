@@ -227,6 +227,16 @@ class GuestKernelVm {
     HVMM_TRY(response);
     return response->result.mem_stats;
   }
+  // The guest kernel reads (or, with `write`, writes `value` to) the 4 bytes at guest-physical
+  // `ipa` through an uncached mapping (control op kProbe); the value read or written.
+  Result<uint32_t> probe(uint64_t ipa, bool write, uint32_t value, std::chrono::seconds timeout) {
+    control::ControlRequest request{};
+    request.op = control::Op::kProbe;
+    request.args.probe = {ipa, write ? control::kProbeWrite : 0u, value};
+    auto response = call(request, timeout);
+    HVMM_TRY(response);
+    return response->result.probe.value;
+  }
   // Ask the guest to exit with `status`, wait for the VM's end, return run()'s status.
   Result<int> shut_down(uint32_t status, std::chrono::seconds timeout) {
     control::ControlRequest request{};

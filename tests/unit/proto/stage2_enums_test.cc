@@ -1,7 +1,8 @@
 // The hvmm.v1 stage-2 messages describe the stage-2 library's own model (stage2/attributes.h):
 // the Permissions and Backing enums carry the library's encodings, number for number, so a
 // dump converts them with a cast; MemoryType names the same four memory types; PageState
-// and the attribute fields of Mapping have one field per member of the library's structs.
+// and the attribute fields of Mapping have one field per member of the library's structs;
+// ChangeReason (notifier.proto) is the library's reason plus one, by name.
 // These tests fail when one side gains or renumbers a value the other does not follow.
 #include <gtest/gtest.h>
 
@@ -11,6 +12,8 @@
 #include <type_traits>
 
 #include "hvmm/stage2/attributes.h"
+#include "hvmm/stage2/change.h"
+#include "hvmm/v1/notifier.pb.h"
 #include "hvmm/v1/stage2.pb.h"
 
 namespace hvmm {
@@ -85,6 +88,32 @@ TEST(ProtoStage2Enums, MemoryTypesAreTheSameFour) {
   EXPECT_EQ(named, static_cast<int>(proto_name.size()));
   ASSERT_EQ(proto->value_count(), named + 1);
   EXPECT_EQ(proto->FindValueByNumber(0)->name(), "MEMORY_TYPE_UNSPECIFIED");
+}
+
+// Every stage2::ChangeReason is CHANGE_REASON_<its name> (dashes as underscores) at its
+// number plus one (0 is UNSPECIFIED), kShootdown = CHANGE_REASON_SHOOTDOWN = 12 among them,
+// and the proto has no other value.
+TEST(ProtoStage2Enums, ChangeReasonIsTheLibrarysPlusOne) {
+  const auto* proto = v1::ChangeReason_descriptor();
+  int named = 0;
+  for (int number = 0; number < 256; ++number) {
+    std::string name = stage2::change_reason_name(static_cast<stage2::ChangeReason>(number));
+    if (name == "unknown") {
+      continue;
+    }
+    ++named;
+    for (char& c : name) {
+      c = c == '-' ? '_' : c;
+    }
+    const auto* value = proto->FindValueByNumber(number + 1);
+    ASSERT_NE(value, nullptr) << "change reason " << name << " has no proto value";
+    EXPECT_EQ(value->name(), "CHANGE_REASON_" + upper(name));
+  }
+  EXPECT_EQ(proto->value_count(), named + 1);
+  EXPECT_EQ(proto->FindValueByNumber(0)->name(), "CHANGE_REASON_UNSPECIFIED");
+  EXPECT_EQ(static_cast<int>(stage2::ChangeReason::kShootdown) + 1, v1::CHANGE_REASON_SHOOTDOWN);
+  EXPECT_EQ(static_cast<int>(stage2::ChangeReason::kFreePageReport) + 1,
+            v1::CHANGE_REASON_FREE_PAGE_REPORT);
 }
 
 // The type of a message field, for the checks below.

@@ -86,15 +86,16 @@ TEST(Stage2TlbTest, InvalidateRangeIsExact) {
     ASSERT_TRUE(tlb.fill(kVmid, page_ipa(page), fake_host(kVmid, page), kRw));
     ASSERT_TRUE(tlb.fill(kOtherVmid, page_ipa(page), fake_host(kOtherVmid, page), kRw));
   }
-  // [0x4800, 0x8001) touches pages 4..8.
-  tlb.invalidate_range(kVmid, IpaRange{Ipa(0x4800), 0x8001 - 0x4800});
+  // [0x4800, 0x8001) touches pages 4..8; the call returns what it removed.
+  EXPECT_EQ(tlb.invalidate_range(kVmid, IpaRange{Ipa(0x4800), 0x8001 - 0x4800}), 5u);
+  EXPECT_EQ(tlb.invalidate_range(kVmid, IpaRange{Ipa(0x4800), 0x8001 - 0x4800}), 0u);
   for (uint64_t page = 0; page < 16; ++page) {
     const bool gone = page >= 4 && page <= 8;
     EXPECT_EQ(tlb.lookup(kVmid, page_ipa(page), Access::kRead) == nullptr, gone) << page;
     EXPECT_NE(tlb.lookup(kOtherVmid, page_ipa(page), Access::kRead), nullptr) << page;
   }
   EXPECT_EQ(tlb.stats().entries_invalidated, 5u);
-  EXPECT_EQ(tlb.stats().range_invalidations, 1u);
+  EXPECT_EQ(tlb.stats().range_invalidations, 2u);
   EXPECT_EQ(tlb.stats().full_scans, 0u);
 }
 
@@ -106,12 +107,12 @@ TEST(Stage2TlbTest, InvalidateVmidAndAll) {
     ASSERT_TRUE(tlb.fill(kVmid, page_ipa(page), fake_host(kVmid, page), kRw));
     ASSERT_TRUE(tlb.fill(kOtherVmid, page_ipa(page + 100), fake_host(kOtherVmid, page), kRw));
   }
-  tlb.invalidate_vmid(kVmid);
+  EXPECT_EQ(tlb.invalidate_vmid(kVmid), 8u);
   for (uint64_t page = 0; page < 8; ++page) {
     EXPECT_EQ(tlb.lookup(kVmid, page_ipa(page), Access::kRead), nullptr);
     EXPECT_NE(tlb.lookup(kOtherVmid, page_ipa(page + 100), Access::kRead), nullptr);
   }
-  tlb.invalidate_all();
+  EXPECT_EQ(tlb.invalidate_all(), 8u);
   for (uint64_t page = 0; page < 8; ++page)
     EXPECT_EQ(tlb.lookup(kOtherVmid, page_ipa(page + 100), Access::kRead), nullptr);
   const TlbStats stats = tlb.stats();

@@ -65,6 +65,18 @@ class TranslatorTest : public ::testing::Test {
   std::optional<Translator> translator_;
 };
 
+// The translator's subscription is listed under its owner name, over the whole IPA space,
+// and counts the map's invalidations.
+TEST_F(TranslatorTest, SubscriptionIsListedAsTranslator) {
+  map(0x40000000, 0x3000, 2);
+  unmap(0x40000000, 1);
+  const auto listed = registry_.list();
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0].owner, "translator");
+  EXPECT_EQ(listed[0].interval, (IpaRange{Ipa(0), uint64_t{1} << 32}));
+  EXPECT_EQ(listed[0].invalidations_seen, 2u);
+}
+
 // A mapped page translates to backing + output + offset; the second access is a TLB hit.
 TEST_F(TranslatorTest, TranslateMissThenHit) {
   map(0x40000000, 0x3000, 1);

@@ -16,7 +16,7 @@ namespace {
 // A temp file opened as --console-log, removed with the object.
 struct TempLog {
   TempLog() : path(fmt::format("/tmp/hvmm-console-test-{}-{}", ::getpid(), counter++)) {
-    auto opened = open_log_file(path, "--console-log", LogOpenMode::kTruncate);
+    auto opened = open_log_file(path, "console_log", LogOpenMode::kTruncate);
     EXPECT_TRUE(opened.ok()) << opened.error().message;
     log = std::move(*opened);
   }
@@ -56,8 +56,8 @@ TEST(Console, CapsLogAndCountsDropped) {
   EXPECT_EQ(console.dropped_over_cap(), 15u);
   EXPECT_EQ(console.dropped_unwritable(), 0u);
   EXPECT_EQ(console.drop_report(),
-            fmt::format("hvmm: --console-log '{}': 15 bytes of console output dropped after the "
-                        "log reached its limit of 10 bytes (--console-log-max)\n",
+            fmt::format("hvmm: console log '{}': 15 bytes of console output dropped after the "
+                        "log reached its cap of 10 bytes\n",
                         temp.path));
 }
 
@@ -99,7 +99,7 @@ TEST(Console, FullFifoLogDropsAndCounts) {
   UniqueFd reader(fds[0]);
   ASSERT_GT(::fcntl(fds[1], F_SETPIPE_SZ, 4096), 0);
   NullOutput out;
-  Console console(LogFile{UniqueFd(fds[1]), LogFileKind::kFifo, "fifo", "--console-log"}, 0, false,
+  Console console(LogFile{UniqueFd(fds[1]), LogFileKind::kFifo, "fifo", "console_log"}, 0, false,
                   out.fd.get());
   print(console, std::string(10000, 'q'));
   EXPECT_EQ(console.log_written(), 4096u);

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <fstream>
 #include <sstream>
+#include <vector>
 
 namespace hvmm::vmm {
 namespace {
@@ -43,7 +44,7 @@ TEST(FaultLog, RateLimitCountsEverything) {
   char name[] = "/tmp/hvmm-fault-log-XXXXXX";
   close(mkstemp(name));
   {
-    auto opened = open_log_file(name, "--fault-log", LogOpenMode::kAppend);
+    auto opened = open_log_file(name, "fault_log", LogOpenMode::kAppend);
     ASSERT_TRUE(opened.ok()) << opened.error().message;
     auto log = std::make_unique<FaultLog>(std::move(*opened));
     for (unsigned i = 0; i < FaultLog::kBurst + 50; ++i) {
@@ -77,7 +78,7 @@ TEST(FaultLog, FullFifoDropsAndCounts) {
   ASSERT_EQ(::pipe2(fds, O_CLOEXEC | O_NONBLOCK), 0);
   UniqueFd reader(fds[0]);
   ASSERT_GT(::fcntl(fds[1], F_SETPIPE_SZ, 4096), 0);
-  FaultLog log(LogFile{UniqueFd(fds[1]), LogFileKind::kFifo, "pipe", "--fault-log"});
+  FaultLog log(LogFile{UniqueFd(fds[1]), LogFileKind::kFifo, "pipe", "fault_log"});
   for (unsigned i = 0; i < FaultLog::kBurst; ++i) {
     log.record(sample_record());
   }
@@ -95,8 +96,37 @@ TEST(FaultLog, FullFifoDropsAndCounts) {
   uint64_t printed = log.recorded() - log.suppressed();
   EXPECT_GT(log.dropped(), 0u);
   EXPECT_EQ(whole + log.dropped(), printed);
-  EXPECT_NE(log.summary().find("dropped (--fault-log 'pipe' was full)"), std::string::npos)
+  EXPECT_NE(log.summary().find("dropped (fault log 'pipe' was full)"), std::string::npos)
       << log.summary();
+}
+
+// The sink sees every record, those the rate limit keeps out of the file included, with the
+// enums set_outcome() set; removing it stops the calls.
+TEST(FaultLog, SinkSeesEveryRecord) {
+  auto opened = open_log_file("/dev/null", "--fault-log", LogOpenMode::kAppend);
+  ASSERT_TRUE(opened.ok()) << opened.error().message;
+  FaultLog log(std::move(*opened));
+  std::vector<FaultRecord> seen;
+  log.set_sink([&seen](const FaultRecord& record) { seen.push_back(record); });
+  FaultRecord record = sample_record();
+  record.set_outcome(FaultKind::kReclaimed, FaultResolution::kRestored);
+  const unsigned total = FaultLog::kBurst * 2;
+  for (unsigned i = 0; i < total; ++i) {
+    record.ipa = Ipa(0x1000 * i);
+    log.record(record);
+  }
+  EXPECT_GT(log.suppressed(), 0u) << "the rate limit must have kept some out of the file";
+  ASSERT_EQ(seen.size(), total);
+  for (unsigned i = 0; i < total; ++i) {
+    EXPECT_EQ(seen[i].ipa, Ipa(0x1000 * i));
+    EXPECT_EQ(seen[i].kind_value, FaultKind::kReclaimed);
+    EXPECT_EQ(seen[i].resolution_value, FaultResolution::kRestored);
+    EXPECT_STREQ(seen[i].kind, "reclaimed");
+  }
+  log.set_sink({});
+  log.record(record);
+  EXPECT_EQ(seen.size(), total);
+  EXPECT_EQ(log.recorded(), total + 1);
 }
 
 }  // namespace

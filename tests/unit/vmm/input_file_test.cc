@@ -30,7 +30,7 @@ constexpr uint64_t kRam = 128 << 20;
 
 // The error message of reading `path` as --initrd with 128 MiB of RAM, "" on success.
 std::string read_error(const std::string& path) {
-  auto data = read_file(path, "--initrd", kRam);
+  auto data = read_file(path, "initrd", kRam);
   return data ? "" : data.error().message;
 }
 
@@ -45,7 +45,7 @@ TEST(InputFile, ReadsRegularFileInChunks) {
   ASSERT_NE(file, nullptr);
   ASSERT_EQ(std::fwrite(contents.data(), 1, contents.size(), file), contents.size());
   std::fclose(file);
-  auto data = read_file(name.path, "--initrd", kRam);
+  auto data = read_file(name.path, "initrd", kRam);
   ASSERT_TRUE(data.ok()) << data.error().message;
   EXPECT_EQ(*data, contents);
 }
@@ -59,8 +59,8 @@ TEST(InputFile, RefusesFileLargerThanRam) {
     ASSERT_EQ(::ftruncate(fd.get(), int64_t{1} << 40), 0);
   }
   EXPECT_EQ(read_error(name.path),
-            fmt::format("--initrd '{}' is 1099511627776 bytes (1T), larger than the guest's RAM "
-                        "of 134217728 bytes (128M) (raise --memory or use a smaller file)",
+            fmt::format("initrd: '{}' is 1099511627776 bytes (1T), larger than the guest's RAM "
+                        "of 134217728 bytes (128M) (raise memory_bytes or use a smaller file)",
                         name.path));
 }
 
@@ -69,7 +69,7 @@ TEST(InputFile, FileOfRamSizeFits) {
   TempName name("exact");
   UniqueFd fd(::open(name.path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
   ASSERT_EQ(::ftruncate(fd.get(), 4 << 20), 0);
-  auto file = open_input_file(name.path, "--kernel");
+  auto file = open_input_file(name.path, "kernel");
   ASSERT_TRUE(file.ok()) << file.error().message;
   EXPECT_EQ(file->size, 4u << 20);
   EXPECT_TRUE(check_fits_in_ram(*file, 4 << 20).ok());
@@ -81,10 +81,10 @@ TEST(InputFile, RefusesFifoWithoutHanging) {
   TempName name("fifo");
   ASSERT_EQ(::mkfifo(name.path.c_str(), 0600), 0);
   int code = run_with_timeout([&] {
-    auto data = read_file(name.path, "--kernel", kRam);
+    auto data = read_file(name.path, "kernel", kRam);
     bool named =
         !data && data.error().message == fmt::format(
-                                             "--kernel '{}' is a FIFO (named pipe), not a regular "
+                                             "kernel: '{}' is a FIFO (named pipe), not a regular "
                                              "file",
                                              name.path);
     return named ? 0 : 1;
@@ -95,20 +95,20 @@ TEST(InputFile, RefusesFifoWithoutHanging) {
 // Device nodes are refused as such, never read (/dev/zero would never end).
 TEST(InputFile, RefusesDeviceNodes) {
   EXPECT_EQ(read_error("/dev/null"),
-            "--initrd '/dev/null' is a character device, not a regular file");
-  int code = run_with_timeout([] { return read_file("/dev/zero", "--initrd", kRam).ok(); });
+            "initrd: '/dev/null' is a character device, not a regular file");
+  int code = run_with_timeout([] { return read_file("/dev/zero", "initrd", kRam).ok(); });
   EXPECT_EQ(code, 0);
 }
 
 // A directory is refused naming what it is.
 TEST(InputFile, RefusesDirectory) {
-  EXPECT_EQ(read_error("/tmp"), "--initrd '/tmp' is a directory, not a regular file");
+  EXPECT_EQ(read_error("/tmp"), "initrd: '/tmp' is a directory, not a regular file");
 }
 
-// A missing file is named with its option and the system's reason.
+// A missing file is named with its field and the system's reason.
 TEST(InputFile, MissingFileNamed) {
   EXPECT_EQ(read_error("/nonexistent/initrd"),
-            "cannot open --initrd '/nonexistent/initrd': No such file or directory");
+            "initrd: cannot open '/nonexistent/initrd': No such file or directory");
 }
 
 // Sizes are described exactly, with the largest unit that divides them.

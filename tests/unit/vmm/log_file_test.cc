@@ -31,7 +31,7 @@ struct TempName {
 
 // The message of opening `path` as --console-log, "" on success.
 std::string open_error(const std::string& path) {
-  auto log = open_log_file(path, "--console-log", LogOpenMode::kTruncate);
+  auto log = open_log_file(path, "console_log", LogOpenMode::kTruncate);
   return log ? "" : log.error().message;
 }
 
@@ -48,7 +48,7 @@ TEST(LogFile, RegularFileTruncatedOrAppended) {
   TempName name("regular");
   std::ofstream(name.path) << "old\n";
   {
-    auto log = open_log_file(name.path, "--fault-log", LogOpenMode::kAppend);
+    auto log = open_log_file(name.path, "fault_log", LogOpenMode::kAppend);
     ASSERT_TRUE(log.ok()) << log.error().message;
     EXPECT_EQ(log->kind, LogFileKind::kRegular);
     EXPECT_EQ(::fcntl(log->fd.get(), F_GETFL) & O_NONBLOCK, 0);
@@ -56,17 +56,17 @@ TEST(LogFile, RegularFileTruncatedOrAppended) {
     EXPECT_EQ(write_log(*log, {reinterpret_cast<const uint8_t*>(text.data()), text.size()}), 4u);
   }
   EXPECT_EQ(contents(name.path), "old\nnew\n");
-  auto log = open_log_file(name.path, "--console-log", LogOpenMode::kTruncate);
+  auto log = open_log_file(name.path, "console_log", LogOpenMode::kTruncate);
   ASSERT_TRUE(log.ok()) << log.error().message;
   EXPECT_EQ(contents(name.path), "");
 }
 
-// A FIFO with no reader is refused at once, naming the option, the path and the reason.
+// A FIFO with no reader is refused at once, naming the field, the path and the reason.
 TEST(LogFile, FifoWithoutReaderRefusedAtOnce) {
   TempName name("fifo-no-reader");
   ASSERT_EQ(::mkfifo(name.path.c_str(), 0600), 0);
   std::string expected = fmt::format(
-      "--console-log '{}' is a FIFO with no reader: start its reader first (hvmm does not wait "
+      "console_log: '{}' is a FIFO with no reader: start its reader first (hvmm does not wait "
       "for one)",
       name.path);
   int code = run_with_timeout([&] { return open_error(name.path) == expected ? 0 : 1; });
@@ -80,7 +80,7 @@ TEST(LogFile, FifoWithReaderIsNonBlocking) {
   ASSERT_EQ(::mkfifo(name.path.c_str(), 0600), 0);
   UniqueFd reader(::open(name.path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
   ASSERT_TRUE(reader.valid());
-  auto log = open_log_file(name.path, "--console-log", LogOpenMode::kTruncate);
+  auto log = open_log_file(name.path, "console_log", LogOpenMode::kTruncate);
   ASSERT_TRUE(log.ok()) << log.error().message;
   EXPECT_EQ(log->kind, LogFileKind::kFifo);
   EXPECT_NE(::fcntl(log->fd.get(), F_GETFL) & O_NONBLOCK, 0);
@@ -92,7 +92,7 @@ TEST(LogFile, FifoWithReaderIsNonBlocking) {
 
 // /dev/null is accepted as such.
 TEST(LogFile, DevNullAccepted) {
-  auto log = open_log_file("/dev/null", "--fault-log", LogOpenMode::kAppend);
+  auto log = open_log_file("/dev/null", "fault_log", LogOpenMode::kAppend);
   ASSERT_TRUE(log.ok()) << log.error().message;
   EXPECT_EQ(log->kind, LogFileKind::kNull);
 }
@@ -104,7 +104,7 @@ TEST(LogFile, TerminalAccepted) {
   ASSERT_EQ(::grantpt(master.get()), 0);
   ASSERT_EQ(::unlockpt(master.get()), 0);
   std::string slave = ::ptsname(master.get());
-  auto log = open_log_file(slave, "--console-log", LogOpenMode::kTruncate);
+  auto log = open_log_file(slave, "console_log", LogOpenMode::kTruncate);
   ASSERT_TRUE(log.ok()) << log.error().message;
   EXPECT_EQ(log->kind, LogFileKind::kTerminal);
 }
@@ -112,17 +112,17 @@ TEST(LogFile, TerminalAccepted) {
 // Other character devices are refused with their numbers, directories as directories.
 TEST(LogFile, OtherKindsRefused) {
   EXPECT_EQ(open_error("/dev/zero"),
-            "--console-log '/dev/zero' is a character device (1:5) that is neither a terminal "
+            "console_log: '/dev/zero' is a character device (1:5) that is neither a terminal "
             "nor /dev/null");
   EXPECT_EQ(open_error("/tmp"),
-            "--console-log '/tmp' is a directory: give a regular file, a FIFO with a reader, a "
+            "console_log: '/tmp' is a directory: give a regular file, a FIFO with a reader, a "
             "terminal or /dev/null");
 }
 
 // A path in a missing directory is refused with the system's reason.
 TEST(LogFile, UnopenablePathRefused) {
   EXPECT_EQ(open_error("/nonexistent/dir/console.log"),
-            "cannot open --console-log '/nonexistent/dir/console.log': No such file or directory");
+            "console_log: cannot open '/nonexistent/dir/console.log': No such file or directory");
 }
 
 }  // namespace

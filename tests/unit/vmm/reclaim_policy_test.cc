@@ -1,5 +1,6 @@
 // Tests of the --reclaim policy syntax: every key, sizes, shares, durations, every kind of
-// bad input (each error names the key and the fault), and format/parse round trips.
+// bad input (each error names the key and the fault), and format/parse round trips; a
+// change parsed over a running policy, and which keys a running VM cannot change.
 #include "hvmm/vmm/reclaim/reclaim_policy.h"
 
 #include <gtest/gtest.h>
@@ -209,6 +210,58 @@ TEST(ReclaimPolicy, FormatParseRoundTrips) {
     EXPECT_EQ(second.pool_limit, first.pool_limit) << input;
     EXPECT_EQ(second.keep_threshold, first.keep_threshold) << input;
     EXPECT_EQ(second.dirty, first.dirty) << input;
+  }
+}
+
+// Parsed over a base, the text replaces only the keys it names; a target of either form
+// replaces the base's target of the other form; a bad item still fails.
+TEST(ReclaimPolicy, ParsesAChangeOverABase) {
+  const ReclaimPolicy base = parsed("target=64M,cold=30,codec=zstd,dirty=ring,pool=8M");
+  auto changed = parse_reclaim_policy("cold=5,period=250ms", base);
+  ASSERT_TRUE(changed.ok()) << changed.error().message;
+  EXPECT_EQ(changed->cold_epochs, 5u);
+  EXPECT_EQ(changed->period, milliseconds(250));
+  EXPECT_EQ(changed->target_bytes, uint64_t{64} << 20);
+  EXPECT_EQ(changed->codec, Codec::kZstd);
+  EXPECT_EQ(changed->dirty, DirtyTracking::kRing);
+  EXPECT_EQ(changed->pool_limit, uint64_t{8} << 20);
+  auto share = parse_reclaim_policy("target=25%", base);
+  ASSERT_TRUE(share.ok());
+  EXPECT_FALSE(share->target_bytes);
+  EXPECT_EQ(share->target_fraction, 0.25);
+  EXPECT_EQ(share->target_for(uint64_t{1} << 30), uint64_t{256} << 20);
+  auto bytes = parse_reclaim_policy("target=1G", *share);
+  ASSERT_TRUE(bytes.ok());
+  EXPECT_FALSE(bytes->target_fraction);
+  EXPECT_FALSE(parse_reclaim_policy("cold=0", base).ok());
+  EXPECT_EQ(format_reclaim_policy(*parse_reclaim_policy("", base)), format_reclaim_policy(base));
+}
+
+// What the epochs use may change while the VM runs; the pool's codec, limit and keep
+// threshold and the dirty tracking may not, and the error names the key and its value in force.
+TEST(ReclaimPolicy, RunningVmRefusesFixedKeys) {
+  const ReclaimPolicy running = parsed("codec=lz4,dirty=log,keep=75%");
+  EXPECT_TRUE(check_policy_change(running, parsed("target=1G,period=5s,cold=2,refault=3,active=9,"
+                                                  "budget=off,rate=1M"))
+                  .ok());
+  struct Case {
+    const char* wanted;
+    const char* says;
+  };
+  const Case cases[] = {
+      {"codec=zstd",
+       "reclaim policy: codec=zstd: the pool's codec is fixed while the VM runs (it is lz4)"},
+      {"pool=16M",
+       "reclaim policy: pool=16M: the pool's limit is fixed while the VM runs (it is RAM/4)"},
+      {"keep=50%", "reclaim policy: keep=50%: the pool's keep threshold is fixed"},
+      {"dirty=ring",
+       "reclaim policy: dirty=ring: the dirty tracking is fixed while the VM runs (it is log)"},
+  };
+  for (const Case& c : cases) {
+    auto checked = check_policy_change(running, parsed(c.wanted));
+    ASSERT_FALSE(checked.ok()) << c.wanted;
+    EXPECT_EQ(checked.error().code, ErrorCode::kInvalidArgument);
+    EXPECT_NE(checked.error().message.find(c.says), std::string::npos) << checked.error().message;
   }
 }
 

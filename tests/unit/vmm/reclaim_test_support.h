@@ -176,6 +176,7 @@ struct EngineRig {
                              .reclaimer = *reclaimer,
                              .store = store,
                              .dirty = with_dirty ? &dirty : nullptr,
+                             .published = published,
                              .clock = [this] { return now; },
                              .log =
                                  [this](const std::string& line) {
@@ -216,6 +217,7 @@ struct EngineRig {
   FakeStore store;
   std::unique_ptr<FakeReclaimer> reclaimer;
   FakeDirtySource dirty;
+  DirtyAccumulator* published = nullptr;  // set before make_engine() to have harvests published
   ReclaimEngine::Clock::time_point now{};
   std::mutex log_lock;
   std::vector<std::string> logged;  // under log_lock while the service thread runs

@@ -56,5 +56,18 @@ TEST(VmStop, EmptyReasonStillAnnounced) {
   EXPECT_EQ(stop.report_line(), "hvmm: VM ended by the VMM: no reason given (exit status 123)\n");
 }
 
+// reason() says who ended the VM: nothing before a request, the guest's status, or the
+// VMM's reason (the first request's).
+TEST(VmStop, ReasonNamesTheDecision) {
+  VmStop guest;
+  EXPECT_EQ(guest.reason(), "");
+  guest.guest_exit(3);
+  guest.vmm_end(kExitInternalError, "late");
+  EXPECT_EQ(guest.reason(), "guest exited with status 3");
+  VmStop vmm;
+  vmm.vmm_end(kExitSignalBase + 15, "SIGTERM received");
+  EXPECT_EQ(vmm.reason(), "SIGTERM received");
+}
+
 }  // namespace
 }  // namespace hvmm::vmm

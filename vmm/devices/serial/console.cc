@@ -58,16 +58,16 @@ std::string Console::drop_report() const {
   }
   if (dropped_over_cap() > 0) {
     report += fmt::format(
-        "hvmm: {} '{}': {} bytes of console output dropped after the log reached its limit of "
-        "{} (--console-log-max)\n",
-        log_->option, log_->path, dropped_over_cap(), describe_size(log_max_));
+        "hvmm: console log '{}': {} bytes of console output dropped after the log reached its "
+        "cap of {}\n",
+        log_->path, dropped_over_cap(), describe_size(log_max_));
   }
   if (dropped_unwritable() > 0) {
     const char* why = log_->kind == LogFileKind::kRegular
                           ? "writing the file failed"
                           : "the FIFO or terminal was full (its reader did not keep up)";
-    report += fmt::format("hvmm: {} '{}': {} bytes of console output dropped because {}\n",
-                          log_->option, log_->path, dropped_unwritable(), why);
+    report += fmt::format("hvmm: console log '{}': {} bytes of console output dropped because {}\n",
+                          log_->path, dropped_unwritable(), why);
   }
   return report;
 }

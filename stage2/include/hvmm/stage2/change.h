@@ -40,8 +40,10 @@ enum class ChangeReason : uint8_t {
 // Return the lower-case name of a reason ("balloon", "free-page-report").
 const char* change_reason_name(ChangeReason reason);
 
-// The kind of operation, so a hook can tell a permission change from a removal.
-enum class ChangeKind : uint8_t { kMap, kUnmap, kProtect, kPageState, kAge };
+// The kind of operation, so a hook can tell a permission change from a removal. kInvalidate
+// changes nothing in the map: an invalidation asked for from outside (a control), for
+// subscribers to drop what they cache of the range; it reaches the notifiers only.
+enum class ChangeKind : uint8_t { kMap, kUnmap, kProtect, kPageState, kAge, kInvalidate };
 
 // Change describes one update: the IPA range it covers, what and why.
 struct Change {

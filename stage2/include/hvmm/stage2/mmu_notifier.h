@@ -18,6 +18,11 @@
 // callback: while invalidations are running the subscription set is frozen and changes are
 // deferred (as in Linux's deferred list), and unsubscribe() from another thread waits until
 // no callback of that subscription runs, so the ops object may be destroyed afterwards.
+//
+// Each subscription has an owner name ("translator", "watch", ...) and counts the
+// invalidations that overlapped it; list() is a snapshot of them for people and the API.
+// Every invalidation has a number in its registry (1, 2, ...), which both of its phases can
+// read back with invalidation_number(), so a watcher can pair a start with its end.
 #pragma once
 
 #include <atomic>
@@ -25,6 +30,9 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "hvmm/base/address.h"
@@ -72,6 +80,8 @@ class IntervalSubscription {
   // The current sequence, odd while an overlapping invalidation is in progress.
   uint64_t sequence() const;
   IpaRange range() const;
+  // The registry's id of this subscription (the one list() reports).
+  uint64_t id() const;
   bool subscribed() const { return state_ != nullptr; }
   // Unsubscribe now (the destructor does it too).
   void reset();
@@ -93,6 +103,15 @@ struct NotifierStats {
   size_t subscriptions = 0;       // live subscriptions
 };
 
+// One subscription as list() reports it.
+struct SubscriptionInfo {
+  uint64_t id = 0;    // unique in its registry, in subscription order from 1
+  std::string owner;  // subscribe()'s owner name ("" when none was given)
+  IpaRange interval;
+  uint64_t sequence = 0;            // odd while an overlapping invalidation runs
+  uint64_t invalidations_seen = 0;  // overlapping invalidation starts so far
+};
+
 class NotifierRegistry {
  public:
   NotifierRegistry() = default;
@@ -102,8 +121,10 @@ class NotifierRegistry {
   NotifierRegistry& operator=(const NotifierRegistry&) = delete;
 
   // Watch `range` with `ops` (which must outlive the subscription; nullptr for a pure
-  // sequence counter). Fails for an empty or overflowing range, or after release().
-  Result<IntervalSubscription> subscribe(IpaRange range, IntervalOps* ops);
+  // sequence counter) on behalf of `owner` (a short name list() reports). Fails for an empty
+  // or overflowing range, or after release().
+  Result<IntervalSubscription> subscribe(IpaRange range, IntervalOps* ops,
+                                         std::string_view owner = {});
 
   // Begin an invalidation of change.range. On error (a subscriber refused a non-blockable
   // change) the invalidation is already finished and invalidate_range_end must not be called.
@@ -118,6 +139,14 @@ class NotifierRegistry {
   void release();
 
   NotifierStats stats() const;
+  // Live subscriptions whose interval overlaps `range` (what an invalidation of it reaches).
+  size_t count_overlapping(IpaRange range) const;
+  // The live subscriptions (deferred ones included, removed ones not), in subscription order.
+  std::vector<SubscriptionInfo> list() const;
+  // The number of the invalidation `change` is (the registry's first is 1), from its
+  // invalidate_range_start until its invalidate_range_end returns, for callbacks that pair
+  // the two phases; 0 when `change` is not an invalidation in progress.
+  uint64_t invalidation_number(const Change& change) const;
 
  private:
   friend class IntervalSubscription;
@@ -128,6 +157,7 @@ class NotifierRegistry {
   void apply_deferred_locked();
   void unsubscribe(const std::shared_ptr<IntervalSubscription::State>& state);
   void finish_invalidation(const Change& change, const std::vector<bool>* started);
+  void forget_running_locked(const Change& change);
 
   mutable std::mutex mutex_;
   std::condition_variable idle_;
@@ -137,6 +167,9 @@ class NotifierRegistry {
   std::vector<std::shared_ptr<IntervalSubscription::State>> deferred_remove_;
   unsigned iterations_ = 0;  // invalidations and young/release walks in progress
   bool released_ = false;
+  uint64_t next_id_ = 1;
+  // The invalidations in progress and their numbers (a handful: one per changing thread).
+  std::vector<std::pair<const Change*, uint64_t>> running_;
   uint64_t invalidations_ = 0;
   uint64_t failed_starts_ = 0;
   uint64_t deferred_changes_ = 0;

@@ -85,12 +85,12 @@ class Stage2Tlb {
     return fill(vmid, ipa, host_page, granted, [] { return true; });
   }
 
-  // Remove every entry of `vmid` whose page overlaps `range`.
-  void invalidate_range(uint16_t vmid, IpaRange range);
-  // Remove every entry of `vmid`.
-  void invalidate_vmid(uint16_t vmid);
-  // Remove every entry.
-  void invalidate_all();
+  // Remove every entry of `vmid` whose page overlaps `range`; return how many there were.
+  uint64_t invalidate_range(uint16_t vmid, IpaRange range);
+  // Remove every entry of `vmid`; return how many there were.
+  uint64_t invalidate_vmid(uint16_t vmid);
+  // Remove every entry; return how many there were.
+  uint64_t invalidate_all();
 
   size_t capacity() const { return mask_ + 1; }
   TlbStats stats() const;

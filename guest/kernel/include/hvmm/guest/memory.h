@@ -54,6 +54,10 @@ inline PhysAddr kernel_image_phys(const void* va) {
 // as the kernel).
 volatile void* ioremap(PhysAddr pa, uint64_t size);
 
+// Reserve `size` bytes (rounded up to pages) of the ioremap window without mapping anything,
+// for a caller that maps and remaps them itself (io_window.h); 0 when the window is exhausted.
+uint64_t ioremap_reserve(uint64_t size);
+
 // Print a one-line summary of zones and free memory.
 void memory_print_summary();
 
