@@ -222,11 +222,13 @@ void VmChannel::end(const std::string& reason, bool protocol_error) {
   if (!open_) {
     return;
   }
-  close(grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                     "VM '" + vm_name_ + "': its channel ended (" + reason + ")"));
+  // The owner hears first: a VM process that broke the protocol is killed before it can see
+  // its channel close (and exit as if the daemon had gone).
   if (callbacks_.on_closed) {
     callbacks_.on_closed(reason, protocol_error);
   }
+  close(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                     "VM '" + vm_name_ + "': its channel ended (" + reason + ")"));
 }
 
 void VmChannel::close(const grpc::Status& status) {

@@ -246,7 +246,8 @@ int main(int argc, char** argv) {
   }
   bool fake = vm_process == HVMM_FAKE_VM_BINARY;
   DaemonHarness::Options options;
-  options.hvmmd = HVMMD_BINARY;
+  const char* other = std::getenv("HVMM_TEST_HVMMD");  // another build's (a sanitizer build)
+  options.hvmmd = other != nullptr && *other != '\0' ? other : HVMMD_BINARY;
   options.vm_process = vm_process;
   options.extra_config = "log-level = \"warn\"\n";
   DaemonHarness daemon(options);

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <thread>
@@ -19,7 +20,9 @@ namespace v1 = hvmm::v1;
 // The harness options of a daemon that runs hvmm-fake-vm as its VM process.
 inline DaemonHarness::Options fake_daemon_options(unsigned vmid_bits = 8) {
   DaemonHarness::Options options;
-  options.hvmmd = HVMMD_BINARY;
+  // HVMM_TEST_HVMMD runs another build's hvmmd (a sanitizer build) under these tests.
+  const char* other = std::getenv("HVMM_TEST_HVMMD");
+  options.hvmmd = other != nullptr && *other != '\0' ? other : HVMMD_BINARY;
   options.vm_process = HVMM_FAKE_VM_BINARY;
   options.vmid_bits = vmid_bits;
   return options;
