@@ -75,7 +75,8 @@ struct Blob {
     return [this](uint64_t offset, std::span<uint8_t> out) -> Result<void> {
       if (offset > bytes.size() || out.size() > bytes.size() - offset)
         return make_error(ErrorCode::kInternal, "past the end");
-      std::memcpy(out.data(), bytes.data() + offset, out.size());
+      if (!out.empty())  // an empty span's data() may be null, which memcpy must not see
+        std::memcpy(out.data(), bytes.data() + offset, out.size());
       return Ok();
     };
   }
