@@ -53,16 +53,19 @@ inline std::string slurp(const std::string& path) {
 // The outcome of one child process.
 struct RunResult {
   int status = -1;  // exit status, or 128 + signal
+  int signal = 0;   // the signal that ended it, when one did (SIGKILL after a timeout)
   std::string out;  // stdout (and stderr, when merged)
   std::string err;  // stderr, unless merged into out
   bool timed_out = false;
 };
 
 // ChildProcess runs argv[0] with argv, stdin from /dev/null and stdout/stderr captured to
-// files (stderr into stdout's file when `merge_stderr`). Killed when destroyed unreaped.
+// files (stderr into stdout's file when `merge_stderr`); `fd3`, when given, becomes the
+// child's descriptor 3 (dup2 clears FD_CLOEXEC, so only that copy survives the exec). Killed
+// when destroyed unreaped.
 class ChildProcess {
  public:
-  explicit ChildProcess(std::vector<std::string> argv, bool merge_stderr = false)
+  explicit ChildProcess(std::vector<std::string> argv, bool merge_stderr = false, int fd3 = -1)
       : out_("stdout"), err_("stderr") {
     std::vector<char*> pointers;
     for (std::string& arg : argv) {
@@ -77,6 +80,9 @@ class ChildProcess {
       ::dup2(in, 0);
       ::dup2(o, 1);
       ::dup2(e, 2);
+      if (fd3 >= 0) {
+        ::dup2(fd3, 3);
+      }
       ::execv(pointers[0], pointers.data());
       ::_exit(127);
     }
@@ -91,6 +97,7 @@ class ChildProcess {
   ChildProcess& operator=(const ChildProcess&) = delete;
 
   pid_t pid() const { return pid_; }
+  bool reaped() const { return reaped_; }
   std::string stdout_so_far() const { return slurp(out_.path); }
 
   // Wait up to `timeout` for stdout to contain `text`.
@@ -106,7 +113,7 @@ class ChildProcess {
   }
 
   // Wait up to `timeout` for the exit (killing it after), and collect the outcome.
-  RunResult wait(std::chrono::seconds timeout = std::chrono::seconds(60)) {
+  RunResult wait(std::chrono::milliseconds timeout = std::chrono::seconds(60)) {
     RunResult result;
     auto deadline = std::chrono::steady_clock::now() + timeout;
     int wstatus = 0;
@@ -121,6 +128,7 @@ class ChildProcess {
     }
     reaped_ = true;
     result.status = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
+    result.signal = WIFSIGNALED(wstatus) ? WTERMSIG(wstatus) : 0;
     result.out = slurp(out_.path);
     result.err = slurp(err_.path);
     return result;

@@ -16,6 +16,7 @@
 #include <set>
 #include <string>
 
+#include "guest_kernel_suite.h"
 #include "guest_kernel_vm.h"
 #include "hvmm/vmm/boot/boot_data.h"
 #include "run_hvmm.h"
@@ -30,7 +31,6 @@ using testing::kMiB;
 
 constexpr uint64_t kMemory = 256 * kMiB;
 constexpr uint64_t kWorkloadPages = 4096;  // 16 MiB held by a ring-3 workload
-constexpr seconds kBootTimeout{90};
 constexpr seconds kWorkloadTimeout{120};
 constexpr seconds kRequestTimeout{30};
 // Where nothing is: inside the MMIO hole, above the virtio-mmio windows (0xd0000000 on) and
@@ -64,57 +64,15 @@ class RecordingOps final : public stage2::IntervalOps {
 };
 
 // One booted guest kernel with dirty logging for every test of the suite.
-class MemoryControls : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    if (!testing::kvm_unavailable_reason().empty() ||
-        !testing::guest_kernel_unavailable_reason().empty()) {
-      return;
-    }
-    console_ = std::make_unique<testing::TempPath>("memory-controls-console");
+class MemoryControls : public testing::GuestKernelSuite<MemoryControls> {
+ public:
+  static GuestKernelVmOptions vm_options() {
     GuestKernelVmOptions options;
     options.memory = kMemory;
-    options.console_log = console_->path;
     options.dirty_tracking = DirtyTracking::kLog;
-    auto started = GuestKernelVm::start(options);
-    if (!started) {
-      start_error_ = started.error().message;
-      return;
-    }
-    vm_ = std::move(*started);
-    if (auto pinged = vm_->ping(kBootTimeout); !pinged) {
-      start_error_ = pinged.error().message;
-    }
+    return options;
   }
-  static void TearDownTestSuite() {
-    if (vm_ && start_error_.empty()) {
-      auto status = vm_->shut_down(0, kRequestTimeout);
-      EXPECT_TRUE(status.ok()) << status.error().message;
-      EXPECT_EQ(status.ok() ? *status : -1, 0) << console();
-    }
-    vm_.reset();
-    console_.reset();
-  }
-  void SetUp() override {
-    HVMM_SKIP_WITHOUT_KVM();
-    if (auto why = testing::guest_kernel_unavailable_reason(); !why.empty()) {
-      GTEST_SKIP() << why;
-    }
-    ASSERT_TRUE(start_error_.empty()) << start_error_ << "\nconsole:\n" << console();
-    ASSERT_NE(vm_, nullptr);
-  }
-  static std::string console() { return console_ ? testing::slurp(console_->path) : ""; }
-  static Machine& machine() { return vm_->machine(); }
-  static IpaRange all_ram() { return IpaRange{Ipa(0), kMemory}; }
-
-  static std::unique_ptr<testing::TempPath> console_;
-  static std::unique_ptr<GuestKernelVm> vm_;
-  static std::string start_error_;
 };
-
-std::unique_ptr<testing::TempPath> MemoryControls::console_;
-std::unique_ptr<GuestKernelVm> MemoryControls::vm_;
-std::string MemoryControls::start_error_;
 
 // The shootdown of all of RAM: KVM's stage-2 tables lose at least the workload's pages, the
 // VMM's TLB its entries, the memfd nothing; the workload then verifies byte for byte, and the

@@ -13,6 +13,7 @@
 #include <set>
 #include <string>
 
+#include "guest_kernel_suite.h"
 #include "guest_kernel_vm.h"
 #include "run_hvmm.h"
 
@@ -26,7 +27,6 @@ using testing::kMiB;
 
 constexpr uint64_t kMemory = 128 * kMiB;
 constexpr uint64_t kWorkloadPages = 2048;  // 8 MiB held
-constexpr seconds kBootTimeout{90};
 constexpr seconds kWorkloadTimeout{120};
 constexpr seconds kRequestTimeout{30};
 constexpr uint64_t kScratchBase = 0x30000;  // reserved low memory the kernel leaves alone
@@ -39,57 +39,15 @@ ReclaimPolicy initial_policy() {
   return policy ? *policy : ReclaimPolicy{};
 }
 
-class ReclaimControls : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    if (!testing::kvm_unavailable_reason().empty() ||
-        !testing::guest_kernel_unavailable_reason().empty()) {
-      return;
-    }
-    console_ = std::make_unique<testing::TempPath>("reclaim-controls-console");
+class ReclaimControls : public testing::GuestKernelSuite<ReclaimControls> {
+ public:
+  static GuestKernelVmOptions vm_options() {
     GuestKernelVmOptions options;
     options.memory = kMemory;
-    options.console_log = console_->path;
     options.reclaim = initial_policy();
-    auto started = GuestKernelVm::start(options);
-    if (!started) {
-      start_error_ = started.error().message;
-      return;
-    }
-    vm_ = std::move(*started);
-    if (auto pinged = vm_->ping(kBootTimeout); !pinged) {
-      start_error_ = pinged.error().message;
-    }
+    return options;
   }
-  static void TearDownTestSuite() {
-    if (vm_ && start_error_.empty()) {
-      auto status = vm_->shut_down(0, kRequestTimeout);
-      EXPECT_TRUE(status.ok()) << status.error().message;
-      EXPECT_EQ(status.ok() ? *status : -1, 0) << console();
-    }
-    vm_.reset();
-    console_.reset();
-  }
-  void SetUp() override {
-    HVMM_SKIP_WITHOUT_KVM();
-    if (auto why = testing::guest_kernel_unavailable_reason(); !why.empty()) {
-      GTEST_SKIP() << why;
-    }
-    ASSERT_TRUE(start_error_.empty()) << start_error_ << "\nconsole:\n" << console();
-    ASSERT_NE(vm_, nullptr);
-  }
-  static std::string console() { return console_ ? testing::slurp(console_->path) : ""; }
-  static Machine& machine() { return vm_->machine(); }
-  static IpaRange all_ram() { return IpaRange{Ipa(0), kMemory}; }
-
-  static std::unique_ptr<testing::TempPath> console_;
-  static std::unique_ptr<GuestKernelVm> vm_;
-  static std::string start_error_;
 };
-
-std::unique_ptr<testing::TempPath> ReclaimControls::console_;
-std::unique_ptr<GuestKernelVm> ReclaimControls::vm_;
-std::string ReclaimControls::start_error_;
 
 // Lowered to cold=1, three epochs on request reclaim most of the idle workload (and the
 // kernel's idle pages), counted between before and after; the workload then verifies from

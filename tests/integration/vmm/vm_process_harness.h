@@ -4,11 +4,8 @@
 // kept in arrival order). Header-only; the VmProcess integration tests use it.
 #pragma once
 
-#include <fcntl.h>
 #include <poll.h>
-#include <signal.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -43,7 +40,7 @@ class VmProcessHarness {
   // `wrapper` runs before the binary (e.g. {"/usr/bin/strace", "-f", "-o", FILE, "--"}).
   explicit VmProcessHarness(std::vector<std::string> extra_args = {},
                             std::vector<std::string> wrapper = {})
-      : output_("vm-output"), wrapped_(!wrapper.empty()) {
+      : wrapped_(!wrapper.empty()) {
     int fds[2];
     if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
       return;
@@ -54,40 +51,22 @@ class VmProcessHarness {
     argv.push_back("--channel-fd");
     argv.push_back("3");
     argv.insert(argv.end(), extra_args.begin(), extra_args.end());
-    std::vector<char*> pointers;
-    for (std::string& arg : argv) {
-      pointers.push_back(arg.data());
-    }
-    pointers.push_back(nullptr);
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      int in = ::open("/dev/null", O_RDONLY);
-      int out = ::open(output_.path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      ::dup2(in, 0);
-      ::dup2(out, 1);
-      ::dup2(out, 2);
-      ::dup2(fds[1], 3);  // dup2 clears FD_CLOEXEC: only this end survives the exec
-      ::execv(pointers[0], pointers.data());
-      ::_exit(127);
-    }
+    process_.emplace(std::move(argv), /*merge_stderr=*/true, /*fd3=*/fds[1]);
     ::close(fds[1]);
   }
   ~VmProcessHarness() {
-    if (pid_ > 0 && !reaped_) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
+    process_.reset();  // kills an unreaped process
     close_channel();
   }
   VmProcessHarness(const VmProcessHarness&) = delete;
   VmProcessHarness& operator=(const VmProcessHarness&) = delete;
 
   // The child's pid: the VM process's, unless a wrapper runs it.
-  pid_t pid() const { return pid_; }
+  pid_t pid() const { return process_ ? process_->pid() : -1; }
   bool wrapped() const { return wrapped_; }
-  bool started() const { return pid_ > 0 && channel_ >= 0; }
+  bool started() const { return pid() > 0 && channel_ >= 0; }
   // What the process printed so far (console and VMM messages).
-  std::string output() const { return slurp(output_.path); }
+  std::string output() const { return process_ ? process_->stdout_so_far() : ""; }
 
   // Send one ToVm frame.
   Result<void> send(const supervisor::ToVm& message) {
@@ -153,24 +132,14 @@ class VmProcessHarness {
 
   // Wait for the process to end (killing it after `timeout`).
   VmProcessExit wait_exit(Millis timeout) {
-    VmProcessExit result;
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    int wstatus = 0;
-    pid_t done = 0;
-    while ((done = ::waitpid(pid_, &wstatus, WNOHANG)) == 0) {
-      if (std::chrono::steady_clock::now() > deadline) {
-        ::kill(pid_, SIGKILL);
-        ::waitpid(pid_, &wstatus, 0);
-        reaped_ = true;
-        return result;
-      }
-      std::this_thread::sleep_for(Millis(5));
+    if (!process_ || process_->reaped()) {
+      return {};
     }
-    reaped_ = true;
-    result.exited = WIFEXITED(wstatus);
-    result.status = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1;
-    result.signal = WIFSIGNALED(wstatus) ? WTERMSIG(wstatus) : 0;
-    return result;
+    const RunResult run = process_->wait(timeout);
+    if (run.timed_out) {
+      return {};
+    }
+    return {run.signal == 0, run.signal == 0 ? run.status : -1, run.signal};
   }
   // Close our end: the VM process sees its daemon go away.
   void close_channel() {
@@ -222,11 +191,9 @@ class VmProcessHarness {
     }
   }
 
-  TempPath output_;
+  std::optional<ChildProcess> process_;
   bool wrapped_ = false;
   int channel_ = -1;
-  pid_t pid_ = -1;
-  bool reaped_ = false;
   bool eof_ = false;
   uint64_t next_id_ = 1;
   daemon::FrameDecoder decoder_;
