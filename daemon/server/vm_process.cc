@@ -13,6 +13,8 @@
 #include <cstring>
 #include <vector>
 
+#include "hvmm/daemon/common/spawn_setup.h"
+
 extern char** environ;
 
 namespace hvmm::daemon {
@@ -35,22 +37,6 @@ Result<vmm::UniqueFd> move_high(vmm::UniqueFd fd) {
   }
   return vmm::UniqueFd(high);
 }
-
-// posix_spawn's attributes and file actions, released when done.
-struct SpawnSetup {
-  posix_spawnattr_t attributes;
-  posix_spawn_file_actions_t actions;
-  SpawnSetup() {
-    posix_spawnattr_init(&attributes);
-    posix_spawn_file_actions_init(&actions);
-  }
-  ~SpawnSetup() {
-    posix_spawn_file_actions_destroy(&actions);
-    posix_spawnattr_destroy(&attributes);
-  }
-  SpawnSetup(const SpawnSetup&) = delete;
-  SpawnSetup& operator=(const SpawnSetup&) = delete;
-};
 
 void prepare(SpawnSetup& setup, int channel, int output) {
   sigset_t none;

@@ -14,6 +14,8 @@
 #include <sstream>
 #include <thread>
 
+#include "hvmm/daemon/common/spawn_setup.h"
+
 extern char** environ;
 
 namespace hvmm::e2e {
@@ -37,22 +39,6 @@ ExitStatus decode(int wstatus) {
   return status;
 }
 
-// posix_spawn's attributes and file actions, destroyed on every path.
-struct SpawnSetup {
-  posix_spawnattr_t attributes;
-  posix_spawn_file_actions_t actions;
-  SpawnSetup() {
-    posix_spawnattr_init(&attributes);
-    posix_spawn_file_actions_init(&actions);
-  }
-  ~SpawnSetup() {
-    posix_spawn_file_actions_destroy(&actions);
-    posix_spawnattr_destroy(&attributes);
-  }
-  SpawnSetup(const SpawnSetup&) = delete;
-  SpawnSetup& operator=(const SpawnSetup&) = delete;
-};
-
 }  // namespace
 
 Result<Subprocess> Subprocess::spawn(const std::vector<std::string>& argv,
@@ -60,7 +46,7 @@ Result<Subprocess> Subprocess::spawn(const std::vector<std::string>& argv,
   if (argv.empty()) {
     return make_error(ErrorCode::kInvalidArgument, "spawn: no program");
   }
-  SpawnSetup setup;
+  daemon::SpawnSetup setup;
   // A group of its own: the destructor kills what it started too (VM processes of a daemon).
   posix_spawnattr_setpgroup(&setup.attributes, 0);
   // Default dispositions for the signals the tests send: a test started in the background by
