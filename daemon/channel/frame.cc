@@ -88,7 +88,11 @@ Result<void> write_frame(int fd, std::string_view payload) {
       if (errno == EINTR) {
         continue;
       }
-      return make_error(ErrorCode::kUnavailable, "channel: write failed: {}", std::strerror(errno));
+      if (errno == EPIPE || errno == ECONNRESET) {
+        return make_error(ErrorCode::kUnavailable, "channel: the peer closed it ({})",
+                          std::strerror(errno));
+      }
+      return make_error(ErrorCode::kInternal, "channel: write failed: {}", std::strerror(errno));
     }
     written += static_cast<size_t>(n);
   }
@@ -102,11 +106,16 @@ Result<std::optional<std::string>> FrameReader::read() {
     if (!payload || *payload) {
       return payload;
     }
-    const ssize_t n = ::read(fd_, chunk, sizeof chunk);
+    ssize_t n = ::read(fd_, chunk, sizeof chunk);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    // A unix socket whose peer closed with our frames still unread reports ECONNRESET rather
+    // than the end of the stream; it is the same end.
+    if (n < 0 && errno == ECONNRESET) {
+      n = 0;
+    }
     if (n < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
       return make_error(ErrorCode::kUnavailable, "channel: read failed: {}", std::strerror(errno));
     }
     if (n == 0) {

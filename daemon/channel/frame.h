@@ -43,7 +43,8 @@ class FrameDecoder {
 };
 
 // Write one frame to the stream socket `fd` (blocking; retries EINTR and short writes; no
-// SIGPIPE). Thread-safe only when callers serialize writes themselves.
+// SIGPIPE). Thread-safe only when callers serialize writes themselves. A peer that closed its
+// end (EPIPE, ECONNRESET) is kUnavailable; any other failure kInternal.
 Result<void> write_frame(int fd, std::string_view payload);
 
 // FrameReader reads frames from a blocking stream socket.

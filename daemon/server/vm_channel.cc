@@ -60,8 +60,9 @@ void VmChannel::read_more() {
           return;
         }
         if (error) {
-          self->end(error == asio::error::eof ? "end of stream" : "read: " + error.message(),
-                    false);
+          // ECONNRESET: the VM process closed with our frames unread; the same end.
+          const bool ended = error == asio::error::eof || error == asio::error::connection_reset;
+          self->end(ended ? "end of stream" : "read: " + error.message(), false);
           return;
         }
         self->on_read(bytes);

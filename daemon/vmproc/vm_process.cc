@@ -185,8 +185,13 @@ int run_vm_process(const VmProcessOptions& options, std::span<const uint8_t> bun
   OutboundQueue queue;
   std::atomic<vmm::Machine*> running{nullptr};
   ChannelWriter writer(options.channel_fd, queue, [&running](const Error& error) {
+    // A daemon that closed its end may be seen here first, by an event's write, before the
+    // reader sees the end of the stream: the same end, said the same way.
     if (vmm::Machine* machine = running.load()) {
-      machine->request_stop(kExitDaemonGone, fmt::format("the channel failed: {}", error.message));
+      machine->request_stop(kExitDaemonGone,
+                            error.code == ErrorCode::kUnavailable
+                                ? std::string("the daemon closed the channel")
+                                : fmt::format("the channel failed: {}", error.message));
     }
   });
   FrameReader reader(options.channel_fd);

@@ -114,12 +114,29 @@ TEST(Frame, ReaderReportsEndInsideAFrame) {
   ::close(fds[0]);
 }
 
+// A peer that closes with our frames unread makes the next read fail with ECONNRESET: the
+// reader reports the end of the stream, as for a clean close.
+TEST(Frame, PeerClosedWithUnreadFramesIsTheEndOfTheStream) {
+  int fds[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+  ASSERT_TRUE(write_frame(fds[0], "never read"));
+  ::close(fds[1]);
+  FrameReader reader(fds[0]);
+  auto result = reader.read();
+  ASSERT_TRUE(result) << result.error().message;
+  EXPECT_FALSE(result->has_value());
+  ::close(fds[0]);
+}
+
 TEST(Frame, WriteToAClosedPeerIsAnErrorNotASignal) {
   int fds[2];
   ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
   ::close(fds[0]);
   auto result = write_frame(fds[1], "nobody reads this");
-  EXPECT_FALSE(result);
+  ASSERT_FALSE(result);
+  EXPECT_EQ(result.error().code, ErrorCode::kUnavailable) << "a closed peer, not a failure";
+  EXPECT_NE(result.error().message.find("the peer closed it"), std::string::npos)
+      << result.error().message;
   ::close(fds[1]);
 }
 
