@@ -175,6 +175,10 @@ def check_daemonset(objects, daemonset):
                         f"{found[1]['hostPath'].get('path')} at {found[0]}, not {socket_dir} at "
                         f"{socket_dir}")
 
+    # Plaintext TCP would serve the whole API, unauthenticated, to the pod network.
+    if config.get("insecure-tcp") == "true":
+        problems.append("insecure-tcp: the API would be served without TLS on the pod network")
+
     state_dir = config.get("state-dir", "/var/lib/hvmm")
     if not mount_of(state_dir + "/x", mounts):
         problems.append(f"state-dir {state_dir}: not a mounted volume")
@@ -275,6 +279,8 @@ MUTATIONS = {
         {"command": ["/usr/bin/hvmm", "--socket", "/tmp/hvmmd.sock", "health"]}),
     "probe-port": lambda o: hvmmd_container(o).update(
         {"readinessProbe": {"grpc": {"port": 7444}}}),
+    "insecure-tcp": lambda o: [c["data"].update({CONFIG_KEY: c["data"][CONFIG_KEY] + (
+        'listen-tcp = "0.0.0.0:7443"\ninsecure-tcp = true\n')}) for c in find(o, "ConfigMap")],
     "service-port": lambda o: find(o, "Service")[0]["spec"]["ports"][0].update(
         {"targetPort": 7444}),
 }
