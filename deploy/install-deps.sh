@@ -19,6 +19,8 @@ packages=(
   # protobuf-compiler-grpc's grpc_python_plugin: python3-grpc-tools' protoc 3.5 cannot read
   # proto3 `optional`).
   python3 python3-grpcio python3-protobuf
+  # tests/deploy: the manifests' schema check and the unit's (systemd-analyze).
+  python3-yaml python3-jsonschema systemd
 )
 # --bench: QEMU, the side-by-side reference of the benchmarks, which also runs the KVM tests
 # on machines without /dev/kvm (tests/nested-kvm/run.sh; it also needs gzip, dpkg-deb and

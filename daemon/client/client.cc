@@ -22,6 +22,7 @@ void add_commands(CLI::App& app, Context& context) {
   add_tlb_commands(app, context);
   add_watch_commands(app, context);
   add_stats_command(app, context);
+  add_health_command(app, context);
   add_version_command(app, context);
 }
 

@@ -14,7 +14,7 @@ struct ClientCommand {
   std::string_view summary;
 };
 
-inline constexpr std::array<ClientCommand, 10> kClientCommands = {{
+inline constexpr std::array<ClientCommand, 11> kClientCommands = {{
     {"vm", "Manage hvmmd's VMs: create, start, stop, delete, list, get, console"},
     {"balloon", "Set a VM's balloon target, optionally waiting with progress (balloon set)"},
     {"reclaim", "Run reclaim epochs on a VM now, with progress"},
@@ -24,6 +24,7 @@ inline constexpr std::array<ClientCommand, 10> kClientCommands = {{
     {"notifier", "Watch a VM's MMU-notifier invalidations (notifier watch)"},
     {"faults", "Watch the stage-2 faults of one VM or of all (faults watch)"},
     {"stats", "Show a VM's memory figures"},
+    {"health", "Check hvmmd's gRPC health: exit 0 when it serves (for probes and scripts)"},
     {"version", "Show the client's version and, when it is reachable, the daemon's"},
 }};
 

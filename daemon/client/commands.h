@@ -29,6 +29,9 @@ void add_tlb_commands(CLI::App& app, Context& context);
 // notifier watch, faults watch.
 void add_watch_commands(CLI::App& app, Context& context);
 
+// health (the daemon's gRPC health as an exit status, for probes).
+void add_health_command(CLI::App& app, Context& context);
+
 // version (and the top-level --version).
 void add_version_command(CLI::App& app, Context& context);
 int print_versions(Context& context);

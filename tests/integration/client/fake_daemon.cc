@@ -1,6 +1,7 @@
 // The fake hvmm.v1 services of the client's tests.
 #include "fake_daemon.h"
 
+#include <grpcpp/health_check_service_interface.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -162,6 +163,8 @@ FakeDaemon::FakeDaemon() {
   services_.push_back(std::make_unique<FakeNotifier>(recorder_));
   services_.push_back(std::make_unique<FakeFaults>(recorder_));
   services_.push_back(std::make_unique<FakeDaemonInfo>(recorder_));
+  // The standard health service, as hvmmd has it (`hvmm health` asks it).
+  grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
   builder.AddListeningPort("unix:" + socket_, grpc::InsecureServerCredentials());
   for (auto& service : services_) {
@@ -177,6 +180,10 @@ FakeDaemon::~FakeDaemon() {
   }
   std::error_code ignored;
   std::filesystem::remove_all(dir_, ignored);
+}
+
+void FakeDaemon::set_serving(bool serving) {
+  server_->GetHealthCheckService()->SetServingStatus(serving);
 }
 
 size_t FakeDaemon::request_count() {

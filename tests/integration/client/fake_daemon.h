@@ -73,6 +73,9 @@ class FakeDaemon {
     return parsed;
   }
 
+  // The overall status of the standard health service (SERVING from the start).
+  void set_serving(bool serving);
+
   // The number of requests of every method together.
   size_t request_count();
 
