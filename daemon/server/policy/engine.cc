@@ -343,12 +343,16 @@ Round Engine::decide(const hvmm::v1::HostPolicy& policy, const HostSample& sampl
     bool room = false;
     const uint64_t budget = room_bytes(policy, sample, &room, &context.why);
     const bool held_long_enough = !took_ever_ || rounds_ - last_take_round_ >= policy.hold_rounds();
-    if (room && held_long_enough && anything_held) {
+    // Inside the margin: HOLDING even with nothing held (policy.proto's states).
+    if (!room) {
+      context.round.state = hvmm::v1::POLICY_STATE_HOLDING;
+    } else if (!anything_held) {
+      context.round.state = hvmm::v1::POLICY_STATE_MET;
+    } else if (!held_long_enough) {
+      context.round.state = hvmm::v1::POLICY_STATE_HOLDING;
+    } else {
       give_back(context, budget);
       context.round.state = hvmm::v1::POLICY_STATE_GIVING;
-    } else {
-      context.round.state =
-          anything_held ? hvmm::v1::POLICY_STATE_HOLDING : hvmm::v1::POLICY_STATE_MET;
     }
   }
   if (!policy.dry_run()) {

@@ -16,7 +16,8 @@
 //   the last take): give back in the reverse order, highest priority first, at most the
 //   room's surplus per round (one step for pressure): DEFLATE by at most step_bytes towards
 //   the target the user had set (the baseline), then STOP_RECLAIM (the VM's own policy back).
-// - Between: HOLDING, no decision. Disabled: everything taken is given back at once (OFF).
+// - Between (inside the margin, or in the hold): HOLDING, no decision. MET: every target
+//   met with the margin and nothing held. Disabled: everything taken is given back at once (OFF).
 // Only what the policy took is given back: a balloon target it did not set stays; when the
 // target found differs from the one the policy set, the user set it and the policy's part
 // is forgotten (the new target is the user's).

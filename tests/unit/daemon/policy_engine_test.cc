@@ -11,6 +11,7 @@
 #include "hvmm/daemon/server/policy/actuator.h"
 #include "hvmm/daemon/server/policy/engine.h"
 #include "hvmm/daemon/server/policy/settings.h"
+#include "hvmm/vmm/reclaim/reclaim_policy.h"
 
 namespace hvmm::daemon::policy {
 namespace {
@@ -493,6 +494,24 @@ TEST(PolicyActuator, ReclaimPolicyWithTarget) {
   ASSERT_EQ(requests.size(), 2u);
   EXPECT_EQ(requests[0].reclaim().set_policy(), "cold=5,target=8192");
   EXPECT_EQ(requests[1].reclaim().epochs(), 1u);
+}
+
+// What RECLAIM and STOP_RECLAIM send parses as reclaim's own syntax, and may replace the
+// policy in force (nothing fixed at build time changes), for any policy the VM reports.
+TEST(PolicyActuator, ReclaimPoliciesRoundTrip) {
+  for (const char* text : {"", "cold=5,period=200ms", "target=25%,codec=zstd,pool=8M",
+                           "target=64M,budget=off,dirty=ring,keep=50%"}) {
+    auto own = vmm::parse_reclaim_policy(text);
+    ASSERT_TRUE(own.ok()) << text << ": " << own.error().message;
+    const std::string reported = vmm::format_reclaim_policy(*own);
+    auto tightened = vmm::parse_reclaim_policy(reclaim_policy_with_target(reported, 12345 * kPage));
+    ASSERT_TRUE(tightened.ok()) << reported << ": " << tightened.error().message;
+    EXPECT_EQ(tightened->target_bytes, 12345 * kPage);
+    EXPECT_TRUE(vmm::check_policy_change(*own, *tightened).ok()) << reported;
+    auto restored = vmm::parse_reclaim_policy(reported);
+    ASSERT_TRUE(restored.ok()) << reported;
+    EXPECT_EQ(vmm::format_reclaim_policy(*restored), reported);
+  }
 }
 
 // HostPolicy's checks name the field; defaults fill the zeros.
