@@ -92,14 +92,12 @@ void GrpcServer::add_connection(int fd) {
 void GrpcServer::set_serving(bool serving) {
   if (auto* health = server_->GetHealthCheckService()) {
     // Each service by name as well, so a probe may ask for the one it needs.
-    for (const char* name : {hvmm::v1::VmService::service_full_name(),
-                             hvmm::v1::MemoryService::service_full_name(),
-                             hvmm::v1::TlbService::service_full_name(),
-                             hvmm::v1::NotifierService::service_full_name(),
-                             hvmm::v1::FaultService::service_full_name(),
-                             hvmm::v1::GuestService::service_full_name(),
-                             hvmm::v1::DaemonService::service_full_name(),
-                             hvmm::v1::HostPolicyService::service_full_name()}) {
+    for (const char* name :
+         {hvmm::v1::VmService::service_full_name(), hvmm::v1::MemoryService::service_full_name(),
+          hvmm::v1::TlbService::service_full_name(), hvmm::v1::NotifierService::service_full_name(),
+          hvmm::v1::FaultService::service_full_name(), hvmm::v1::GuestService::service_full_name(),
+          hvmm::v1::DaemonService::service_full_name(),
+          hvmm::v1::HostPolicyService::service_full_name()}) {
       health->SetServingStatus(name, serving);
     }
     health->SetServingStatus(serving);
