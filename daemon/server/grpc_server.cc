@@ -52,6 +52,7 @@ GrpcServer::GrpcServer(Backend& backend) {
   services_.push_back(std::make_unique<FaultServiceImpl>(backend));
   services_.push_back(std::make_unique<GuestServiceImpl>(backend));
   services_.push_back(std::make_unique<DaemonServiceImpl>(backend));
+  services_.push_back(std::make_unique<HostPolicyServiceImpl>(backend));
 }
 
 GrpcServer::~GrpcServer() {
@@ -90,6 +91,15 @@ void GrpcServer::add_connection(int fd) {
 
 void GrpcServer::set_serving(bool serving) {
   if (auto* health = server_->GetHealthCheckService()) {
+    // Each service by name as well, so a probe may ask for the one it needs.
+    for (const char* name :
+         {hvmm::v1::VmService::service_full_name(), hvmm::v1::MemoryService::service_full_name(),
+          hvmm::v1::TlbService::service_full_name(), hvmm::v1::NotifierService::service_full_name(),
+          hvmm::v1::FaultService::service_full_name(), hvmm::v1::GuestService::service_full_name(),
+          hvmm::v1::DaemonService::service_full_name(),
+          hvmm::v1::HostPolicyService::service_full_name()}) {
+      health->SetServingStatus(name, serving);
+    }
     health->SetServingStatus(serving);
   }
 }

@@ -27,9 +27,17 @@ TEST(DaemonService, HealthServingAndReflectionListsTheServices) {
   for (const char* name :
        {"hvmm.v1.VmService", "hvmm.v1.MemoryService", "hvmm.v1.TlbService",
         "hvmm.v1.NotifierService", "hvmm.v1.FaultService", "hvmm.v1.GuestService",
-        "hvmm.v1.DaemonService", "grpc.health.v1.Health"}) {
+        "hvmm.v1.DaemonService", "hvmm.v1.HostPolicyService", "grpc.health.v1.Health"}) {
     EXPECT_NE(std::find(services.begin(), services.end(), name), services.end()) << name;
   }
+  // Health by service name: HealthCheckRequest{service = 1}, answered SERVING (1).
+  const std::string name = "hvmm.v1.HostPolicyService";
+  std::string request = std::string("\x0a") + static_cast<char>(name.size()) + name;
+  std::string response;
+  grpc::Status status = raw_unary(daemon.channel(), "/grpc.health.v1.Health/Check", request,
+                                  &response, std::chrono::milliseconds(1000));
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response, std::string("\x08\x01"));
 }
 
 // GetDaemonInfo reports the daemon's own pid, version and VMID width.
