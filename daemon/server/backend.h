@@ -22,12 +22,15 @@
 
 namespace hvmm::daemon {
 
+class HostPolicy;
+
 struct Backend {
   boost::asio::io_context& io;
   VmManager& vms;
   boost::asio::thread_pool& work;
   std::span<const uint8_t> bundled_kernel;
   std::chrono::milliseconds request_deadline;  // the cap of a VM process's answer
+  HostPolicy* policy = nullptr;                // the host memory policy (lives on the loop)
 
   // Run `function` on the event loop.
   template <typename Function>

@@ -8,9 +8,11 @@
 
 #include <CLI/CLI.hpp>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 
+#include "hvmm/daemon/args/size.h"
 #include "hvmm/daemon/common/defaults.h"
 #include "hvmm/vmm/machine/exit_status.h"
 
@@ -73,6 +75,87 @@ void add_options(CLI::App& app, DaemonConfig& config) {
                  "How long List and Get wait for a VM's memory figures")
       ->capture_default_str()
       ->check(CLI::Range(1u, 10000u));
+}
+
+void add_policy_options(CLI::App& app, DaemonConfig& config) {
+  app.add_option("--policy-enabled", config.policy_enabled,
+                 "The host memory policy acts on its targets (off: it only samples)")
+      ->capture_default_str();
+  app.add_option("--policy-dry-run", config.policy_dry_run,
+                 "The host memory policy only logs and reports its decisions")
+      ->capture_default_str();
+  app.add_option("--policy-min-available", config.policy_min_available,
+                 "Take memory from VMs while MemAvailable is below this (64M, 2G; 0: no target)")
+      ->capture_default_str();
+  app.add_option("--policy-max-vm-rss", config.policy_max_vm_rss,
+                 "Take memory from VMs while their processes' RSS is above this (0: no target)")
+      ->capture_default_str();
+  app.add_option("--policy-max-pressure", config.policy_max_pressure,
+                 "Take memory while the memory pressure (PSI some avg10, %) is above this")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 100.0));
+  app.add_option("--policy-interval-ms", config.policy_interval_ms,
+                 "How often the host is sampled and one round of decisions made")
+      ->capture_default_str()
+      ->check(CLI::Range(100u, 3600000u));
+  app.add_option("--policy-step", config.policy_step,
+                 "The most one decision takes from or gives to one VM (a size)")
+      ->capture_default_str();
+  app.add_option("--policy-hysteresis", config.policy_hysteresis,
+                 "Give back only once every target is met with this margin (0..1)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--policy-hold-rounds", config.policy_hold_rounds,
+                 "After a round that took memory, give nothing back for this many rounds")
+      ->capture_default_str()
+      ->check(CLI::Range(0u, 100000u));
+  app.add_option("--policy-balloon-timeout-ms", config.policy_balloon_timeout_ms,
+                 "A balloon that has not moved half its inflation in this long does not cooperate")
+      ->capture_default_str()
+      ->check(CLI::Range(100u, 3600000u));
+  app.add_option("--host-meminfo", config.host_meminfo, "What the policy reads as /proc/meminfo")
+      ->capture_default_str();
+  app.add_option("--host-pressure", config.host_pressure,
+                 "What the policy reads as /proc/pressure/memory")
+      ->capture_default_str();
+}
+
+Result<uint64_t> policy_size(const char* key, const std::string& text, uint64_t minimum) {
+  auto bytes = args::parse_size(text);
+  if (!bytes) {
+    return make_error(ErrorCode::kInvalidArgument, "{}: {}", key, bytes.error().message);
+  }
+  if (*bytes != 0 && *bytes < minimum) {
+    return make_error(ErrorCode::kInvalidArgument, "{}: '{}' is below {} bytes", key, text,
+                      minimum);
+  }
+  return *bytes;
+}
+
+Result<void> finish_policy(DaemonConfig& config) {
+  auto min_available = policy_size("policy-min-available", config.policy_min_available, 0);
+  HVMM_TRY(min_available);
+  config.policy_min_available_bytes = *min_available;
+  auto max_rss = policy_size("policy-max-vm-rss", config.policy_max_vm_rss, 0);
+  HVMM_TRY(max_rss);
+  config.policy_max_vm_rss_bytes = *max_rss;
+  auto step = policy_size("policy-step", config.policy_step, 4096);
+  HVMM_TRY(step);
+  config.policy_step_bytes = *step;
+  // CLI11's ranges let NaN through (every comparison with it is false).
+  if (std::isnan(config.policy_max_pressure)) {
+    return make_error(ErrorCode::kInvalidArgument, "policy-max-pressure: NaN is not a percentage");
+  }
+  if (std::isnan(config.policy_hysteresis)) {
+    return make_error(ErrorCode::kInvalidArgument, "policy-hysteresis: NaN is not in 0..1");
+  }
+  if (config.host_meminfo.empty()) {
+    return make_error(ErrorCode::kInvalidArgument, "host-meminfo: must not be empty");
+  }
+  if (config.host_pressure.empty()) {
+    return make_error(ErrorCode::kInvalidArgument, "host-pressure: must not be empty");
+  }
+  return Ok();
 }
 
 // CLI11 words its configuration-file errors for INI files; say which key and which file.
@@ -170,6 +253,7 @@ Result<void> finish_daemon_config(DaemonConfig& config) {
     return make_error(ErrorCode::kInvalidArgument, "vm-process: must not be empty");
   }
   HVMM_TRY(finish_group(config));
+  HVMM_TRY(finish_policy(config));
   return finish_tcp(config);
 }
 
@@ -186,6 +270,7 @@ ConfigOutcome parse_daemon_config(int argc, const char* const* argv, const std::
       "--config", "",
       "Configuration file (default: " + std::string(kDefaultConfig) + " when it exists)");
   add_options(app, config);
+  add_policy_options(app, config);
   // The default file is read only when it exists; one named with --config must exist.
   struct stat info {};
   bool default_exists = ::stat(kDefaultConfig, &info) == 0;

@@ -43,6 +43,23 @@ struct DaemonConfig {
   uint32_t list_deadline_ms = 250;       // List/Get: how long memory figures are waited for
   uint32_t start_timeout_ms = 120000;    // a VM process that has not said Started is killed
   std::string config_file;               // the file read, or "" when none
+
+  // The host memory policy (policy.proto's HostPolicy; hvmm.v1 SetHostPolicy replaces it).
+  bool policy_enabled = false;
+  bool policy_dry_run = false;
+  std::string policy_min_available = "0";  // sizes as typed ("512M"); parsed below
+  std::string policy_max_vm_rss = "0";
+  std::string policy_step = "64M";
+  uint64_t policy_min_available_bytes = 0;
+  uint64_t policy_max_vm_rss_bytes = 0;
+  uint64_t policy_step_bytes = uint64_t{64} << 20;
+  double policy_max_pressure = 0;  // percent, the "some" avg10
+  uint32_t policy_interval_ms = 1000;
+  double policy_hysteresis = 0.1;
+  uint32_t policy_hold_rounds = 5;
+  uint32_t policy_balloon_timeout_ms = 5000;
+  std::string host_meminfo = "/proc/meminfo";  // what the policy samples (tests feed files)
+  std::string host_pressure = "/proc/pressure/memory";
 };
 
 // The outcome of parsing: a config to run with, or an exit status with what to print.

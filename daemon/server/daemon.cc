@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "hvmm/daemon/server/grpc_server.h"
+#include "hvmm/daemon/server/host_policy.h"
 #include "hvmm/daemon/server/log.h"
 #include "hvmm/daemon/server/unix_listener.h"
 #include "hvmm/daemon/server/vm_manager.h"
@@ -36,6 +37,8 @@ struct Parts {
   asio::io_context io;
   asio::executor_work_guard<asio::io_context::executor_type> guard{io.get_executor()};
   std::unique_ptr<FaultFile> faults;
+  // Before the VMs: a VM's pending requests fail as it goes, into the policy's callbacks.
+  std::unique_ptr<HostPolicy> policy;
   std::unique_ptr<VmManager> vms;
   asio::thread_pool work{2};
   std::unique_ptr<Backend> backend;
@@ -50,6 +53,24 @@ void warn_about_vm_process(const std::string& path) {
   }
 }
 
+HostPolicy::Options policy_options(const DaemonConfig& config) {
+  HostPolicy::Options options;
+  options.meminfo_path = config.host_meminfo;
+  options.pressure_path = config.host_pressure;
+  hvmm::v1::HostPolicy& policy = options.initial;
+  policy.set_enabled(config.policy_enabled);
+  policy.set_dry_run(config.policy_dry_run);
+  policy.set_min_available_bytes(config.policy_min_available_bytes);
+  policy.set_max_vm_rss_bytes(config.policy_max_vm_rss_bytes);
+  policy.set_max_pressure_some_avg10(config.policy_max_pressure);
+  policy.set_hysteresis(config.policy_hysteresis);
+  policy.set_interval_ms(config.policy_interval_ms);
+  policy.set_step_bytes(config.policy_step_bytes);
+  policy.set_hold_rounds(config.policy_hold_rounds);
+  policy.set_balloon_timeout_ms(config.policy_balloon_timeout_ms);
+  return options;
+}
+
 // The daemon's steps from a signal to the end of its VMs; `done` is set then.
 void stop_on_signal(Parts& parts, asio::signal_set& signals, const DaemonConfig& config,
                     std::promise<void>& done) {
@@ -60,6 +81,7 @@ void stop_on_signal(Parts& parts, asio::signal_set& signals, const DaemonConfig&
     log::info("hvmmd stopping", {{"signal", describe_signal(number)}});
     parts.server->set_serving(false);
     parts.listener->close();
+    parts.policy->stop();
     parts.vms->shutdown(std::chrono::milliseconds(config.stop_grace_ms),
                         [&done] { done.set_value(); });
   });
@@ -94,9 +116,10 @@ int run_daemon(const DaemonConfig& config, std::span<const uint8_t> bundled_kern
     return start_failed(vms.error().message);
   }
   parts.vms = std::move(*vms);
-  parts.backend =
-      std::make_unique<Backend>(Backend{parts.io, *parts.vms, parts.work, bundled_kernel,
-                                        std::chrono::milliseconds(config.request_deadline_ms)});
+  parts.policy = std::make_unique<HostPolicy>(parts.io, *parts.vms, policy_options(config));
+  parts.backend = std::make_unique<Backend>(
+      Backend{parts.io, *parts.vms, parts.work, bundled_kernel,
+              std::chrono::milliseconds(config.request_deadline_ms), parts.policy.get()});
   auto server = GrpcServer::start(*parts.backend, config);
   if (!server) {
     return start_failed(server.error().message);
@@ -114,6 +137,7 @@ int run_daemon(const DaemonConfig& config, std::span<const uint8_t> bundled_kern
   stop_on_signal(parts, signals, config, stopped);
   GrpcServer* grpc_server = parts.server.get();
   parts.listener->start([grpc_server](int fd) { grpc_server->add_connection(fd); });
+  asio::post(parts.io, [&parts] { parts.policy->start(); });
   std::thread loop([&parts] { parts.io.run(); });
   parts.server->set_serving(true);
   log::info("hvmmd serving", {{"socket", config.socket},

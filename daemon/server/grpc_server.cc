@@ -52,6 +52,7 @@ GrpcServer::GrpcServer(Backend& backend) {
   services_.push_back(std::make_unique<FaultServiceImpl>(backend));
   services_.push_back(std::make_unique<GuestServiceImpl>(backend));
   services_.push_back(std::make_unique<DaemonServiceImpl>(backend));
+  services_.push_back(std::make_unique<HostPolicyServiceImpl>(backend));
 }
 
 GrpcServer::~GrpcServer() {

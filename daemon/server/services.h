@@ -130,6 +130,23 @@ class DaemonServiceImpl final : public hvmm::v1::DaemonService::CallbackService 
   Backend& backend_;
 };
 
+class HostPolicyServiceImpl final : public hvmm::v1::HostPolicyService::CallbackService {
+ public:
+  explicit HostPolicyServiceImpl(Backend& backend) : backend_(backend) {}
+  grpc::ServerUnaryReactor* GetHostPolicy(grpc::CallbackServerContext* context,
+                                          const hvmm::v1::GetHostPolicyRequest* request,
+                                          hvmm::v1::GetHostPolicyResponse* response) override;
+  grpc::ServerUnaryReactor* SetHostPolicy(grpc::CallbackServerContext* context,
+                                          const hvmm::v1::SetHostPolicyRequest* request,
+                                          hvmm::v1::SetHostPolicyResponse* response) override;
+  grpc::ServerWriteReactor<hvmm::v1::PolicyDecisionEvent>* WatchDecisions(
+      grpc::CallbackServerContext* context,
+      const hvmm::v1::WatchPolicyDecisionsRequest* request) override;
+
+ private:
+  Backend& backend_;
+};
+
 // A stream that ends before it starts (a bad request, an unknown VM).
 template <typename Msg>
 grpc::ServerWriteReactor<Msg>* finish_stream_now(const grpc::Status& status) {

@@ -150,9 +150,21 @@ std::string spec_field_message(const std::string& message) {
   return "spec." + std::string(found->spec) + ": " + rest;
 }
 
+Result<void> check_spec_policy(const hvmm::v1::VmSpec& spec) {
+  // memory_bytes 0 is VmOptions' default size.
+  const uint64_t memory = spec.memory_bytes() != 0 ? spec.memory_bytes() : VmOptions{}.memory_bytes;
+  if (spec.policy().floor_bytes() > memory) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "spec.policy.floor_bytes: {} is above the VM's memory_bytes {}",
+                      spec.policy().floor_bytes(), memory);
+  }
+  return Ok();
+}
+
 Result<void> check_spec(const std::string& name, const hvmm::v1::VmSpec& spec,
                         std::span<const uint8_t> bundled_kernel) {
   HVMM_TRY(check_spec_strings(spec));
+  HVMM_TRY(check_spec_policy(spec));
   auto options = options_from_spec(name, spec);
   if (!options) {
     return make_error(ErrorCode::kInvalidArgument, "{}",

@@ -35,6 +35,9 @@ std::string quote_for_message(std::string_view text);
 // The string fields of `spec` against their bounds.
 Result<void> check_spec_strings(const hvmm::v1::VmSpec& spec);
 
+// What the host memory policy is asked for: a floor within the VM's memory.
+Result<void> check_spec_policy(const hvmm::v1::VmSpec& spec);
+
 // The whole spec, as the VM process will see it; `bundled_kernel` stands for an empty
 // spec.kernel. Nothing of the validated configuration is kept.
 Result<void> check_spec(const std::string& name, const hvmm::v1::VmSpec& spec,

@@ -356,6 +356,16 @@ void fill_summary(const hvmm::v1::MemoryStats& stats, hvmm::v1::MemorySummary* s
 
 }  // namespace
 
+std::vector<VmManager::RunningVm> VmManager::running_vms() const {
+  std::vector<RunningVm> running;
+  for (const auto& [name, vm] : vms_) {
+    if (vm->state == hvmm::v1::VM_STATE_RUNNING) {
+      running.push_back({name, vm->spec});
+    }
+  }
+  return running;
+}
+
 void VmManager::list(std::function<void(std::vector<hvmm::v1::Vm>)> done) {
   auto gather = std::make_shared<ListGather>();
   gather->done = std::move(done);

@@ -98,6 +98,13 @@ class VmManager {
   // For tests and the log: VMs that hold a VMID slot.
   size_t running_processes() const;
 
+  // The RUNNING VMs' names and specs (for the host memory policy's rounds).
+  struct RunningVm {
+    std::string name;
+    hvmm::v1::VmSpec spec;
+  };
+  std::vector<RunningVm> running_vms() const;
+
  private:
   VmManager(boost::asio::io_context& io, Options options, FaultFile* fault_file);
 

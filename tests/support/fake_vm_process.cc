@@ -15,6 +15,14 @@
 //   fake.balloon_step=BYTES    the balloon moves this far toward its target per stats request
 //                              (default: it reaches a target at once)
 //   fake.exit_after_ms=N       the "guest" exits by itself after N ms with fake.exit_status
+//   fake.rss=BYTES             host.rss_bytes reported: this less what the balloon and reclaim
+//                              hold (default: the process's own VmRSS)
+//   fake.working_set=BYTES     the guest's working set: reclaim never takes it, the balloon's
+//                              guest stats report the rest of guest RAM as available-memory
+//                              (default: a quarter of RAM)
+//   fake.balloon_stuck=1       the balloon accepts targets and never moves
+// With spec.reclaim_policy set it has "reclaim": Reclaim set_policy keeps the policy (its
+// target= bytes), epochs take guest RAM down to that target but never into the working set.
 // It prints console lines ("fake-vm NAME: ...") on its stdout as a guest would, among them one
 // per FlushStage2Tlb, and counts the flushes in GetMemoryStats (tlb.flushes_all).
 #include <poll.h>
@@ -22,6 +30,7 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -77,6 +86,7 @@ class FakeVm {
     }
     launch_ = launch_message.launch();
     parse_knobs(launch_.spec().cmdline());
+    reclaim_policy_ = launch_.spec().reclaim_policy();
     memory_ = launch_.spec().memory_bytes() != 0 ? launch_.spec().memory_bytes() : 128ull << 20;
     if (knob("fail") == "kvm") {
       return fail_like_no_kvm();
@@ -219,7 +229,7 @@ class FakeVm {
         break;
       case sv::Request::kSetBalloonTarget:
         balloon_target_ = request.set_balloon_target().target_bytes() & ~uint64_t{4095};
-        if (knob_number("balloon_step") == 0) {
+        if (knob_number("balloon_step") == 0 && knob("balloon_stuck") != "1") {
           balloon_actual_ = balloon_target_;
         }
         balloon(*response.mutable_set_balloon_target()->mutable_balloon());
@@ -255,6 +265,9 @@ class FakeVm {
         fault(request.probe().ipa(), request.probe().write());
         response.mutable_probe()->set_value(0xffffffff);
         break;
+      case sv::Request::kReclaim:
+        reclaim(request.reclaim(), response);
+        break;
       case sv::Request::kListSubscriptions: {
         auto* tlb = response.mutable_list_subscriptions()->add_subscriptions();
         tlb->set_id(1);
@@ -289,9 +302,53 @@ class FakeVm {
     out.set_actual_bytes(balloon_actual_);
   }
 
+  uint64_t working_set() const {
+    return knob("working_set").empty() ? memory_ / 4 : knob_number("working_set");
+  }
+  uint64_t resident() const {
+    uint64_t out = balloon_actual_ + reclaimed_;
+    return memory_ > out ? memory_ - out : 0;
+  }
+  bool has_reclaim() const { return launch_.spec().has_reclaim_policy(); }
+
+  void reclaim_stats(v1::ReclaimStats& out) const {
+    out.set_enabled(true);
+    out.set_policy(reclaim_policy_);
+    out.set_epochs(epochs_);
+    out.set_pages_reclaimed(reclaimed_ / 4096);
+  }
+
+  // Reclaim: set_policy keeps the policy; epochs take RAM down to its target= (bytes), only
+  // from what is not the working set.
+  void reclaim(const v1::ReclaimRequest& request, sv::Response& response) {
+    if (!has_reclaim()) {
+      response.set_code(9);  // FAILED_PRECONDITION
+      response.set_message("the VM has no reclaim (spec.reclaim_policy is unset)");
+      return;
+    }
+    auto& out = *response.mutable_reclaim();
+    reclaim_stats(*out.mutable_before());
+    if (request.action_case() == v1::ReclaimRequest::kSetPolicy) {
+      reclaim_policy_ = request.set_policy();
+      say("reclaim policy " + reclaim_policy_);
+    } else {
+      epochs_ += request.epochs();
+      size_t at = reclaim_policy_.find("target=");
+      if (at != std::string::npos) {
+        uint64_t target = std::strtoull(reclaim_policy_.c_str() + at + 7, nullptr, 10);
+        uint64_t floor = std::max(target, std::min(working_set(), resident()));
+        if (resident() > floor) {
+          reclaimed_ += (resident() - floor) & ~uint64_t{4095};
+        }
+      }
+      say("reclaim epochs, " + std::to_string(reclaimed_) + " bytes reclaimed");
+    }
+    reclaim_stats(*out.mutable_after());
+  }
+
   void stats(v1::MemoryStats& out) {
     uint64_t step = knob_number("balloon_step");
-    if (step != 0 && balloon_actual_ != balloon_target_) {
+    if (step != 0 && balloon_actual_ != balloon_target_ && knob("balloon_stuck") != "1") {
       balloon_actual_ =
           balloon_actual_ < balloon_target_
               ? std::min(balloon_target_, balloon_actual_ + step)
@@ -300,10 +357,22 @@ class FakeVm {
     out.set_name(launch_.name());
     out.set_vmid(launch_.vmid());
     out.set_memory_bytes(memory_);
-    out.mutable_host()->set_rss_bytes(rss_bytes());
-    out.mutable_pages()->set_resident((memory_ - balloon_actual_) / 4096);
+    uint64_t held = balloon_actual_ + reclaimed_;
+    uint64_t fake_rss = knob_number("rss");
+    out.mutable_host()->set_rss_bytes(fake_rss == 0 ? rss_bytes()
+                                                    : (fake_rss > held ? fake_rss - held : 0));
+    out.mutable_host()->set_memfd_allocated_bytes(resident());
+    out.mutable_pages()->set_resident(resident() / 4096);
     out.mutable_pages()->set_ballooned(balloon_actual_ / 4096);
+    out.mutable_pages()->set_reclaimed(reclaimed_ / 4096);
     balloon(*out.mutable_balloon());
+    uint64_t in_use = std::min(working_set(), resident());
+    (*out.mutable_balloon()->mutable_guest_stats())["available-memory"] = resident() - in_use;
+    out.mutable_balloon()->set_guest_stats_unix_ns(unix_ns());
+    if (has_reclaim()) {
+      reclaim_stats(*out.mutable_reclaim());
+      out.mutable_working_set()->set_estimate_bytes(in_use);
+    }
     out.mutable_tlb()->set_flushes_all(flushes_);
     out.set_time_unix_ns(unix_ns());
   }
@@ -385,6 +454,9 @@ class FakeVm {
   uint64_t balloon_actual_ = 0;
   uint64_t flushes_ = 0;
   uint64_t invalidations_ = 0;
+  uint64_t reclaimed_ = 0;
+  uint64_t epochs_ = 0;
+  std::string reclaim_policy_;  // the spec's, then what set_policy asked
   bool forward_all_ = false;
   std::vector<v1::IpaRange> filters_;
   Clock::time_point started_at_;

@@ -3,6 +3,7 @@
 // still there and unchanged).
 #include <sys/stat.h>
 
+#include <cmath>
 #include <functional>
 
 #include "daemon_client.h"
@@ -125,6 +126,22 @@ Call watch_faults(v1::WatchFaultsRequest request) {
   });
 }
 
+template <typename Edit>
+Call host_policy(Edit edit) {
+  v1::SetHostPolicyRequest request;
+  edit(*request.mutable_policy());
+  return unary(&v1::HostPolicyService::Stub::SetHostPolicy, &DaemonClient::policy, request);
+}
+
+Call watch_decisions(uint32_t buffer) {
+  v1::WatchPolicyDecisionsRequest request;
+  request.set_buffer(buffer);
+  return stream<v1::PolicyDecisionEvent>(
+      [request](DaemonClient& client, grpc::ClientContext* context) {
+        return client.policy->WatchDecisions(context, request);
+      });
+}
+
 v1::IpaRange range(uint64_t start, uint64_t size) {
   v1::IpaRange out;
   out.set_start(start);
@@ -223,6 +240,29 @@ TEST_F(BadRequests, EachGetsItsCodeAndNamesTheFieldAndTheDaemonServesOn) {
        reclaim([](auto& r) { r.set_set_policy(std::string(2000, 'x')); }), Code::INVALID_ARGUMENT,
        "set_policy: 2000 bytes long"},
       {"reclaim without an action", reclaim([](auto&) {}), Code::INVALID_ARGUMENT, "action"},
+      {"floor above RAM",
+       create_with([](v1::VmSpec& s) { s.mutable_policy()->set_floor_bytes(65 * kMiB); }),
+       Code::INVALID_ARGUMENT, "spec.policy.floor_bytes"},
+      // The host policy.
+      {"negative pressure", host_policy([](auto& p) { p.set_max_pressure_some_avg10(-1); }),
+       Code::INVALID_ARGUMENT, "policy.max_pressure_some_avg10"},
+      {"NaN pressure", host_policy([](auto& p) { p.set_max_pressure_some_avg10(std::nan("")); }),
+       Code::INVALID_ARGUMENT, "policy.max_pressure_some_avg10"},
+      {"pressure above 100", host_policy([](auto& p) { p.set_max_pressure_some_avg10(100.5); }),
+       Code::INVALID_ARGUMENT, "policy.max_pressure_some_avg10"},
+      {"hysteresis above 1", host_policy([](auto& p) { p.set_hysteresis(1.01); }),
+       Code::INVALID_ARGUMENT, "policy.hysteresis"},
+      {"negative hysteresis", host_policy([](auto& p) { p.set_hysteresis(-0.5); }),
+       Code::INVALID_ARGUMENT, "policy.hysteresis"},
+      {"interval of 10 ms", host_policy([](auto& p) { p.set_interval_ms(10); }),
+       Code::INVALID_ARGUMENT, "policy.interval_ms"},
+      {"interval above an hour", host_policy([](auto& p) { p.set_interval_ms(3600001); }),
+       Code::INVALID_ARGUMENT, "policy.interval_ms"},
+      {"step below a page", host_policy([](auto& p) { p.set_step_bytes(1000); }),
+       Code::INVALID_ARGUMENT, "policy.step_bytes"},
+      {"balloon timeout of 1 ms", host_policy([](auto& p) { p.set_balloon_timeout_ms(1); }),
+       Code::INVALID_ARGUMENT, "policy.balloon_timeout_ms"},
+      {"decision buffer of 1", watch_decisions(1), Code::INVALID_ARGUMENT, "buffer"},
       {"reclaim 0 epochs", reclaim([](auto& r) { r.set_epochs(0); }), Code::INVALID_ARGUMENT,
        "epochs"},
       {"reclaim 1000 epochs", reclaim([](auto& r) { r.set_epochs(1000); }), Code::INVALID_ARGUMENT,

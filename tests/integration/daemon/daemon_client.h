@@ -37,7 +37,8 @@ struct DaemonClient {
         notifier(v1::NotifierService::NewStub(channel)),
         faults(v1::FaultService::NewStub(channel)),
         guest(v1::GuestService::NewStub(channel)),
-        daemon(v1::DaemonService::NewStub(channel)) {}
+        daemon(v1::DaemonService::NewStub(channel)),
+        policy(v1::HostPolicyService::NewStub(channel)) {}
 
   // A context with a deadline, so that no test hangs on a call.
   static std::unique_ptr<grpc::ClientContext> context(
@@ -169,6 +170,7 @@ struct DaemonClient {
   std::unique_ptr<v1::FaultService::Stub> faults;
   std::unique_ptr<v1::GuestService::Stub> guest;
   std::unique_ptr<v1::DaemonService::Stub> daemon;
+  std::unique_ptr<v1::HostPolicyService::Stub> policy;
 };
 
 // True when some line of `lines` contains `text`.

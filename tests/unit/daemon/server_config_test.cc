@@ -31,6 +31,20 @@ TEST(ServerConfig, ExampleFileParses) {
   EXPECT_EQ(outcome.config->vmid_bits, 8u);
   EXPECT_EQ(outcome.config->log_format, LogFormat::kText);
   EXPECT_TRUE(outcome.config->tcp_listen.empty());
+  EXPECT_FALSE(outcome.config->policy_enabled);
+  EXPECT_EQ(outcome.config->policy_step_bytes, uint64_t{64} << 20);
+  EXPECT_EQ(outcome.config->host_meminfo, "/proc/meminfo");
+}
+
+// The policy's sizes take unit suffixes like the other sizes.
+TEST(ServerConfig, PolicySizesTakeUnits) {
+  auto outcome = parse({"--policy-min-available", "512M", "--policy-max-vm-rss", "2G",
+                        "--policy-step", "16M", "--policy-enabled", "true"});
+  ASSERT_TRUE(outcome.config) << outcome.message;
+  EXPECT_EQ(outcome.config->policy_min_available_bytes, uint64_t{512} << 20);
+  EXPECT_EQ(outcome.config->policy_max_vm_rss_bytes, uint64_t{2} << 30);
+  EXPECT_EQ(outcome.config->policy_step_bytes, uint64_t{16} << 20);
+  EXPECT_TRUE(outcome.config->policy_enabled);
 }
 
 // Flags win over the file; the file's keys are the flags' names.
@@ -59,6 +73,16 @@ TEST(ServerConfig, ErrorsNameTheKey) {
       {{"--socket", std::string(200, 's')}, "socket: "},
       {{"--socket-group", "no-such-group-hvmm"}, "socket-group: no group named"},
       {{"--log-format", "yaml"}, "--log-format"},
+      {{"--policy-min-available", "lots"}, "policy-min-available"},
+      {{"--policy-max-vm-rss", "12Q"}, "policy-max-vm-rss"},
+      {{"--policy-step", "100"}, "policy-step"},
+      {{"--policy-max-pressure", "101"}, "--policy-max-pressure"},
+      {{"--policy-max-pressure", "nan"}, "policy-max-pressure"},
+      {{"--policy-hysteresis", "1.5"}, "--policy-hysteresis"},
+      {{"--policy-interval-ms", "10"}, "--policy-interval-ms"},
+      {{"--policy-balloon-timeout-ms", "5"}, "--policy-balloon-timeout-ms"},
+      {{"--policy-enabled", "maybe"}, "--policy-enabled"},
+      {{"--host-meminfo", ""}, "host-meminfo"},
   };
   for (const auto& [args, named] : cases) {
     auto outcome = parse(args);
