@@ -157,7 +157,7 @@ int policy_set(Context& context, const SetArgs& args) {
   }
   v1::SetHostPolicyRequest request;
   *request.mutable_policy() = current->policy();
-  (void)apply_flags(args, *request.mutable_policy());
+  (void)apply_flags(args, *request.mutable_policy());  // the values were checked above
   v1::SetHostPolicyResponse response;
   auto call = context.call();
   grpc::Status set = stub->SetHostPolicy(call.get(), request, &response);
