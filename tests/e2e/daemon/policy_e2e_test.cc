@@ -261,6 +261,23 @@ TEST_F(Policy, IdleVmGivesFirstBusyVmKeepsItsWorkingSetAndMemoryReturns) {
                                      << decisions_text(taken);
   EXPECT_EQ(first_take->second.vm(), "idle") << "the idle VM gives first:\n"
                                              << decisions_text(taken);
+  // The busy VM gives only once the idle one is at its floor or no longer the idler of the two.
+  const v1::PolicyDecision* last_idle = nullptr;
+  for (const auto& [sequence, d] : taken) {
+    if (d.vm() == "idle" && takes(d.action())) {
+      last_idle = &d;
+    }
+    if (d.vm() == "busy" && takes(d.action())) {
+      ASSERT_NE(last_idle, nullptr);
+      const uint64_t idle_left = last_idle->vm_idle_bytes() - last_idle->bytes();
+      EXPECT_TRUE(last_idle->balloon_target_bytes() >= kVmMemory - kFloor ||
+                  idle_left <= d.vm_idle_bytes())
+          << "#" << sequence << " took from the busy VM while the idle VM had " << idle_left
+          << " idle bytes above its floor:\n"
+          << decisions_text(taken);
+      break;
+    }
+  }
   // The busy VM keeps its working set: no balloon target of its eats into it or its floor.
   for (const auto& [sequence, d] : taken) {
     if (d.vm() == "busy" && d.action() == v1::POLICY_ACTION_INFLATE) {
