@@ -17,6 +17,13 @@ Result<uint64_t> size_value(std::string_view name, const std::string& text);
 // A duration for `name` in milliseconds, at most UINT32_MAX (what the API carries).
 Result<uint32_t> duration_ms_value(std::string_view name, const std::string& text);
 
+// A whole number from 0 to UINT32_MAX for `name`.
+Result<uint32_t> count_value(std::string_view name, const std::string& text);
+
+// A decimal number ("0.25", "10") from `low` to `high` for `name`.
+Result<double> number_value(std::string_view name, const std::string& text, double low,
+                            double high);
+
 // A START:SIZE range for `name`.
 Result<args::TypedRange> range_value(std::string_view name, const std::string& text);
 

@@ -18,6 +18,7 @@ void add_commands(CLI::App& app, Context& context) {
   add_vm_commands(app, context);
   add_balloon_command(app, context);
   add_reclaim_commands(app, context);
+  add_policy_commands(app, context);
   add_stage2_commands(app, context);
   add_tlb_commands(app, context);
   add_watch_commands(app, context);

@@ -17,8 +17,8 @@ struct ClientCommand {
 inline constexpr std::array<ClientCommand, 11> kClientCommands = {{
     {"vm", "Manage hvmmd's VMs: create, start, stop, delete, list, get, console"},
     {"balloon", "Set a VM's balloon target, optionally waiting with progress (balloon set)"},
-    {"reclaim", "Run reclaim epochs on a VM now, with progress"},
-    {"policy", "Replace a VM's reclaim policy"},
+    {"reclaim", "Run reclaim epochs on a VM now, with progress, or replace its reclaim policy"},
+    {"policy", "The host memory policy: show it and its decisions, set it, watch decisions"},
     {"stage2", "Dump a VM's stage-2 map, every page of it (stage2 dump)"},
     {"tlb", "TLB shootdown: stage 1 in the guest, stage 2 in the VMM and KVM (tlb shootdown)"},
     {"notifier", "Watch a VM's MMU-notifier invalidations (notifier watch)"},

@@ -14,8 +14,11 @@ void add_vm_commands(CLI::App& app, Context& context);
 // balloon set.
 void add_balloon_command(CLI::App& app, Context& context);
 
-// reclaim, policy.
+// reclaim (epochs, --set-policy).
 void add_reclaim_commands(CLI::App& app, Context& context);
+
+// policy, policy set, policy watch: the host memory policy.
+void add_policy_commands(CLI::App& app, Context& context);
 
 // stats.
 void add_stats_command(CLI::App& app, Context& context);

@@ -1,7 +1,9 @@
 // reclaim NAME [--epochs N] (one epoch per request, so each shows as progress) and
-// policy NAME POLICY (Reclaim's set_policy).
+// reclaim NAME --set-policy POLICY (Reclaim's set_policy; `policy` is the host's policy).
 #include <fmt/format.h>
 #include <grpcpp/grpcpp.h>
+
+#include <optional>
 
 #include "hvmm/daemon/args/human.h"
 #include "hvmm/daemon/client/commands.h"
@@ -16,6 +18,7 @@ namespace v1 = hvmm::v1;
 struct ReclaimArgs {
   std::string name;
   unsigned epochs = 1;
+  std::optional<std::string> set_policy;
 };
 
 // What epoch `done` of `total` did, and where the totals stand.
@@ -118,21 +121,21 @@ void add_reclaim_commands(CLI::App& app, Context& context) {
   auto args = std::make_shared<ReclaimArgs>();
   CLI::App* command = add_top_command(app, "reclaim");
   add_vm_name(*command, args->name);
-  command->add_option("--epochs", args->epochs, "Reclaim epochs to run now (default 1)")
-      ->type_name("N");
-  command->callback(
-      [&context, args] { context.action = [&context, args] { return reclaim(context, *args); }; });
-
-  auto name = std::make_shared<std::string>();
-  auto policy = std::make_shared<std::string>();
-  CLI::App* policy_command = add_top_command(app, "policy");
-  add_vm_name(*policy_command, *name);
-  policy_command
-      ->add_option("POLICY", *policy,
-                   "The new policy in `hvmm run --reclaim` syntax (e.g. cold=3,target=64M)")
-      ->required();
-  policy_command->callback([&context, name, policy] {
-    context.action = [&context, name, policy] { return set_policy(context, *name, *policy); };
+  CLI::Option* epochs =
+      command->add_option("--epochs", args->epochs, "Reclaim epochs to run now (default 1)")
+          ->type_name("N");
+  command
+      ->add_option_function<std::string>(
+          "--set-policy", [args](const std::string& policy) { args->set_policy = policy; },
+          "Replace the VM's reclaim policy instead, POLICY in `hvmm run --reclaim` syntax "
+          "(e.g. cold=3,target=64M)")
+      ->type_name("POLICY")
+      ->excludes(epochs);
+  command->callback([&context, args] {
+    context.action = [&context, args] {
+      return args->set_policy ? set_policy(context, args->name, *args->set_policy)
+                              : reclaim(context, *args);
+    };
   });
 }
 

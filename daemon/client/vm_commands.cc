@@ -33,6 +33,10 @@ struct CreateArgs {
   std::string dirty_tracking;
   bool no_control = false;
   bool start = false;
+  // The host memory policy's say over this VM (VmSpec.policy); set when one is given.
+  std::string floor;
+  std::optional<int32_t> priority;
+  bool policy_exempt = false;
 };
 
 // The sizes of `vm create` into the spec; errors name the flag.
@@ -60,6 +64,22 @@ Result<void> fill_sizes(const CreateArgs& args, v1::VmSpec& spec) {
   return Ok();
 }
 
+// --floor, --priority, --policy-exempt into VmSpec.policy (left unset when none is given).
+Result<void> fill_policy(const CreateArgs& args, v1::VmSpec& spec) {
+  if (!args.floor.empty()) {
+    auto floor = size_value("--floor", args.floor);
+    HVMM_TRY(floor);
+    spec.mutable_policy()->set_floor_bytes(*floor);
+  }
+  if (args.priority) {
+    spec.mutable_policy()->set_priority(*args.priority);
+  }
+  if (args.policy_exempt) {
+    spec.mutable_policy()->set_exempt(true);
+  }
+  return Ok();
+}
+
 // A path as the daemon should read it: the daemon runs elsewhere (its own working
 // directory), so a relative path is made absolute against the client's.
 std::string daemon_path(const std::string& path) {
@@ -78,6 +98,7 @@ Result<v1::CreateVmRequest> create_request(const CreateArgs& args) {
   request.set_start(args.start);
   v1::VmSpec& spec = *request.mutable_spec();
   HVMM_TRY(fill_sizes(args, spec));
+  HVMM_TRY(fill_policy(args, spec));
   spec.set_kernel(daemon_path(args.kernel));
   spec.set_initrd(daemon_path(args.initrd));
   spec.set_cmdline(args.cmdline);
@@ -167,6 +188,17 @@ void declare_create(CLI::App& vm, Context& context) {
       ->type_name("log|ring");
   create->add_flag("--no-control", args->no_control,
                    "No control channel (no stage-1 shootdown, no guest workloads)");
+  create
+      ->add_option("--floor", args->floor,
+                   "The host policy never takes the VM's RAM below SIZE (default: a quarter)")
+      ->type_name("SIZE");
+  create
+      ->add_option_function<int32_t>(
+          "--priority", [args](int32_t priority) { args->priority = priority; },
+          "Host policy priority: higher gives later and gets back first (default 0)")
+      ->type_name("N");
+  create->add_flag("--policy-exempt", args->policy_exempt,
+                   "The host memory policy leaves this VM alone");
   create->add_flag("--start", args->start, "Start the VM once created");
   create->callback([&context, args] {
     context.action = [&context, args] { return vm_create(context, *args); };

@@ -44,6 +44,16 @@ void print_spec(std::ostream& out, const hvmm::v1::VmSpec& spec) {
   if (!spec.dirty_tracking().empty()) {
     out << "dirty tracking: " << spec.dirty_tracking() << "\n";
   }
+  if (spec.has_policy()) {
+    const hvmm::v1::VmPolicySpec& policy = spec.policy();
+    out << "host policy: "
+        << (policy.exempt()
+                ? std::string("exempt")
+                : fmt::format("priority {}, floor {}", policy.priority(),
+                              policy.floor_bytes() == 0 ? std::string("a quarter of RAM")
+                                                        : args::human_size(policy.floor_bytes())))
+        << "\n";
+  }
   out << "control channel: "
       << (!spec.has_control_channel() || spec.control_channel() ? "yes" : "no") << "\n";
 }

@@ -92,6 +92,14 @@ struct FakeFaults final : v1::FaultService::Service {
   HVMM_FAKE_STREAM("Fault", Watch, WatchFaultsRequest, Fault)
 };
 
+struct FakeHostPolicy final : v1::HostPolicyService::Service {
+  explicit FakeHostPolicy(Recorder& recorder) : handlers{recorder} {}
+  Handlers handlers;
+  HVMM_FAKE_UNARY("Policy", GetHostPolicy, GetHostPolicyRequest, GetHostPolicyResponse)
+  HVMM_FAKE_UNARY("Policy", SetHostPolicy, SetHostPolicyRequest, SetHostPolicyResponse)
+  HVMM_FAKE_STREAM("Policy", WatchDecisions, WatchPolicyDecisionsRequest, PolicyDecisionEvent)
+};
+
 struct FakeDaemonInfo final : v1::DaemonService::Service {
   explicit FakeDaemonInfo(Recorder& recorder) : handlers{recorder} {}
   Handlers handlers;
@@ -163,6 +171,7 @@ FakeDaemon::FakeDaemon() {
   services_.push_back(std::make_unique<FakeNotifier>(recorder_));
   services_.push_back(std::make_unique<FakeFaults>(recorder_));
   services_.push_back(std::make_unique<FakeDaemonInfo>(recorder_));
+  services_.push_back(std::make_unique<FakeHostPolicy>(recorder_));
   // The standard health service, as hvmmd has it (`hvmm health` asks it).
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
@@ -192,7 +201,8 @@ size_t FakeDaemon::request_count() {
        {"Vm.Create", "Vm.Start", "Vm.Stop", "Vm.Delete", "Vm.List", "Vm.Get", "Vm.StreamConsole",
         "Memory.GetMemoryStats", "Memory.SetBalloonTarget", "Memory.WatchBalloon", "Memory.Reclaim",
         "Memory.DumpStage2", "Tlb.Shootdown", "Notifier.Watch", "Fault.Watch",
-        "Daemon.GetDaemonInfo"}) {
+        "Daemon.GetDaemonInfo", "Policy.GetHostPolicy", "Policy.SetHostPolicy",
+        "Policy.WatchDecisions"}) {
     count += recorder_.requests(method).size();
   }
   return count;

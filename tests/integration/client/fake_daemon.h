@@ -2,7 +2,8 @@
 // service with canned answers and recording every request, for the client's tests only (the
 // real daemon is driven end to end by tests/e2e).
 //
-// Methods are named "Service.Method" ("Vm.Create", "Memory.DumpStage2", "Notifier.Watch").
+// Methods are named "Service.Method" ("Vm.Create", "Memory.DumpStage2", "Notifier.Watch",
+// "Policy.GetHostPolicy" for HostPolicyService).
 // A unary method answers its queued responses in order (the last one repeats) or, when a
 // status is set, fails with it; a stream method writes its canned messages, then ends with
 // its status (OK unless set).

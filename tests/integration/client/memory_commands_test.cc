@@ -1,5 +1,5 @@
 // The memory commands against a recording fake daemon: balloon (with progress), reclaim,
-// policy, stage-2 dumps over several pages, and stats.
+// reclaim policy, stage-2 dumps over several pages, and stats.
 #include <gtest/gtest.h>
 
 #include "client_run.h"
@@ -123,20 +123,22 @@ TEST(ClientReclaim, EpochsWithProgress) {
   EXPECT_EQ(lines(json.out).size(), 2u) << json.out;
 }
 
-// `policy` replaces the policy through Reclaim's set_policy.
-TEST(ClientReclaim, PolicySetsThePolicy) {
+// `reclaim --set-policy` replaces the policy through Reclaim's set_policy, and runs no epoch.
+TEST(ClientReclaim, SetPolicySetsThePolicy) {
   FakeDaemon daemon;
   v1::ReclaimResponse response;
   response.mutable_before()->set_policy("cold=120");
   response.mutable_after()->set_policy("cold=3");
   daemon.respond("Memory.Reclaim", response);
-  ClientRun r = run(daemon, {"policy", "web", "cold=3"});
+  ClientRun r = run(daemon, {"reclaim", "web", "--set-policy", "cold=3"});
   ASSERT_EQ(r.status, 0) << r.err;
   auto requests = daemon.requests<v1::ReclaimRequest>("Memory.Reclaim");
   ASSERT_EQ(requests.size(), 1u);
   EXPECT_EQ(requests[0].action_case(), v1::ReclaimRequest::kSetPolicy);
   EXPECT_EQ(requests[0].set_policy(), "cold=3");
   EXPECT_EQ(r.out, "reclaim policy of web: \"cold=3\" (was \"cold=120\")\n");
+  EXPECT_EQ(run(daemon, {"reclaim", "web", "--set-policy", "cold=3", "--epochs", "2"}).status, 120);
+  EXPECT_EQ(daemon.requests<v1::ReclaimRequest>("Memory.Reclaim").size(), 1u);
 }
 
 // A page of a stage-2 dump: `count` mappings from `first`, then `token`.

@@ -114,6 +114,33 @@ TEST(ClientVm, CreateLeavesDefaultsToTheDaemon) {
   ASSERT_TRUE(spec.has_reclaim_policy());
   EXPECT_EQ(spec.reclaim_policy(), "") << "the default policy";
   EXPECT_EQ(spec.dirty_tracking(), "");
+  EXPECT_FALSE(spec.has_policy()) << "the host policy's defaults apply";
+}
+
+// --floor, --priority and --policy-exempt fill VmSpec.policy; a bad one names its flag.
+TEST(ClientVm, CreateSendsTheHostPolicyFlags) {
+  FakeDaemon daemon;
+  ASSERT_EQ(run(daemon, {"vm", "create", "web", "--floor", "96M", "--priority", "-3"}).status, 0);
+  ASSERT_EQ(run(daemon, {"vm", "create", "db", "--policy-exempt"}).status, 0);
+  ASSERT_EQ(run(daemon, {"vm", "create", "ci", "--priority", "7"}).status, 0);
+  auto requests = daemon.requests<v1::CreateVmRequest>("Vm.Create");
+  ASSERT_EQ(requests.size(), 3u);
+  ASSERT_TRUE(requests[0].spec().has_policy());
+  EXPECT_EQ(requests[0].spec().policy().floor_bytes(), 96u << 20);
+  EXPECT_EQ(requests[0].spec().policy().priority(), -3);
+  EXPECT_FALSE(requests[0].spec().policy().exempt());
+  EXPECT_TRUE(requests[1].spec().policy().exempt());
+  EXPECT_EQ(requests[1].spec().policy().floor_bytes(), 0u);
+  EXPECT_EQ(requests[2].spec().policy().priority(), 7);
+  EXPECT_EQ(requests[2].spec().policy().floor_bytes(), 0u);
+
+  ClientRun floor = run(daemon, {"vm", "create", "web", "--floor", "big"});
+  EXPECT_EQ(floor.status, 120);
+  EXPECT_EQ(floor.err.rfind("hvmm: --floor: 'big' is not a size", 0), 0u) << floor.err;
+  ClientRun priority = run(daemon, {"vm", "create", "web", "--priority", "high"});
+  EXPECT_EQ(priority.status, 120);
+  EXPECT_NE(priority.err.find("--priority"), std::string::npos) << priority.err;
+  EXPECT_EQ(daemon.requests<v1::CreateVmRequest>("Vm.Create").size(), 3u);
 }
 
 // Relative kernel and initrd paths are sent absolute: the daemon has its own directory.

@@ -43,6 +43,7 @@ Api::Api(const std::shared_ptr<grpc::Channel>& channel)
       notifier(v1::NotifierService::NewStub(channel)),
       faults(v1::FaultService::NewStub(channel)),
       guest(v1::GuestService::NewStub(channel)),
-      daemon(v1::DaemonService::NewStub(channel)) {}
+      daemon(v1::DaemonService::NewStub(channel)),
+      policy(v1::HostPolicyService::NewStub(channel)) {}
 
 }  // namespace hvmm::e2e

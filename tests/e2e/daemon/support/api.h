@@ -53,6 +53,7 @@ struct Api {
   std::unique_ptr<v1::FaultService::Stub> faults;
   std::unique_ptr<v1::GuestService::Stub> guest;
   std::unique_ptr<v1::DaemonService::Stub> daemon;
+  std::unique_ptr<v1::HostPolicyService::Stub> policy;
 };
 
 }  // namespace hvmm::e2e
