@@ -195,22 +195,30 @@ void HostPolicy::decide(Gather& gather) {
   std::sort(gather.statuses.begin(), gather.statuses.end(),
             [](const auto& a, const auto& b) { return a.name() < b.name(); });
   last_vms_ = std::move(gather.statuses);
-  actions_pending_ = 1;
   for (auto& decision : round.decisions) {
-    carry_out(std::move(decision), last_sample_);
+    queued_.push_back(std::move(decision));
   }
-  actions_done();
+  carry_out_next();
 }
 
-void HostPolicy::carry_out(policy::Decision decision, hvmm::v1::HostSample sample) {
+// A round's decisions are carried out one after the other, in the engine's order, so that
+// their sequence numbers (given when each is recorded) say the order the engine chose, not
+// which VM process happened to answer first.
+void HostPolicy::carry_out_next() {
+  if (queued_.empty()) {
+    actions_done();
+    return;
+  }
+  policy::Decision decision = std::move(queued_.front());
+  queued_.pop_front();
   auto requests =
       std::make_shared<std::vector<supervisor::Request>>(policy::requests_for(decision));
   if (policy_.dry_run() || requests->empty()) {
-    record(decision, sample, policy_.dry_run(), "");
+    record(decision, last_sample_, policy_.dry_run(), "");
+    carry_out_next();
     return;
   }
-  ++actions_pending_;
-  send_next(std::move(requests), 0, std::move(decision), std::move(sample));
+  send_next(std::move(requests), 0, std::move(decision), last_sample_);
 }
 
 // Send the decision's requests one after the other; the first failure ends it.
@@ -218,7 +226,7 @@ void HostPolicy::send_next(std::shared_ptr<std::vector<supervisor::Request>> req
                            policy::Decision decision, hvmm::v1::HostSample sample) {
   if (next == requests->size()) {
     record(decision, sample, false, "");
-    actions_done();
+    carry_out_next();
     return;
   }
   supervisor::Request request = (*requests)[next];
@@ -230,7 +238,7 @@ void HostPolicy::send_next(std::shared_ptr<std::vector<supervisor::Request>> req
                  if (!status.ok()) {
                    engine_.failed(decision);
                    record(decision, sample, false, status.error_message());
-                   actions_done();
+                   carry_out_next();
                    return;
                  }
                  send_next(std::move(requests), next + 1, std::move(decision), std::move(sample));
@@ -238,9 +246,6 @@ void HostPolicy::send_next(std::shared_ptr<std::vector<supervisor::Request>> req
 }
 
 void HostPolicy::actions_done() {
-  if (--actions_pending_ != 0) {
-    return;
-  }
   round_busy_ = false;
   if (rerun_) {
     rerun_ = false;

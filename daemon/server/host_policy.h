@@ -63,7 +63,7 @@ class HostPolicy {
   void schedule();
   void begin_round();
   void decide(Gather& gather);
-  void carry_out(policy::Decision decision, hvmm::v1::HostSample sample);
+  void carry_out_next();
   void send_next(std::shared_ptr<std::vector<supervisor::Request>> requests, size_t next,
                  policy::Decision decision, hvmm::v1::HostSample sample);
   void record(const policy::Decision& decision, const hvmm::v1::HostSample& sample, bool dry_run,
@@ -88,9 +88,9 @@ class HostPolicy {
   uint64_t next_watcher_id_ = 1;
   uint64_t next_sequence_ = 1;
   uint64_t round_id_ = 0;
-  bool round_busy_ = false;  // gathering stats or carrying out decisions
-  size_t actions_pending_ = 0;
-  bool rerun_ = false;  // set() during a busy round: run again once it ends
+  bool round_busy_ = false;              // gathering stats or carrying out decisions
+  std::deque<policy::Decision> queued_;  // the round's decisions not carried out yet
+  bool rerun_ = false;                   // set() during a busy round: run again once it ends
   bool stopped_ = false;
   std::string last_sample_error_;
 };
