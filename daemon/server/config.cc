@@ -73,6 +73,9 @@ void add_options(CLI::App& app, DaemonConfig& config) {
                  "How long List and Get wait for a VM's memory figures")
       ->capture_default_str()
       ->check(CLI::Range(1u, 10000u));
+  app.add_option("--warm-pool", config.warm_pool,
+                 "Pre-built VM processes to keep ready, SIZE[/VCPUS]:COUNT,... (e.g. "
+                 "256M:2,1G:1): a Start of that size and vCPU count takes one (warm start)");
 }
 
 // CLI11 words its configuration-file errors for INI files; say which key and which file.
@@ -170,6 +173,9 @@ Result<void> finish_daemon_config(DaemonConfig& config) {
     return make_error(ErrorCode::kInvalidArgument, "vm-process: must not be empty");
   }
   HVMM_TRY(finish_group(config));
+  auto pools = parse_warm_pool_sizes(config.warm_pool);
+  HVMM_TRY(pools);
+  config.warm_pools = std::move(*pools);
   return finish_tcp(config);
 }
 

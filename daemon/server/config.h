@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "hvmm/base/result.h"
+#include "hvmm/daemon/server/warm_pool_sizes.h"
 
 namespace hvmm::daemon {
 
@@ -43,6 +44,8 @@ struct DaemonConfig {
   uint32_t list_deadline_ms = 250;       // List/Get: how long memory figures are waited for
   uint32_t start_timeout_ms = 120000;    // a VM process that has not said Started is killed
   std::string config_file;               // the file read, or "" when none
+  std::string warm_pool;                 // `warm-pool` as configured ("256M:2,1G:1")
+  std::vector<WarmPoolSize> warm_pools;  // ... parsed (warm_pool_sizes.h)
 };
 
 // The outcome of parsing: a config to run with, or an exit status with what to print.

@@ -89,6 +89,7 @@ int run_daemon(const DaemonConfig& config, std::span<const uint8_t> bundled_kern
   options.vm_seccomp = config.vm_seccomp;
   options.list_deadline = std::chrono::milliseconds(config.list_deadline_ms);
   options.start_timeout = std::chrono::milliseconds(config.start_timeout_ms);
+  options.warm_pools = config.warm_pools;
   auto vms = VmManager::create(parts.io, options, parts.faults.get());
   if (!vms) {
     return start_failed(vms.error().message);
