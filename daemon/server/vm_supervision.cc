@@ -198,6 +198,9 @@ void VmManager::on_event(const std::string& name, uint64_t run_id, const supervi
     case supervisor::Event::kFirstRun:
       if (vm->first_run_unix_ns == 0) {
         vm->first_run_unix_ns = event.first_run().unix_ns();
+        if (vm->warm_start && warm_pool_) {
+          warm_pool_->resume_refill();
+        }
         const uint64_t asked = vm->start_requested_unix_ns;
         log::info("vm first run",
                   {{"vm", name},

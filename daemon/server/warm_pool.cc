@@ -23,6 +23,8 @@ namespace {
 // Back-off after a pool process failed: 100 ms doubling up to 30 s while they keep failing.
 constexpr auto kFirstBackoff = std::chrono::milliseconds(100);
 constexpr auto kMaxBackoff = std::chrono::milliseconds(30000);
+// How long a take holds the refill back when the VM it served does not report its first run.
+constexpr auto kRefillHoldBack = std::chrono::milliseconds(5000);
 
 std::chrono::milliseconds backoff(unsigned failures) {
   auto delay = kFirstBackoff * (1u << std::min(failures, 9u));
@@ -80,10 +82,18 @@ unsigned WarmPool::count(size_t size, bool ready) const {
 }
 
 // The first size short of its target gets the next process.
+void WarmPool::resume_refill() {
+  if (holding_back_) {
+    holding_back_ = false;
+    refill();
+  }
+}
+
 void WarmPool::refill() {
   if (stopped_ || building_) {
     return;
   }
+  holding_back_ = false;
   for (size_t size = 0; size < options_.sizes.size(); ++size) {
     if (count(size, true) < options_.sizes[size].count) {
       spawn(size);
@@ -269,7 +279,10 @@ std::optional<WarmProcess> WarmPool::take(const hvmm::v1::VmSpec& spec) {
       const uint64_t taken_id = id;  // not a reference into the node being erased
       entries_.erase(taken_id);
       ++counts_[size].taken;
-      refill();
+      // Refilling now would compete for the CPU with the launch just served: it waits for
+      // that VM's first run (resume_refill), or kRefillHoldBack at most.
+      holding_back_ = true;
+      schedule_refill(kRefillHoldBack);
       return process;
     }
     ++counts_[size].missed;

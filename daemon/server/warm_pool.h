@@ -5,7 +5,8 @@
 // Event{prepared}: their KVM VM, irqchip, RAM and memslots exist, the memslots' SRCU wait is
 // paid. A Start whose spec has that size and vCPU count and needs no dirty tracking or
 // reclaim takes one (take()): the VM record adopts the process, its channel and its output,
-// and sends the Launch. The pool refills in the background, one spawn at a time. A pool
+// and sends the Launch. The pool refills in the background, one spawn at a time, starting
+// once the VM served has run (so a refill never competes with the warm start it follows). A pool
 // process that fails to prepare, breaks the protocol or dies is logged and replaced (after
 // a back-off that grows while they keep failing: a host without /dev/kvm does not spin);
 // it is never a VM's failure. shutdown() kills them all and reaps them.
@@ -62,6 +63,8 @@ class WarmPool {
   // A ready process for a Start of `spec`, or none (the Start is cold). A spec of a pool's
   // size and vCPUs that finds none ready, or needs dirty tracking or reclaim, counts as missed.
   std::optional<WarmProcess> take(const hvmm::v1::VmSpec& spec);
+  // The VM a take() served has run (or ended): refill now rather than at the hold-back's end.
+  void resume_refill();
   // Stop refilling, kill every pool process and reap it (waits for them: the daemon ends).
   void shutdown();
 
@@ -111,7 +114,8 @@ class WarmPool {
   std::vector<Counts> counts_;
   boost::asio::steady_timer refill_timer_;
   uint64_t next_id_ = 1;
-  bool building_ = false;  // one spawn at a time
+  bool building_ = false;      // one spawn at a time
+  bool holding_back_ = false;  // a take's VM is launching: no refill yet
   bool stopped_ = false;
   unsigned failures_in_a_row_ = 0;
 };
