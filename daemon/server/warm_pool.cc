@@ -52,7 +52,11 @@ uint64_t process_rss_bytes(pid_t pid) {
 }
 
 WarmPool::WarmPool(asio::io_context& io, Options options)
-    : io_(io), options_(std::move(options)), counts_(options_.sizes.size()), refill_timer_(io) {}
+    : io_(io),
+      options_(std::move(options)),
+      counts_(options_.sizes.size()),
+      refill_timer_(io),
+      hold_back_timer_(io) {}
 
 WarmPool::~WarmPool() {
   shutdown();
@@ -85,15 +89,15 @@ unsigned WarmPool::count(size_t size, bool ready) const {
 void WarmPool::resume_refill() {
   if (holding_back_) {
     holding_back_ = false;
+    hold_back_timer_.cancel();
     refill();
   }
 }
 
 void WarmPool::refill() {
-  if (stopped_ || building_) {
+  if (stopped_ || building_ || holding_back_) {
     return;
   }
-  holding_back_ = false;
   for (size_t size = 0; size < options_.sizes.size(); ++size) {
     if (count(size, true) < options_.sizes[size].count) {
       spawn(size);
@@ -282,7 +286,12 @@ std::optional<WarmProcess> WarmPool::take(const hvmm::v1::VmSpec& spec) {
       // Refilling now would compete for the CPU with the launch just served: it waits for
       // that VM's first run (resume_refill), or kRefillHoldBack at most.
       holding_back_ = true;
-      schedule_refill(kRefillHoldBack);
+      hold_back_timer_.expires_after(kRefillHoldBack);
+      hold_back_timer_.async_wait([this](const boost::system::error_code& error) {
+        if (!error) {
+          resume_refill();
+        }
+      });
       return process;
     }
     ++counts_[size].missed;
@@ -297,6 +306,7 @@ void WarmPool::shutdown() {
   }
   stopped_ = true;
   refill_timer_.cancel();
+  hold_back_timer_.cancel();
   for (auto& [id, entry] : entries_) {
     if (auto sent = signal_vm_process(entry->pidfd.native_handle(), SIGKILL); !sent) {
       log::error("warm pool: cannot kill", {{"pid", entry->pid}, {"error", sent.error().message}});

@@ -112,7 +112,8 @@ class WarmPool {
   Options options_;
   std::map<uint64_t, std::unique_ptr<Entry>> entries_;
   std::vector<Counts> counts_;
-  boost::asio::steady_timer refill_timer_;
+  boost::asio::steady_timer refill_timer_;     // back-off after a failure
+  boost::asio::steady_timer hold_back_timer_;  // the longest a take holds the refill back
   uint64_t next_id_ = 1;
   bool building_ = false;      // one spawn at a time
   bool holding_back_ = false;  // a take's VM is launching: no refill yet
