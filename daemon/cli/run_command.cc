@@ -55,6 +55,11 @@ int run_vm(const RunFlags& flags, std::span<const uint8_t> bundled_kernel) {
   if (!machine) {
     return setup_failed("cannot create the VM", machine.error());
   }
+  if (flags.report_first_run) {
+    (*machine)->on_first_run([](uint64_t unix_ns) {
+      fmt::print(stderr, "hvmm: first KVM_RUN at unix_ns={}\n", unix_ns);
+    });
+  }
   return (*machine)->run();
 }
 

@@ -29,6 +29,7 @@ void add_device_flags(CLI::App& run, RunFlags& flags) {
   run.add_flag("--no-balloon", flags.no_balloon, "No virtio-balloon device");
   run.add_flag("--control", flags.control,
                "Add the control channel (the guest kernel then waits for the host's requests)");
+  run.add_flag("--report-first-run", flags.report_first_run)->group("");
 }
 
 // The reclaim and dirty-tracking flags (policy syntax in vmm/reclaim/reclaim_policy.h).

@@ -6,6 +6,7 @@
 
 #include <sstream>
 
+#include "hvmm/daemon/args/human.h"
 #include "hvmm/daemon/client/commands.h"
 #include "hvmm/daemon/client/text.h"
 #include "hvmm/v1/service.grpc.pb.h"
@@ -22,6 +23,19 @@ std::string daemon_text(const std::string& socket, const v1::GetDaemonInfoRespon
       "rollovers) at {}",
       info.version(), info.pid(), format_time(info.started_unix_ns()), info.vms(),
       info.running_vms(), info.vmid_bits(), info.vmid_generation(), info.vmid_rollovers(), socket);
+}
+
+// One line per warm pool: "warm pool 256 MiB/1: 2 of 2 ready, 0 building, RSS 4.10 MiB, 5
+// taken, 1 missed".
+std::string warm_pools_text(const v1::GetDaemonInfoResponse& info) {
+  std::string text;
+  for (const v1::WarmPoolStatus& pool : info.warm_pools()) {
+    text += fmt::format(
+        "warm pool {}/{}: {} of {} ready, {} building, RSS {}, {} taken, {} missed\n",
+        args::human_size(pool.memory_bytes()), pool.vcpus(), pool.ready(), pool.target(),
+        pool.building(), args::human_size(pool.rss_bytes()), pool.taken(), pool.missed());
+  }
+  return text;
 }
 
 }  // namespace
@@ -59,7 +73,7 @@ int print_versions(Context& context) {
     }
     out << fmt::format("{{\"client\":\"{}\",\"daemon\":{}}}\n", client_version(), daemon);
   } else if (status.ok()) {
-    out << daemon_text(context.socket(), info) << "\n";
+    out << daemon_text(context.socket(), info) << "\n" << warm_pools_text(info);
   } else {
     out << fmt::format("hvmmd: not reachable at {} ({})\n", context.socket(),
                        status.error_message());

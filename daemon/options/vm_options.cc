@@ -183,6 +183,12 @@ Result<vmm::MachineConfig> make_machine_config(const VmOptions& options,
   return config;
 }
 
+// The first two checks of make_machine_config.
+Result<void> check_machine_shape(const VmOptions& options) {
+  HVMM_TRY(check_memory(options.memory_bytes));
+  return check_vcpu_limit(options.vcpus, kMaxVcpus);
+}
+
 // 1..min(KVM's limit, hvmm's).
 Result<void> check_vcpu_limit(unsigned vcpus, unsigned kvm_max_vcpus) {
   const unsigned limit = std::min(kvm_max_vcpus, kMaxVcpus);

@@ -68,6 +68,10 @@ Result<vmm::MachineConfig> make_machine_config(const VmOptions& options,
                                                std::span<const uint8_t> bundled_kernel,
                                                unsigned max_vcpus = kMaxVcpus);
 
+// Check only memory_bytes and vcpus (against hvmm's limit), as make_machine_config does: what
+// a prepared VM (warm start) and the daemon's `warm-pool` sizes are made of.
+Result<void> check_machine_shape(const VmOptions& options);
+
 // Check `vcpus` against KVM's limit (KVM_CAP_MAX_VCPUS) and hvmm's; errors name "vcpus".
 Result<void> check_vcpu_limit(unsigned vcpus, unsigned kvm_max_vcpus);
 

@@ -75,6 +75,9 @@ void add_options(CLI::App& app, DaemonConfig& config) {
                  "How long List and Get wait for a VM's memory figures")
       ->capture_default_str()
       ->check(CLI::Range(1u, 10000u));
+  app.add_option("--warm-pool", config.warm_pool,
+                 "Pre-built VM processes to keep ready, SIZE[/VCPUS]:COUNT,... (e.g. "
+                 "256M:2,1G:1): a Start of that size and vCPU count takes one (warm start)");
 }
 
 void add_policy_options(CLI::App& app, DaemonConfig& config) {
@@ -254,6 +257,9 @@ Result<void> finish_daemon_config(DaemonConfig& config) {
   }
   HVMM_TRY(finish_group(config));
   HVMM_TRY(finish_policy(config));
+  auto pools = parse_warm_pool_sizes(config.warm_pool);
+  HVMM_TRY(pools);
+  config.warm_pools = std::move(*pools);
   return finish_tcp(config);
 }
 

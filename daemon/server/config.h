@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "hvmm/base/result.h"
+#include "hvmm/daemon/server/warm_pool_sizes.h"
 
 namespace hvmm::daemon {
 
@@ -60,6 +61,8 @@ struct DaemonConfig {
   uint32_t policy_balloon_timeout_ms = 5000;
   std::string host_meminfo = "/proc/meminfo";  // what the policy samples (tests feed files)
   std::string host_pressure = "/proc/pressure/memory";
+  std::string warm_pool;                 // `warm-pool` as configured ("256M:2,1G:1")
+  std::vector<WarmPoolSize> warm_pools;  // ... parsed (warm_pool_sizes.h)
 };
 
 // The outcome of parsing: a config to run with, or an exit status with what to print.

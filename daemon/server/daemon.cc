@@ -111,12 +111,15 @@ int run_daemon(const DaemonConfig& config, std::span<const uint8_t> bundled_kern
   options.vm_seccomp = config.vm_seccomp;
   options.list_deadline = std::chrono::milliseconds(config.list_deadline_ms);
   options.start_timeout = std::chrono::milliseconds(config.start_timeout_ms);
+  options.warm_pools = config.warm_pools;
   auto vms = VmManager::create(parts.io, options, parts.faults.get());
   if (!vms) {
     return start_failed(vms.error().message);
   }
   parts.vms = std::move(*vms);
   parts.policy = std::make_unique<HostPolicy>(parts.io, *parts.vms, policy_options(config));
+  // Ready warm-pool processes hold host memory too: they count toward the VM RSS target.
+  parts.policy->set_warm_pool_rss([&vms = *parts.vms] { return vms.warm_pool_rss_bytes(); });
   parts.backend = std::make_unique<Backend>(
       Backend{parts.io, *parts.vms, parts.work, bundled_kernel,
               std::chrono::milliseconds(config.request_deadline_ms), parts.policy.get()});

@@ -176,6 +176,17 @@ void VmChannel::send_launch(const supervisor::Launch& launch) {
   enqueue(message);
 }
 
+void VmChannel::send_prepare(const supervisor::Prepare& prepare) {
+  supervisor::ToVm message;
+  *message.mutable_prepare() = prepare;
+  enqueue(message);
+}
+
+void VmChannel::rebind(std::string vm_name, Callbacks callbacks) {
+  vm_name_ = std::move(vm_name);
+  callbacks_ = std::move(callbacks);
+}
+
 void VmChannel::request(supervisor::Request request, std::chrono::steady_clock::time_point deadline,
                         ResponseHandler done) {
   std::string what = request_name(request);

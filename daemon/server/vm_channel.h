@@ -54,8 +54,13 @@ class VmChannel : public std::enable_shared_from_this<VmChannel> {
 
   // Start reading (call once, after construction, from the loop).
   void start();
-  // Send the Launch, the first frame.
+  // Send the Launch, the first frame (or the one after Prepare).
   void send_launch(const supervisor::Launch& launch);
+  // Warm start: send Prepare, the first frame of a pool process.
+  void send_prepare(const supervisor::Prepare& prepare);
+  // Hand the channel to a new owner (a warm pool process becoming a VM's): events and the end
+  // go to `callbacks` from now on, and messages name `vm_name`.
+  void rebind(std::string vm_name, Callbacks callbacks);
   // Send `request` (its id is assigned here) and call `done` exactly once.
   void request(supervisor::Request request, std::chrono::steady_clock::time_point deadline,
                ResponseHandler done);

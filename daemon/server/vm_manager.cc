@@ -67,6 +67,12 @@ Result<std::unique_ptr<VmManager>> VmManager::create(asio::io_context& io, Optio
   }
   manager->vmids_ = std::move(*vmids);
   manager->slots_.assign(vmid_options.running_slots, false);
+  if (!manager->options_.warm_pools.empty()) {
+    manager->warm_pool_ = std::make_unique<WarmPool>(
+        io, WarmPool::Options{manager->options_.vm_process, manager->options_.warm_pools,
+                              manager->options_.start_timeout});
+    asio::post(io, [pool = manager->warm_pool_.get()] { pool->start(); });
+  }
   return manager;
 }
 
@@ -106,6 +112,9 @@ hvmm::v1::Vm VmManager::describe(const VmRecord& vm) const {
   *out.mutable_spec() = vm.spec;
   out.set_created_unix_ns(vm.created_unix_ns);
   out.set_started_unix_ns(vm.started_unix_ns);
+  out.set_warm_start(vm.warm_start);
+  out.set_start_requested_unix_ns(vm.start_requested_unix_ns);
+  out.set_first_run_unix_ns(vm.first_run_unix_ns);
   if (vm.slot) {
     out.set_vmid(vm.vmid);
     out.set_vmid_generation(vm.vmid_generation);
@@ -202,7 +211,7 @@ size_t VmManager::running_processes() const {
   return count;
 }
 
-void VmManager::start(const std::string& name, bool wait, VmDone done) {
+void VmManager::start(const std::string& name, bool wait, VmDone done, uint64_t requested_unix_ns) {
   VmRecord* vm = nullptr;
   grpc::Status status = lookup(name, &vm);
   if (status.ok() && shutting_down_) {
@@ -212,6 +221,7 @@ void VmManager::start(const std::string& name, bool wait, VmDone done) {
     status = wrong_state(*vm, "only a CREATED, STOPPED or FAILED VM can be started");
   }
   if (status.ok()) {
+    vm->start_requested_unix_ns = requested_unix_ns != 0 ? requested_unix_ns : unix_now_ns();
     status = launch(*vm);
   }
   if (!status.ok()) {
@@ -431,12 +441,20 @@ hvmm::v1::GetDaemonInfoResponse VmManager::info() const {
     running += vm->state == hvmm::v1::VM_STATE_RUNNING ? 1 : 0;
   }
   out.set_running_vms(running);
+  if (warm_pool_) {
+    for (hvmm::v1::WarmPoolStatus& pool : warm_pool_->status()) {
+      *out.add_warm_pools() = std::move(pool);
+    }
+  }
   return out;
 }
 
 void VmManager::shutdown(std::chrono::milliseconds grace, std::function<void()> done) {
   shutting_down_ = true;
   shutdown_done_ = std::move(done);
+  if (warm_pool_) {
+    warm_pool_->shutdown();  // no VM's: killed and reaped now
+  }
   std::vector<std::string> names;
   for (auto& [name, vm] : vms_) {
     if (has_process_state(vm->state)) {

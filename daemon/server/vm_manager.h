@@ -30,6 +30,7 @@
 #include "hvmm/base/result.h"
 #include "hvmm/daemon/server/fault_file.h"
 #include "hvmm/daemon/server/vm_record.h"
+#include "hvmm/daemon/server/warm_pool.h"
 
 namespace hvmm::daemon {
 
@@ -47,6 +48,8 @@ class VmManager {
     bool vm_seccomp = true;
     std::chrono::milliseconds list_deadline{250};
     std::chrono::milliseconds start_timeout{120000};
+    // Warm start (warm_pool.h): pre-built VM processes per size; empty: none.
+    std::vector<WarmPoolSize> warm_pools;
   };
 
   static Result<std::unique_ptr<VmManager>> create(boost::asio::io_context& io, Options options,
@@ -58,7 +61,9 @@ class VmManager {
   // Keep a new VM (its name and spec already checked): ALREADY_EXISTS for a taken name.
   grpc::Status add(const std::string& name, const hvmm::v1::VmSpec& spec, hvmm::v1::Vm* vm);
   // Start a CREATED, STOPPED or FAILED VM; with `wait`, complete once it runs or has ended.
-  void start(const std::string& name, bool wait, VmDone done);
+  // A ready warm pool process of the spec's shape is taken when there is one (Vm.warm_start).
+  // `requested_unix_ns` is when the client asked (Create with start); 0: now.
+  void start(const std::string& name, bool wait, VmDone done, uint64_t requested_unix_ns = 0);
   // Stop a STARTING, RUNNING or STOPPING VM: Shutdown, then SIGKILL after `grace` (or at once
   // with `force`); completes once the process has ended.
   void stop(const std::string& name, std::chrono::milliseconds grace, bool force, VmDone done);
@@ -104,6 +109,10 @@ class VmManager {
     hvmm::v1::VmSpec spec;
   };
   std::vector<RunningVm> running_vms() const;
+  // The warm pool, or nullptr without `warm-pool`; its rss_bytes() is what the ready pool
+  // processes hold of the host's memory (for the host memory policy).
+  const WarmPool* warm_pool() const { return warm_pool_.get(); }
+  uint64_t warm_pool_rss_bytes() const { return warm_pool_ ? warm_pool_->rss_bytes() : 0; }
 
  private:
   VmManager(boost::asio::io_context& io, Options options, FaultFile* fault_file);
@@ -160,6 +169,7 @@ class VmManager {
   uint64_t flushes_sent_ = 0;
   bool shutting_down_ = false;
   std::function<void()> shutdown_done_;
+  std::unique_ptr<WarmPool> warm_pool_;
 };
 
 // The VmState's name without its prefix ("RUNNING").

@@ -76,6 +76,10 @@ struct VmRecord {
   hvmm::v1::VmState state = hvmm::v1::VM_STATE_CREATED;
   uint64_t created_unix_ns = 0;
   uint64_t started_unix_ns = 0;
+  // The last Start: from the warm pool, when it was asked for, when the guest first ran.
+  bool warm_start = false;
+  uint64_t start_requested_unix_ns = 0;
+  uint64_t first_run_unix_ns = 0;
   std::optional<hvmm::v1::VmExit> exit;
 
   // VMID: the VM's {generation, vmid} in the daemon's allocator, and its slot while running.

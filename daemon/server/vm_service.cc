@@ -28,21 +28,23 @@ grpc::ServerUnaryReactor* VmServiceImpl::Create(grpc::CallbackServerContext* con
     return finish_now(context, to_status(name.error()));
   }
   auto* reactor = context->DefaultReactor();
+  const uint64_t requested_unix_ns = unix_now_ns();  // a start is asked for from here
   // The spec is checked on the worker pool: it reads the kernel and initrd.
-  boost::asio::post(backend_.work, [this, reactor, response, copy = *request] {
+  boost::asio::post(backend_.work, [this, reactor, response, copy = *request, requested_unix_ns] {
     auto checked = check_spec(copy.name(), copy.spec(), backend_.bundled_kernel);
     if (!checked) {
       log::info("vm create refused", {{"vm", copy.name()}, {"error", checked.error().message}});
       reactor->Finish(to_status(checked.error()));
       return;
     }
-    backend_.on_loop([this, reactor, response, copy] {
+    backend_.on_loop([this, reactor, response, copy, requested_unix_ns] {
       grpc::Status added = backend_.vms.add(copy.name(), copy.spec(), response->mutable_vm());
       if (!added.ok() || !copy.start()) {
         reactor->Finish(added);
         return;
       }
-      backend_.vms.start(copy.name(), false, finish_with_vm(reactor, response->mutable_vm()));
+      backend_.vms.start(copy.name(), false, finish_with_vm(reactor, response->mutable_vm()),
+                         requested_unix_ns);
     });
   });
   return reactor;

@@ -35,26 +35,39 @@ grpc::Status VmManager::launch(VmRecord& vm) {
   if (!leased.ok()) {
     return leased;
   }
-  auto spawned = spawn_vm_process(options_.vm_process);
-  if (!spawned) {
-    release_vmid(vm);
-    log::error("vm process not started", {{"vm", vm.name}, {"error", spawned.error().message}});
-    return grpc::Status(grpc::StatusCode::UNAVAILABLE, spawned.error().message);
-  }
   auto process = std::make_unique<RunningProcess>(io_, next_run_id_++);
-  process->pid = spawned->pid;
-  boost::system::error_code error;
-  process->pidfd.assign(::dup(spawned->pidfd.get()), error);
-  process->output.assign(::dup(spawned->output.get()), error);
   uint64_t run_id = process->run_id;
   std::string name = vm.name;
-  process->channel = std::make_shared<VmChannel>(
-      io_, std::move(spawned->channel), vm.name,
-      VmChannel::Callbacks{
-          [this, name, run_id](const supervisor::Event& event) { on_event(name, run_id, event); },
-          [this, name, run_id](const std::string& reason, bool protocol_error) {
-            on_channel_closed(name, run_id, reason, protocol_error);
-          }});
+  VmChannel::Callbacks callbacks{
+      [this, name, run_id](const supervisor::Event& event) { on_event(name, run_id, event); },
+      [this, name, run_id](const std::string& reason, bool protocol_error) {
+        on_channel_closed(name, run_id, reason, protocol_error);
+      }};
+  boost::system::error_code error;
+  std::optional<WarmProcess> warm = warm_pool_ ? warm_pool_->take(vm.spec) : std::nullopt;
+  if (warm) {
+    // Prepared already: its channel reads, its VM waits for this Launch.
+    process->pid = warm->pid;
+    process->pidfd.assign(::dup(warm->pidfd.get()), error);
+    process->output.assign(::dup(warm->output.get()), error);
+    process->channel = std::move(warm->channel);
+    process->channel->rebind(vm.name, std::move(callbacks));
+  } else {
+    auto spawned = spawn_vm_process(options_.vm_process);
+    if (!spawned) {
+      release_vmid(vm);
+      log::error("vm process not started", {{"vm", vm.name}, {"error", spawned.error().message}});
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE, spawned.error().message);
+    }
+    process->pid = spawned->pid;
+    process->pidfd.assign(::dup(spawned->pidfd.get()), error);
+    process->output.assign(::dup(spawned->output.get()), error);
+    process->channel = std::make_shared<VmChannel>(io_, std::move(spawned->channel), vm.name,
+                                                   std::move(callbacks));
+    process->channel->start();
+  }
+  vm.warm_start = warm.has_value();
+  vm.first_run_unix_ns = 0;
   vm.process = std::move(process);
   vm.state = hvmm::v1::VM_STATE_STARTING;
   vm.exit.reset();
@@ -73,13 +86,13 @@ grpc::Status VmManager::launch(VmRecord& vm) {
   launch_message.set_console_log(dir + "/console.log");
   launch_message.set_fault_log(dir + "/faults.jsonl");
   launch_message.set_seccomp(options_.vm_seccomp);
-  vm.process->channel->start();
   vm.process->channel->send_launch(launch_message);
   watch_process(vm);
   read_output(vm);
   watch_start(vm);
   log::info("vm process started", {{"vm", vm.name},
                                    {"pid", vm.process->pid},
+                                   {"warm", vm.warm_start ? "yes" : "no"},
                                    {"vmid", vm.vmid},
                                    {"vmid_generation", vm.vmid_generation}});
   return grpc::Status::OK;
@@ -181,6 +194,20 @@ void VmManager::on_event(const std::string& name, uint64_t run_id, const supervi
       return;
     case supervisor::Event::kFault:
       fan_out_fault(*vm, event.fault());
+      return;
+    case supervisor::Event::kFirstRun:
+      if (vm->first_run_unix_ns == 0) {
+        vm->first_run_unix_ns = event.first_run().unix_ns();
+        if (vm->warm_start && warm_pool_) {
+          warm_pool_->resume_refill();
+        }
+        const uint64_t asked = vm->start_requested_unix_ns;
+        log::info("vm first run",
+                  {{"vm", name},
+                   {"warm", vm->warm_start ? "yes" : "no"},
+                   {"start_to_first_run_us",
+                    vm->first_run_unix_ns > asked ? (vm->first_run_unix_ns - asked) / 1000 : 0}});
+      }
       return;
     case supervisor::Event::kDropped:
       vm->notifier_events_lost += event.dropped().notifier_events();

@@ -58,6 +58,45 @@ BuiltMachine build_machine(const hvmm::supervisor::v1::Launch& launch,
   return {std::move(*machine), std::nullopt};
 }
 
+BuiltMachine prepare_machine(const hvmm::supervisor::v1::Prepare& prepare) {
+  VmOptions options;
+  options.memory_bytes = prepare.memory_bytes();
+  options.vcpus = prepare.vcpus();
+  if (auto checked = check_machine_shape(options); !checked) {
+    return {nullptr, failure(checked.error(), vmm::kExitBadArguments, "prepare")};
+  }
+  auto kvm = vmm::Kvm::open();
+  if (!kvm) {
+    return {nullptr, failure(kvm.error(), vmm::kExitSetupFailed, "KVM unavailable")};
+  }
+  if (auto vcpus = check_vcpu_limit(options.vcpus, kvm->max_vcpus()); !vcpus) {
+    return {nullptr, failure(vcpus.error(), vmm::kExitBadArguments, "prepare")};
+  }
+  auto machine = vmm::Machine::prepare(vmm::PrepareConfig{options.memory_bytes, options.vcpus},
+                                       std::move(*kvm));
+  if (!machine) {
+    return {nullptr, failure(machine.error(), vmm::kExitSetupFailed, "cannot prepare the VM")};
+  }
+  return {std::move(*machine), std::nullopt};
+}
+
+std::optional<LaunchFailure> launch_prepared(const hvmm::supervisor::v1::Launch& launch,
+                                             std::span<const uint8_t> bundled_kernel,
+                                             vmm::Machine& machine) {
+  auto config = machine_config_from_launch(launch, bundled_kernel);
+  if (!config) {
+    return failure(config.error(), vmm::kExitBadArguments);
+  }
+  if (auto launched = machine.launch(std::move(*config)); !launched) {
+    // A spec that does not match what was prepared is the caller's mistake, found before
+    // anything changed; anything else failed while building.
+    const bool mismatch = machine.prepared_only();
+    return failure(launched.error(), mismatch ? vmm::kExitBadArguments : vmm::kExitSetupFailed,
+                   mismatch ? "spec does not match the prepared VM" : "cannot create the VM");
+  }
+  return std::nullopt;
+}
+
 hvmm::supervisor::v1::ToDaemon failed_event(const LaunchFailure& failure) {
   hvmm::supervisor::v1::ToDaemon message;
   auto* failed = message.mutable_event()->mutable_failed();

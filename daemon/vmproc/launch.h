@@ -41,6 +41,17 @@ Result<vmm::MachineConfig> machine_config_from_launch(const hvmm::supervisor::v1
 BuiltMachine build_machine(const hvmm::supervisor::v1::Launch& launch,
                            std::span<const uint8_t> bundled_kernel);
 
+// Warm start: check `prepare` (errors name prepare.memory_bytes / prepare.vcpus, status 120),
+// open /dev/kvm and build the prepared part of a VM (vmm::Machine::prepare; 121).
+BuiltMachine prepare_machine(const hvmm::supervisor::v1::Prepare& prepare);
+
+// Finish the prepared `machine` for `launch`: the same checks as build_machine (120), then
+// Machine::launch (a spec that does not match what was prepared: 120 naming the field;
+// a failure to build: 121).
+std::optional<LaunchFailure> launch_prepared(const hvmm::supervisor::v1::Launch& launch,
+                                             std::span<const uint8_t> bundled_kernel,
+                                             vmm::Machine& machine);
+
 // The Failed event of `failure`.
 hvmm::supervisor::v1::ToDaemon failed_event(const LaunchFailure& failure);
 

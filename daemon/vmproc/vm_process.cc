@@ -48,8 +48,8 @@ void prepare_process() {
   std::signal(SIGPIPE, SIG_IGN);
 }
 
-// The first frame, which must be a Launch.
-Result<Launch> read_launch(FrameReader& reader) {
+// The next frame as a ToVm; a closed channel is the end before any Launch.
+Result<ToVm> read_to_vm(FrameReader& reader) {
   auto frame = reader.read();
   HVMM_TRY(frame);
   if (!*frame) {
@@ -57,11 +57,37 @@ Result<Launch> read_launch(FrameReader& reader) {
                       "channel: closed before the Launch message arrived");
   }
   ToVm message;
-  if (!message.ParseFromString(**frame) || !message.has_launch()) {
+  if (!message.ParseFromString(**frame)) {
     return make_error(ErrorCode::kInvalidArgument,
                       "channel: the first message is not a Launch (ToVm.launch)");
   }
-  return std::move(*message.mutable_launch());
+  return message;
+}
+
+// The frame after a Prepare, which must be a Launch.
+Result<Launch> read_launch_after_prepare(FrameReader& reader) {
+  auto message = read_to_vm(reader);
+  HVMM_TRY(message);
+  if (!message->has_launch()) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "channel: the message after Prepare is not a Launch (ToVm.launch)");
+  }
+  return std::move(*message->mutable_launch());
+}
+
+ToDaemon prepared_event(vmm::Machine& machine, unsigned vcpus) {
+  ToDaemon message;
+  auto* prepared = message.mutable_event()->mutable_prepared();
+  prepared->set_pid(::getpid());
+  prepared->set_memory_bytes(machine.physical().memory_size());
+  prepared->set_vcpus(vcpus);
+  return message;
+}
+
+ToDaemon first_run_event(uint64_t unix_ns) {
+  ToDaemon message;
+  message.mutable_event()->mutable_first_run()->set_unix_ns(unix_ns);
+  return message;
 }
 
 ToDaemon started_event(vmm::Machine& machine) {
@@ -163,6 +189,7 @@ int run_machine(const VmProcessOptions& options, const Launch& launch, FrameRead
     fmt::print(stderr, "hvmm-vm: seccomp off (Launch.seccomp is false)\n");
   }
   running.serve(std::move(reader));
+  machine.on_first_run([&queue](uint64_t unix_ns) { queue.send(first_run_event(unix_ns)); });
   queue.send(started_event(machine));
   if (options.test_forbidden_syscall) {
     make_forbidden_syscall();
@@ -195,19 +222,44 @@ int run_vm_process(const VmProcessOptions& options, std::span<const uint8_t> bun
     }
   });
   FrameReader reader(options.channel_fd);
-  auto launch = read_launch(reader);
-  if (!launch) {
-    return report_failure(queue, writer,
-                          LaunchFailure{rpc_code(launch.error().code), launch.error().message,
-                                        vmm::kExitBadArguments});
+  auto first = read_to_vm(reader);
+  if (first && !first->has_launch() && !first->has_prepare()) {
+    first = make_error(ErrorCode::kInvalidArgument,
+                       "channel: the first message is not a Launch (ToVm.launch) or a Prepare");
   }
-  BuiltMachine built = build_machine(*launch, bundled_kernel);
-  if (built.failure) {
-    return report_failure(queue, writer, *built.failure);
+  if (!first) {
+    return report_failure(
+        queue, writer,
+        LaunchFailure{rpc_code(first.error().code), first.error().message, vmm::kExitBadArguments});
+  }
+  Launch launch;
+  BuiltMachine built;
+  if (first->has_prepare()) {
+    // Warm start: the spec-independent part now, the rest when the Launch comes.
+    built = prepare_machine(first->prepare());
+    if (built.failure) {
+      return report_failure(queue, writer, *built.failure);
+    }
+    queue.send(prepared_event(*built.machine, first->prepare().vcpus()));
+    auto next = read_launch_after_prepare(reader);
+    if (!next) {
+      return report_failure(
+          queue, writer,
+          LaunchFailure{rpc_code(next.error().code), next.error().message, vmm::kExitBadArguments});
+    }
+    launch = std::move(*next);
+    if (auto failed = launch_prepared(launch, bundled_kernel, *built.machine)) {
+      return report_failure(queue, writer, *failed);
+    }
+  } else {
+    launch = std::move(*first->mutable_launch());
+    built = build_machine(launch, bundled_kernel);
+    if (built.failure) {
+      return report_failure(queue, writer, *built.failure);
+    }
   }
   running.store(built.machine.get());
-  const int status =
-      run_machine(options, *launch, std::move(reader), *built.machine, queue, writer);
+  const int status = run_machine(options, launch, std::move(reader), *built.machine, queue, writer);
   running.store(nullptr);
   built.machine.reset();
   return status;

@@ -23,6 +23,9 @@
 //   fake.balloon_stuck=1       the balloon accepts targets and never moves
 // With spec.reclaim_policy set it has "reclaim": Reclaim set_policy keeps the policy (its
 // target= bytes), epochs take guest RAM down to that target but never into the working set.
+// A Prepare first (the daemon's warm pool) is answered with Prepared; the Launch that follows
+// must have the prepared memory_bytes and vcpus (else Failed naming the field, exit 120), and
+// its boot line says "booted warm". After Started it sends FirstRun (the time it said so).
 // It prints console lines ("fake-vm NAME: ...") on its stdout as a guest would, among them one
 // per FlushStage2Tlb, and counts the flushes in GetMemoryStats (tlb.flushes_all).
 #include <poll.h>
@@ -80,14 +83,35 @@ class FakeVm {
     auto first = reader.read();
     sv::ToVm launch_message;
     if (!first || !first->has_value() || !launch_message.ParseFromString(**first) ||
-        !launch_message.has_launch()) {
+        (!launch_message.has_launch() && !launch_message.has_prepare())) {
       std::fprintf(stderr, "fake-vm: no Launch on the channel\n");
       return 120;
+    }
+    std::optional<sv::Prepare> prepared;
+    if (launch_message.has_prepare()) {
+      prepared = launch_message.prepare();
+      sv::ToDaemon answer;
+      answer.mutable_event()->mutable_prepared()->set_pid(::getpid());
+      answer.mutable_event()->mutable_prepared()->set_memory_bytes(prepared->memory_bytes());
+      answer.mutable_event()->mutable_prepared()->set_vcpus(prepared->vcpus());
+      send(answer);
+      auto next = reader.read();
+      if (!next || !next->has_value() || !launch_message.ParseFromString(**next) ||
+          !launch_message.has_launch()) {
+        std::fprintf(stderr, "fake-vm: no Launch after Prepare\n");
+        return 120;
+      }
     }
     launch_ = launch_message.launch();
     parse_knobs(launch_.spec().cmdline());
     reclaim_policy_ = launch_.spec().reclaim_policy();
     memory_ = launch_.spec().memory_bytes() != 0 ? launch_.spec().memory_bytes() : 128ull << 20;
+    if (prepared) {
+      const uint32_t vcpus = launch_.spec().vcpus() != 0 ? launch_.spec().vcpus() : 1;
+      if (memory_ != prepared->memory_bytes() || vcpus != prepared->vcpus()) {
+        return fail_mismatch(memory_ != prepared->memory_bytes() ? "memory_bytes" : "vcpus");
+      }
+    }
     if (knob("fail") == "kvm") {
       return fail_like_no_kvm();
     }
@@ -97,7 +121,8 @@ class FakeVm {
         ::pause();
       }
     }
-    say("booted, vmid " + std::to_string(launch_.vmid()) + " generation " +
+    say(std::string(prepared ? "booted warm" : "booted") + ", vmid " +
+        std::to_string(launch_.vmid()) + " generation " +
         std::to_string(launch_.vmid_generation()));
     sv::ToDaemon started;
     started.mutable_event()->mutable_started()->set_pid(::getpid());
@@ -105,6 +130,9 @@ class FakeVm {
     started.mutable_event()->mutable_started()->set_guest_cmdline(launch_.spec().cmdline());
     send(started);
     started_at_ = Clock::now();
+    sv::ToDaemon first_run;
+    first_run.mutable_event()->mutable_first_run()->set_unix_ns(unix_ns());
+    send(first_run);
     if (knob("binary_console") == "1") {
       std::fputs("fake-vm binary: \xff\xfe\xc0\x80 end\n", stdout);
       std::fflush(stdout);
@@ -160,6 +188,19 @@ class FakeVm {
     failed.mutable_event()->mutable_failed()->set_exit_status(121);
     send(failed);
     return 121;
+  }
+
+  // A Launch whose spec is not what was prepared, as hvmm-vm reports it.
+  int fail_mismatch(const std::string& field) {
+    const std::string message =
+        "spec does not match the prepared VM: " + field + ": not what was prepared";
+    std::fprintf(stderr, "hvmm: %s\n", message.c_str());
+    sv::ToDaemon failed;
+    failed.mutable_event()->mutable_failed()->set_code(9);  // FAILED_PRECONDITION
+    failed.mutable_event()->mutable_failed()->set_message(message);
+    failed.mutable_event()->mutable_failed()->set_exit_status(120);
+    send(failed);
+    return 120;
   }
 
   int loop() {

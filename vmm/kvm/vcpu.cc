@@ -119,6 +119,10 @@ void Vcpu::run_until_stopped() {
     if (stopping_.load()) {
       return;
     }
+    if (!entered_) {
+      entered_ = true;
+      host_.vcpu_first_entry(vcpu_.id());
+    }
     int error = vcpu_.run();
     auto exit_time = std::chrono::steady_clock::now();
     if (error == EINTR || error == EAGAIN) {

@@ -48,6 +48,9 @@ class VcpuHost {
   // so the vCPU can enter again without exiting at once. False when that failed (the vCPU
   // then stops; re-entering a full ring would only exit again, a spin).
   virtual bool dirty_ring_full(unsigned /*vcpu*/) { return false; }
+  // Called on the vCPU's thread just before its first KVM_RUN (the Machine reports when the
+  // guest first ran: the end of a start, for warm-start figures).
+  virtual void vcpu_first_entry(unsigned /*vcpu*/) {}
 };
 
 class Vcpu {
@@ -90,6 +93,7 @@ class Vcpu {
   std::mutex kick_lock_;                  // orders immediate_exit updates; guards live_thread_
   std::optional<pthread_t> live_thread_;  // the run loop's thread while it runs
   std::atomic<bool> stopping_{false};
+  bool entered_ = false;  // the run loop's thread only
 };
 
 }  // namespace hvmm::vmm

@@ -10,6 +10,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <thread>
 
 #include "hvmm/vmm/boot/boot_data.h"
@@ -77,10 +78,7 @@ Machine::~Machine() {
 // Devices, memory, kernel and vCPUs, in dependency order. The logs were opened (and
 // checked) with the config, before the VM existed; they only change hands here.
 Result<void> Machine::build(MachineConfig& config) {
-  stop_event_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-  if (!stop_event_.valid()) {
-    return make_error(ErrorCode::kInternal, "eventfd failed: {}", std::strerror(errno));
-  }
+  HVMM_TRY(create_stop_event());
   // Dirty tracking's capability comes before any memslot (manual protect decides how a
   // logging slot starts) and any vCPU (the ring is sized per vCPU at creation).
   uint32_t slot_flags = 0;
@@ -97,14 +95,7 @@ Result<void> Machine::build(MachineConfig& config) {
   // Userfaultfd faults are normal operation (every first touch): they are written only to a
   // --fault-log the user named, never to stderr by default.
   const bool log_userfaultfd_faults = config.fault_log.has_value();
-  fault_log_ = std::make_unique<FaultLog>(std::move(config.fault_log));
-  fault_config_ = config.faults;
-  stats_file_ = std::move(config.stats_file);
-  console_ = std::make_unique<Console>(std::move(config.console_log), config.console_log_max,
-                                       config.console_input);
-  uart_ = std::make_unique<Uart16550>(
-      [this](uint8_t byte) { console_->output(byte); },
-      [this](bool level) { [[maybe_unused]] auto r = vm_.set_irq_line(kCom1Irq, level); });
+  create_front(config);
   auto physical =
       GuestPhysical::create(config.memory_size, "hvmm-" + name_, static_cast<uint16_t>(vmid_));
   HVMM_TRY(physical);
@@ -125,9 +116,117 @@ Result<void> Machine::build(MachineConfig& config) {
   attach.join();
   HVMM_TRY(attached);
   HVMM_TRY(loaded);
+  return finish_build(config);
+}
+
+// The stop requests' wake-up.
+Result<void> Machine::create_stop_event() {
+  stop_event_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!stop_event_.valid()) {
+    return make_error(ErrorCode::kInternal, "eventfd failed: {}", std::strerror(errno));
+  }
+  return Ok();
+}
+
+// The logs, the stats file, the console and the UART change hands from the config.
+void Machine::create_front(MachineConfig& config) {
+  fault_log_ = std::make_unique<FaultLog>(std::move(config.fault_log));
+  fault_config_ = config.faults;
+  stats_file_ = std::move(config.stats_file);
+  console_ = std::make_unique<Console>(std::move(config.console_log), config.console_log_max,
+                                       config.console_input);
+  uart_ = std::make_unique<Uart16550>(
+      [this](uint8_t byte) { console_->output(byte); },
+      [this](bool level) { [[maybe_unused]] auto r = vm_.set_irq_line(kCom1Irq, level); });
+}
+
+// What needs the memslots and the vCPUs: dirty tracking, KVM's stats, reclaim.
+Result<void> Machine::finish_build(MachineConfig& config) {
   HVMM_TRY(start_dirty_tracking(config));
   open_kvm_stats();
   return create_reclaim(config);
+}
+
+// The VM, then its RAM, memslots and vCPU fds; the name and VMID are placeholders until
+// launch() (the memfd keeps the name "hvmm-prepared": memfd names cannot change).
+Result<std::unique_ptr<Machine>> Machine::prepare(const PrepareConfig& prepare, Kvm kvm) {
+  auto vm = KvmVm::create(kvm);
+  HVMM_TRY(vm);
+  MachineConfig placeholder;
+  placeholder.name = "prepared";
+  placeholder.memory_size = prepare.memory_size;
+  placeholder.vcpus = prepare.vcpus;
+  auto machine = std::make_unique<Machine>(placeholder, std::move(kvm), std::move(*vm));
+  HVMM_TRY(machine->prepare_memory_and_vcpus(prepare));
+  return machine;
+}
+
+// Synchronously: there is nothing else to overlap the memslots' SRCU wait with here, and a
+// prepared VM waits for its launch anyway.
+Result<void> Machine::prepare_memory_and_vcpus(const PrepareConfig& prepare) {
+  auto physical =
+      GuestPhysical::create(prepare.memory_size, "hvmm-" + name_, static_cast<uint16_t>(vmid_));
+  HVMM_TRY(physical);
+  physical_ = std::move(*physical);
+  memslot_sink_ = std::make_unique<KvmMemslots>(vm_, 0);
+  if (auto attached = physical_->attach_memslots(*memslot_sink_); !attached) {
+    return in_step("creating memslots", attached.error());
+  }
+  auto supported = kvm_.supported_cpuid();
+  HVMM_TRY(supported);
+  for (unsigned id = 0; id < prepare.vcpus; ++id) {
+    auto vcpu = KvmVcpu::create(vm_, id, kvm_.vcpu_mmap_size());
+    if (!vcpu) {
+      return in_step(fmt::format("creating vCPU {}", id).c_str(), vcpu.error());
+    }
+    HVMM_TRY(vcpu->set_cpuid(cpuid_for_vcpu(*supported, id, prepare.vcpus)));
+    prepared_vcpus_.push_back(std::move(*vcpu));
+  }
+  prepared_only_ = true;
+  return Ok();
+}
+
+// A launch may only use what was prepared: the same RAM and vCPUs, and slots without dirty
+// logging (its capability must come before any memslot).
+Result<void> Machine::check_prepared_matches(const MachineConfig& config) const {
+  if (!prepared_only_) {
+    return make_error(ErrorCode::kFailedPrecondition,
+                      "launch: the machine is not a prepared one (or was launched already)");
+  }
+  if (config.memory_size != physical_->memory_size()) {
+    return make_error(ErrorCode::kFailedPrecondition,
+                      "memory_bytes: {} bytes, but this VM process was prepared with {}",
+                      config.memory_size, physical_->memory_size());
+  }
+  if (config.vcpus != prepared_vcpus_.size()) {
+    return make_error(ErrorCode::kFailedPrecondition,
+                      "vcpus: {}, but this VM process was prepared with {}", config.vcpus,
+                      prepared_vcpus_.size());
+  }
+  if (config.dirty_tracking || config.reclaim) {
+    return make_error(ErrorCode::kFailedPrecondition,
+                      "{}: a prepared VM's memslots have no dirty logging (start it cold)",
+                      config.reclaim ? "reclaim_policy" : "dirty_tracking");
+  }
+  return Ok();
+}
+
+// build() without what prepare() made: the same parts in the same order, then the memslots
+// are already there (the fault handler registers RAM after them, which KVM does not mind:
+// it faults pages in through the mapping when the guest first touches them).
+Result<void> Machine::launch(MachineConfig config) {
+  HVMM_TRY(check_prepared_matches(config));
+  prepared_only_ = false;
+  name_ = config.name;
+  vmid_ = config.vmid;
+  physical_->set_vmid(static_cast<uint16_t>(vmid_));
+  HVMM_TRY(create_stop_event());
+  const bool log_userfaultfd_faults = config.fault_log.has_value();
+  create_front(config);
+  HVMM_TRY(start_fault_handling(config, log_userfaultfd_faults));
+  physical_->set_layout_fence([this] { pause_vcpus(); }, [this] { resume_vcpus(); });
+  HVMM_TRY(load_and_create_vcpus(config));
+  return finish_build(config);
 }
 
 // Opened now, before the VM runs (and before a VM process may be sandboxed): reading them
@@ -285,12 +384,17 @@ Result<Ipa> Machine::load(const MachineConfig& config, const PvhKernel& kernel) 
 Result<void> Machine::create_vcpus(const MachineConfig& config, Ipa entry, Ipa start_info) {
   auto supported = kvm_.supported_cpuid();
   HVMM_TRY(supported);
+  std::vector<KvmVcpu> prepared = std::move(prepared_vcpus_);
+  prepared_vcpus_.clear();
   for (unsigned id = 0; id < config.vcpus; ++id) {
-    auto vcpu = KvmVcpu::create(vm_, id, kvm_.vcpu_mmap_size());
+    auto vcpu = id < prepared.size() ? Result<KvmVcpu>(std::move(prepared[id]))
+                                     : KvmVcpu::create(vm_, id, kvm_.vcpu_mmap_size());
     if (!vcpu) {
       return in_step(fmt::format("creating vCPU {}", id).c_str(), vcpu.error());
     }
-    HVMM_TRY(vcpu->set_cpuid(cpuid_for_vcpu(*supported, id, config.vcpus)));
+    if (id >= prepared.size()) {  // prepare() set the CPUID of its own
+      HVMM_TRY(vcpu->set_cpuid(cpuid_for_vcpu(*supported, id, config.vcpus)));
+    }
     if (id == 0) {
       auto sregs = vcpu->get_sregs();
       HVMM_TRY(sregs);
@@ -541,6 +645,21 @@ DirtySource* Machine::dirty_source() {
 }
 
 // On the vCPU's thread: make room in its ring, or stop the VM saying why.
+// The boot vCPU's first entry is when the guest's first instruction runs: recorded once.
+void Machine::vcpu_first_entry(unsigned vcpu) {
+  if (vcpu != 0) {
+    return;
+  }
+  timespec now{};
+  ::clock_gettime(CLOCK_REALTIME, &now);
+  const uint64_t unix_ns =
+      static_cast<uint64_t>(now.tv_sec) * 1000000000u + static_cast<uint64_t>(now.tv_nsec);
+  first_run_unix_ns_.store(unix_ns);
+  if (first_run_observer_) {
+    first_run_observer_(unix_ns);
+  }
+}
+
 bool Machine::dirty_ring_full(unsigned vcpu) {
   if (!dirty_ring_) {
     return false;

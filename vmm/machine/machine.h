@@ -21,6 +21,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -54,14 +55,41 @@
 
 namespace hvmm::vmm {
 
+// What a prepared Machine (warm start) is built with ahead of its MachineConfig: the part of
+// a VM that depends neither on the kernel nor on the devices.
+struct PrepareConfig {
+  uint64_t memory_size = uint64_t{128} << 20;
+  unsigned vcpus = 1;
+};
+
 class Machine final : public VcpuHost {
  public:
   // Open /dev/kvm and build the VM; the Machine takes the config's log files.
   static Result<std::unique_ptr<Machine>> create(MachineConfig config);
   // Build the VM on an already opened /dev/kvm.
   static Result<std::unique_ptr<Machine>> create(MachineConfig config, Kvm kvm);
+  // Warm start, step 1: on an opened /dev/kvm, create the KVM VM (TSS, identity map, in-kernel
+  // irqchip), guest RAM (memfd, stage-2 map) with its memslots (KVM's first
+  // KVM_SET_USER_MEMORY_REGION and its SRCU wait are paid here) and the vCPUs (fds and
+  // CPUID). No memslot has dirty logging. Nothing else exists until launch().
+  static Result<std::unique_ptr<Machine>> prepare(const PrepareConfig& prepare, Kvm kvm);
+  // Warm start, step 2: build the rest of what create() builds (logs, console, fault
+  // handling, devices, kernel and boot data, vCPU entry state, stats, reclaim) for `config`,
+  // whose memory_size and vcpus must be the prepared ones and which must need no dirty
+  // tracking (kFailedPrecondition naming the field, nothing changed). Call once.
+  Result<void> launch(MachineConfig config);
+  // Between prepare() and launch().
+  bool prepared_only() const { return prepared_only_; }
+
   Machine(const MachineConfig& config, Kvm kvm, KvmVm vm);
   ~Machine() override;
+
+  // When the first vCPU first entered the guest (CLOCK_REALTIME, ns); 0 before. `observer`
+  // (set before run()) is called with it on that vCPU's thread.
+  uint64_t first_run_unix_ns() const { return first_run_unix_ns_.load(); }
+  void on_first_run(std::function<void(uint64_t unix_ns)> observer) {
+    first_run_observer_ = std::move(observer);
+  }
 
   // Run the VM to its end and return the exit status (see exit_status.h).
   int run();
@@ -155,9 +183,16 @@ class Machine final : public VcpuHost {
   void vcpu_thread_started(unsigned vcpu, pid_t tid) override;
   void vcpu_thread_stopped(unsigned vcpu, pid_t tid) override;
   bool dirty_ring_full(unsigned vcpu) override;
+  void vcpu_first_entry(unsigned vcpu) override;
 
  private:
   Result<void> build(MachineConfig& config);
+  // build()'s steps shared with prepare() and launch().
+  Result<void> create_stop_event();
+  void create_front(MachineConfig& config);
+  Result<void> prepare_memory_and_vcpus(const PrepareConfig& prepare);
+  Result<void> check_prepared_matches(const MachineConfig& config) const;
+  Result<void> finish_build(MachineConfig& config);
   Result<void> load_and_create_vcpus(const MachineConfig& config);
   Result<Ipa> load(const MachineConfig& config, const PvhKernel& kernel);
   Result<void> create_vcpus(const MachineConfig& config, Ipa entry, Ipa start_info);
@@ -201,6 +236,11 @@ class Machine final : public VcpuHost {
   std::unique_ptr<MachineDevices> devices_;
   std::string guest_cmdline_;
   std::vector<std::unique_ptr<Vcpu>> vcpus_;
+  // prepare()'s vCPU fds (CPUID set), taken by create_vcpus() at launch().
+  std::vector<KvmVcpu> prepared_vcpus_;
+  bool prepared_only_ = false;
+  std::atomic<uint64_t> first_run_unix_ns_{0};
+  std::function<void(uint64_t)> first_run_observer_;
   // At most one is set (config.dirty_tracking); both read memslot_sink_'s table. The ring is
   // used by vCPU threads (ring-full exits), which ~Machine stops first.
   std::unique_ptr<DirtyLog> dirty_log_;

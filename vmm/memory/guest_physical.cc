@@ -88,6 +88,14 @@ void GuestPhysical::set_layout_fence(std::function<void()> pause, std::function<
   resume_ = std::move(resume);
 }
 
+// The translator fills and looks up, the hooks invalidate: both follow the new VMID.
+void GuestPhysical::set_vmid(uint16_t vmid) {
+  std::unique_lock guard(lock_);
+  vmid_ = vmid;
+  tlb_hooks_.set_vmid(vmid);
+  translator_->set_vmid(vmid);
+}
+
 // A committed change whose punch failed is reported: the map changed, the memfd may not have.
 Result<void> GuestPhysical::realized(Result<void> changed) {
   std::optional<Error> punch_error = realization_->take_error();

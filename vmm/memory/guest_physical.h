@@ -108,6 +108,9 @@ class GuestPhysical final : public GuestAccess, public FaultResolver, public Rec
   // Callbacks run around every layout change (unmap_ram): `pause` before, `resume` after.
   // Page-state changes are never fenced.
   void set_layout_fence(std::function<void()> pause, std::function<void()> resume);
+  // Tag this VM's stage-2 TLB entries with `vmid` from now on (a prepared VM gets its VMID
+  // only at launch). Call before any guest memory access: nothing is cached under the old one.
+  void set_vmid(uint16_t vmid);
 
   // GuestAccess through the Translator. Reclaimed pages are restored from the attached store
   // first (a load error is returned: the caller fails its request), a write marks the pages
