@@ -55,7 +55,7 @@ std::string kind_words(Kind kind) {
     return "hole (nothing mapped)";
   }
   std::string words = backing_word(kind_backing(kind));
-  words += kind_block(kind) ? ", 2 MiB+ blocks" : ", 4 KiB pages";
+  words += kind_block(kind) ? " 2M+ blocks" : " 4K pages";
   if (kind_write_tracked(kind)) {
     words += ", write-tracked";
   }

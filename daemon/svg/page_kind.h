@@ -49,7 +49,7 @@ const char* backing_word(int backing);
 // The kind as the SVG's data-state carries it: "resident.block", "ballooned.page.wt.pinned",
 // "mmio", "hole" (dot-separated: backing, block or page, then wt and pinned when set).
 std::string kind_token(Kind kind);
-// The kind for a person: "resident, 2 MiB+ blocks, write-tracked".
+// The kind for a person: "resident 2M+ blocks, write-tracked".
 std::string kind_words(Kind kind);
 
 struct Rgb {

@@ -53,14 +53,14 @@ int write_title(std::string& out, const hvmm::v1::Stage2Dump& dump, const Pictur
     pages += fmt::format(" {}{}", b == 0 ? "" : "· ",
                          page_figure(backing_word(b), backing[static_cast<size_t>(b)]));
   }
-  pages += fmt::format(" · {} · {}", page_figure("write-tracked", tracked),
-                       page_figure("pinned", pinned));
   fmt::format_to(it, "<text class=\"pages\" x=\"12\" y=\"{}\">{}</text>\n", y + 18, pages);
+  fmt::format_to(it, "<text class=\"pages\" x=\"12\" y=\"{}\">of them {} · {}</text>\n", y + 34,
+                 page_figure("write-tracked", tracked), page_figure("pinned", pinned));
   fmt::format_to(it,
                  "<text class=\"scale\" x=\"12\" y=\"{}\">one row = {}, one pixel = {}; a cell "
                  "narrower than a pixel's worth is merged into a blended \"mixed\" cell</text>\n",
-                 y + 34, args::human_size(grid.row_span), args::human_size(grid.pixel_bytes));
-  return y + 52;
+                 y + 50, args::human_size(grid.row_span), args::human_size(grid.pixel_bytes));
+  return y + 68;
 }
 
 // One legend swatch at (x, y) for a pure kind, with the pinned mark where it applies.

@@ -227,9 +227,10 @@ Result<std::string> render_stage2_svg(const hvmm::v1::Stage2Dump& dump,
   }
   auto pieces = dump_pieces(dump);
   HVMM_TRY(pieces);
+  // The span follows the RAM drawn (a few MMIO pages must not double it).
   uint64_t content = 0;
   for (const Piece& piece : *pieces) {
-    content += piece.end - piece.start;
+    content += piece.kind == kMmio ? 0 : piece.end - piece.start;
   }
   uint64_t span = choose_row_span(content, options.max_rows);
   span = std::max<uint64_t>(span, uint64_t{options.pixels_per_row} * 4096);
