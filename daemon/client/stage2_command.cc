@@ -143,7 +143,9 @@ int dump(Context& context, const DumpArgs& args) {
     }
     all.mutable_dump()->set_ipa_bits(page.dump().ipa_bits());
     all.mutable_dump()->set_vmid(page.dump().vmid());
-    all.mutable_dump()->set_memory_bytes(page.dump().memory_bytes());
+    if (page.dump().memory_bytes() != 0) {
+      all.mutable_dump()->set_memory_bytes(page.dump().memory_bytes());
+    }
     for (v1::DeviceRegion& device : *page.mutable_dump()->mutable_devices()) {
       *all.mutable_dump()->add_devices() = std::move(device);
     }
