@@ -12,6 +12,7 @@ packages=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libboost-dev libgtest-dev libgmock-dev libbenchmark-dev
   libspdlog-dev libfmt-dev libcli11-dev libzstd-dev liblz4-dev libxxhash-dev libseccomp-dev
+  libtinyxml2-dev  # the stage-2 SVG test parses the picture back
   clang libclang-rt-14-dev
   strace  # Cli.ArgumentErrorsComeBeforeKvm traces what hvmm opens
   openssl  # DaemonService.TcpWithTls makes a throwaway certificate

@@ -1,8 +1,12 @@
-// stage2 dump NAME [--range START:SIZE] [--page-size N]: every page of DumpStage2, followed
-// by its page tokens, as one table (or, with --json, one response holding every mapping).
+// stage2 dump NAME [--range START:SIZE] [--page-size N] [--svg FILE [--table]]: every page of
+// DumpStage2, followed by its page tokens, as one table (or, with --json, one response holding
+// every mapping), or drawn as an SVG picture (daemon/svg) into FILE ("-": stdout).
 #include <fmt/format.h>
 #include <grpcpp/grpcpp.h>
 
+#include <cerrno>
+#include <cstring>
+#include <fstream>
 #include <set>
 
 #include "hvmm/daemon/args/human.h"
@@ -10,17 +14,21 @@
 #include "hvmm/daemon/client/commands.h"
 #include "hvmm/daemon/client/exit_codes.h"
 #include "hvmm/daemon/client/text.h"
+#include "hvmm/daemon/svg/stage2_svg.h"
 #include "hvmm/v1/service.grpc.pb.h"
 
 namespace hvmm::client {
 namespace {
 
 namespace v1 = hvmm::v1;
+namespace svg = hvmm::daemon::svg;
 
 struct DumpArgs {
   std::string name;
   std::string range;
   unsigned page_size = 0;
+  std::string svg;     // empty: no picture
+  bool table = false;  // with --svg: print the table (or the JSON) too
 };
 
 // "rw", "r-", "-w", "--".
@@ -72,8 +80,42 @@ void print_dump(std::ostream& out, const std::string& name, const v1::Stage2Dump
   table.print(out);
 }
 
+// Draw `dump` into args.svg ("-": stdout); errors name the flag and the file.
+int write_svg(Context& context, const DumpArgs& args, const v1::Stage2Dump& dump) {
+  svg::PictureOptions options;
+  options.vm_name = args.name;
+  auto picture = svg::render_stage2_svg(dump, options);
+  if (!picture) {
+    context.io().err << "hvmm: --svg: the daemon's dump cannot be drawn: "
+                     << picture.error().message << "\n";
+    return kExitFailed;
+  }
+  if (args.svg == "-") {
+    context.io().out << *picture;
+    return 0;
+  }
+  std::ofstream file(args.svg, std::ios::binary | std::ios::trunc);
+  if (file) {
+    file << *picture;
+    file.close();
+  }
+  if (!file) {
+    context.io().err << "hvmm: --svg: cannot write '" << args.svg << "': " << std::strerror(errno)
+                     << "\n";
+    return kExitFailed;
+  }
+  return 0;
+}
+
 // Ask for pages until the token is empty; a token seen twice would never end.
 int dump(Context& context, const DumpArgs& args) {
+  if (args.svg == "-" && (args.table || context.json())) {
+    return context.bad_argument(
+        "--svg -: the picture goes to stdout, so --table and --json cannot go there too");
+  }
+  if (args.table && args.svg.empty()) {
+    return context.bad_argument("--table: only with --svg (the table is printed anyway)");
+  }
   v1::DumpStage2Request request;
   request.set_name(args.name);
   request.set_page_size(args.page_size);
@@ -101,6 +143,12 @@ int dump(Context& context, const DumpArgs& args) {
     }
     all.mutable_dump()->set_ipa_bits(page.dump().ipa_bits());
     all.mutable_dump()->set_vmid(page.dump().vmid());
+    if (page.dump().memory_bytes() != 0) {
+      all.mutable_dump()->set_memory_bytes(page.dump().memory_bytes());
+    }
+    for (v1::DeviceRegion& device : *page.mutable_dump()->mutable_devices()) {
+      *all.mutable_dump()->add_devices() = std::move(device);
+    }
     for (v1::Mapping& mapping : *page.mutable_dump()->mutable_mappings()) {
       *all.mutable_dump()->add_mappings() = std::move(mapping);
     }
@@ -111,6 +159,12 @@ int dump(Context& context, const DumpArgs& args) {
     }
     request.set_page_token(page.next_page_token());
   } while (!request.page_token().empty());
+  if (!args.svg.empty()) {
+    const int status = write_svg(context, args, all.dump());
+    if (status != 0 || (!args.table && !context.json())) {
+      return status;
+    }
+  }
   if (context.json()) {
     context.print_json(all);
   } else {
@@ -134,6 +188,11 @@ void add_stage2_commands(CLI::App& app, Context& context) {
       ->add_option("--page-size", args->page_size,
                    "Mappings per request (1..10000; default the daemon's 1000)")
       ->type_name("N");
+  command
+      ->add_option("--svg", args->svg,
+                   "Draw the dump as an SVG picture into FILE ('-': stdout) instead of the table")
+      ->type_name("FILE");
+  command->add_flag("--table", args->table, "With --svg: print the table (or --json) as well");
   command->callback(
       [&context, args] { context.action = [&context, args] { return dump(context, *args); }; });
 }

@@ -6,6 +6,7 @@
 #include "hvmm/daemon/vmproc/proto_convert.h"
 #include "hvmm/daemon/vmproc/request_checks.h"
 #include "hvmm/daemon/vmproc/request_handlers.h"
+#include "hvmm/vmm/devices/virtio/fixed_mmio.h"
 #include "hvmm/vmm/host/process_memory.h"
 #include "hvmm/vmm/reclaim/reclaim_policy.h"
 
@@ -169,6 +170,42 @@ Result<void> reclaim(VmContext& vm, const hvmm::v1::ReclaimRequest& request, Res
   return make_error(ErrorCode::kInvalidArgument, "action: set epochs or set_policy");
 }
 
+namespace {
+
+// The machine's MMIO inside `range`, in IPA order: KVM's fixed devices and the virtio-mmio
+// windows (named as their transports log: "virtio-balloon@0xd0000000").
+void add_device_regions(VmContext& vm, IpaRange range, hvmm::v1::Stage2Dump& dump) {
+  std::vector<std::pair<IpaRange, std::string>> regions;
+  for (const vmm::virtio::FixedMmio& fixed : vmm::virtio::kFixedMmio) {
+    regions.emplace_back(fixed.range, fixed.name);
+  }
+  vmm::MachineDevices& devices = vm.machine.devices();
+  for (size_t i = 0; i < devices.virtio_count(); ++i) {
+    regions.emplace_back(devices.slots()[i].window, devices.transport(i).name());
+  }
+  std::sort(regions.begin(), regions.end(),
+            [](const auto& a, const auto& b) { return a.first.start < b.first.start; });
+  for (const auto& [region, name] : regions) {
+    if (region.overlaps(range)) {
+      auto* device = dump.add_devices();
+      device->mutable_range()->set_start(region.start.value());
+      device->mutable_range()->set_size(region.size);
+      device->set_name(name);
+    }
+  }
+}
+
+// Guest RAM in bytes: every RAM region, whatever its pages' state.
+uint64_t guest_ram_bytes(VmContext& vm) {
+  uint64_t bytes = 0;
+  for (const vmm::RamRegion& region : vm.machine.physical().ram()) {
+    bytes += region.range.size;
+  }
+  return bytes;
+}
+
+}  // namespace
+
 // One page of runs from the token's IPA (or the range's start); the token of the next page
 // when runs remain.
 Result<void> dump_stage2(VmContext& vm, const hvmm::v1::DumpStage2Request& request,
@@ -191,6 +228,10 @@ Result<void> dump_stage2(VmContext& vm, const hvmm::v1::DumpStage2Request& reque
   auto& out = *response.mutable_dump_stage2();
   out.mutable_dump()->set_ipa_bits(vm.machine.physical().map().space().ipa_bits());
   out.mutable_dump()->set_vmid(vm.vmid);
+  out.mutable_dump()->set_memory_bytes(guest_ram_bytes(vm));
+  if (request.page_token().empty()) {
+    add_device_regions(vm, *range, *out.mutable_dump());
+  }
   const size_t count = std::min(page_size, runs.size());
   for (size_t i = 0; i < count; ++i) {
     *out.mutable_dump()->add_mappings() = mapping_to_proto(runs[i]);

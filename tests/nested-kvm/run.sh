@@ -7,6 +7,10 @@
 #   tests/nested-kvm/run.sh BUILD_DIR [GTEST_FILTER]
 #   tests/nested-kvm/run.sh --hvmm BUILD_DIR -- ARGS...   run `hvmm run ARGS` there instead,
 #                           print its output and exit with its status (deploy/quickstart.sh)
+#   tests/nested-kvm/run.sh --script BUILD_DIR SCRIPT -- ARGS...   run `sh SCRIPT ARGS` there
+#                           instead, with hvmmd, hvmm-vm, hvmm and hvmm-client; the files it
+#                           writes into $NK_OUT come back to BUILD_DIR/nested-kvm/results/out
+#                           (deploy/demo.sh, which deploy/quickstart.sh runs)
 #
 # GTEST_FILTER (default `*`) selects tests; GuestKernelQemu* are always left out inside (there is
 # no QEMU in the guest; those tests run on the host). Exits non-zero when a test failed, a binary
@@ -57,7 +61,8 @@ abort() {
 }
 
 usage() {
-  echo "usage: $0 BUILD_DIR [GTEST_FILTER] | $0 --hvmm BUILD_DIR -- ARGS..." >&2
+  echo "usage: $0 BUILD_DIR [GTEST_FILTER] | $0 --hvmm BUILD_DIR -- ARGS..." \
+    "| $0 --script BUILD_DIR SCRIPT -- ARGS..." >&2
   exit 2
 }
 hvmm_args=()
@@ -67,6 +72,14 @@ if [[ ${1:-} == --hvmm ]]; then
   mode=hvmm
   hvmm_dir=$2
   shift 3
+  hvmm_args=("$@")
+  set -- "$hvmm_dir"
+elif [[ ${1:-} == --script ]]; then
+  [[ $# -ge 4 && -d $2 && -f $3 && $4 == -- ]] || usage
+  mode=script
+  hvmm_dir=$2
+  script_file=$(realpath "$3")
+  shift 4
   hvmm_args=("$@")
   set -- "$hvmm_dir"
 fi
@@ -304,6 +317,10 @@ build_initramfs() {
     done
     # The daemon's programs also serve the daemon's load benchmark (tests/nested-kvm/benchmarks).
     mapfile -t -O "${#e2e_elves[@]}" e2e_elves < <(e2e_programs)
+  elif [[ $mode == script ]]; then
+    # A script drives hvmmd through the CLI: the daemon's programs, no tests.
+    mapfile -t e2e_elves < <(e2e_programs)
+    [[ ${#e2e_elves[@]} -gt 0 ]] || abort "$build/tests/e2e/programs.txt lists no programs (build hvmmd)"
   fi
   [[ -x $build/daemon/hvmm ]] || abort "$build/daemon/hvmm is missing (build first)"
   local elves=("$build/daemon/hvmm" "${binaries[@]}" "${e2e_elves[@]}")
@@ -346,6 +363,10 @@ build_initramfs() {
   } >"$root/nk/config"
   printf '%s\n' "${benchmarks[@]}" >"$root/nk/benchmarks"
   [[ $mode == tests ]] || write_hvmm_args "$root"
+  if [[ $mode == script ]]; then
+    mv "$root/nk/hvmm-args" "$root/nk/script-args"
+    cp "$script_file" "$root/nk/script"
+  fi
   (cd "$root" && find . | "$cache/busybox" cpio -o -H newc 2>/dev/null) | gzip -1 >"$cache/initramfs.gz"
   printf '%s\n' "${binaries[@]}" "${e2e[@]}" | sed '/^$/d' >"$cache/binaries"
   printf '%s\n' "${e2e[@]}" | sed '/^$/d' >"$cache/e2e-binaries"
@@ -512,7 +533,7 @@ build_smoke
 build_initramfs
 phase_done "initramfs ($(du -k "$cache/initramfs.gz" | cut -f1) KiB)"
 guest_timeout=$qemu_timeout
-if [[ -s $cache/e2e-binaries ]]; then
+if [[ -s $cache/e2e-binaries || $mode == script ]]; then
   guest_timeout=$((qemu_timeout + e2e_timeout))
   echo "nested-kvm: with $(wc -l <"$cache/e2e-binaries") end-to-end test programs"
 fi
@@ -526,6 +547,21 @@ kvm=$(record NK-KVM)
 if [[ $kvm != ok ]]; then
   tail -n 40 "$cache/console.log" 2>/dev/null || true
   abort "/dev/kvm did not appear inside the guest (${kvm:-no report}); console: $cache/console.log"
+fi
+if [[ $mode == script ]]; then
+  summarized=1  # no test totals in this mode
+  status=$(record NK-SCRIPT)
+  [[ -f $cache/results/script.log ]] && cat "$cache/results/script.log"
+  mkdir -p "$cache/results/out"
+  for file in "$cache"/results/out-*; do
+    [[ -e $file ]] && mv "$file" "$cache/results/out/${file##*/out-}"
+  done
+  if [[ -z $status ]]; then
+    tail -n 40 "$cache/console.log" 2>/dev/null || true
+    echo "nested-kvm: the script did not finish inside the guest; console: $cache/console.log" >&2
+    exit 1
+  fi
+  exit "$status"
 fi
 if [[ $mode == hvmm ]]; then
   summarized=1  # no test totals in this mode

@@ -2,6 +2,10 @@
 // reclaim policy, stage-2 dumps over several pages, and stats.
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <fstream>
+#include <iterator>
+
 #include "client_run.h"
 #include "hvmm/v1/service.grpc.pb.h"
 
@@ -212,6 +216,69 @@ TEST(ClientStage2, RepeatedTokenStops) {
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.err.find("page token 'same' twice"), std::string::npos) << r.err;
   EXPECT_EQ(daemon.requests<v1::DumpStage2Request>("Memory.DumpStage2").size(), 2u);
+}
+
+// --svg FILE draws every page of the dump (the devices of the first page too) into FILE and
+// prints no table; --table prints it as well.
+TEST(ClientStage2, SvgWritesThePicture) {
+  FakeDaemon daemon;
+  v1::DumpStage2Response first = dump_page(0, 2, "next");
+  first.mutable_dump()->set_memory_bytes(256u << 20);
+  v1::DeviceRegion* device = first.mutable_dump()->add_devices();
+  device->mutable_range()->set_start(0xd0000000);
+  device->mutable_range()->set_size(0x1000);
+  device->set_name("virtio-balloon@0xd0000000");
+  daemon.respond("Memory.DumpStage2", first);
+  daemon.respond("Memory.DumpStage2", dump_page(2, 2, ""));
+  const std::string path = ::testing::TempDir() + "client_stage2.svg";
+  std::remove(path.c_str());
+  ClientRun r = run(daemon, {"stage2", "dump", "web", "--svg", path});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "");
+  std::ifstream file(path);
+  const std::string svg((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(svg.rfind("<?xml", 0), 0u);
+  EXPECT_NE(svg.find("stage-2 map of VM web: VMID 3, RAM 256 MiB"), std::string::npos);
+  EXPECT_NE(
+      svg.find("data-start=\"0x600000\" data-size=\"0x200000\" data-state=\"ballooned.block\""),
+      std::string::npos);
+  EXPECT_NE(svg.find("data-name=\"virtio-balloon@0xd0000000\""), std::string::npos);
+  EXPECT_EQ(svg.substr(svg.size() - 7), "</svg>\n");
+
+  daemon.respond("Memory.DumpStage2", dump_page(0, 1, ""));
+  ClientRun both = run(daemon, {"stage2", "dump", "web", "--svg", path, "--table"});
+  ASSERT_EQ(both.status, 0) << both.err;
+  EXPECT_EQ(lines(both.out).size(), 3u) << both.out;
+
+  daemon.respond("Memory.DumpStage2", dump_page(0, 1, ""));
+  ClientRun out = run(daemon, {"stage2", "dump", "web", "--svg", "-"});
+  ASSERT_EQ(out.status, 0) << out.err;
+  EXPECT_EQ(out.out.rfind("<?xml", 0), 0u);
+}
+
+// --svg errors name the flag and the file; nothing is sent for a bad combination.
+TEST(ClientStage2, SvgErrors) {
+  FakeDaemon daemon;
+  ClientRun stdout_twice = run(daemon, {"stage2", "dump", "web", "--svg", "-", "--table"});
+  EXPECT_EQ(stdout_twice.status, 120);
+  EXPECT_NE(stdout_twice.err.find("--svg -"), std::string::npos) << stdout_twice.err;
+  EXPECT_EQ(run(daemon, {"stage2", "dump", "web", "--table"}).status, 120);
+  EXPECT_EQ(daemon.request_count(), 0u);
+
+  daemon.respond("Memory.DumpStage2", dump_page(0, 1, ""));
+  ClientRun unwritable = run(daemon, {"stage2", "dump", "web", "--svg", "/nonexistent/dir/x.svg"});
+  EXPECT_EQ(unwritable.status, 1);
+  EXPECT_EQ(unwritable.err,
+            "hvmm: --svg: cannot write '/nonexistent/dir/x.svg': No such file or directory\n");
+
+  v1::DumpStage2Response overlapping = dump_page(0, 2, "");
+  overlapping.mutable_dump()->mutable_mappings(1)->mutable_range()->set_start(0x100000);
+  daemon.respond("Memory.DumpStage2", overlapping);
+  ClientRun bad = run(daemon, {"stage2", "dump", "web", "--svg", "-"});
+  EXPECT_EQ(bad.status, 1);
+  EXPECT_NE(bad.err.find("hvmm: --svg: the daemon's dump cannot be drawn: [0x100000, 0x300000)"),
+            std::string::npos)
+      << bad.err;
 }
 
 // A bad --range is refused before anything is sent.

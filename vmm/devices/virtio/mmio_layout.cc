@@ -4,21 +4,12 @@
 #include <fmt/format.h>
 
 #include "hvmm/vmm/devices/serial/uart.h"
+#include "hvmm/vmm/devices/virtio/fixed_mmio.h"
 #include "hvmm/vmm/memory/memory_layout.h"
 
 namespace hvmm::vmm::virtio {
 namespace {
 
-// Fixed MMIO of the x86 machine a window must keep clear of.
-struct Reserved {
-  IpaRange range;
-  const char* name;
-};
-constexpr Reserved kReserved[] = {
-    {{Ipa(0xfec00000), 0x1000}, "the IOAPIC"},
-    {{Ipa(0xfee00000), 0x1000}, "the LAPIC"},
-    {{Ipa(0xfffbc000), 0x4000}, "KVM's identity-map and TSS pages"},
-};
 constexpr uint32_t kIoapicPins = 24;
 
 }  // namespace
@@ -35,9 +26,9 @@ Result<MmioSlot> mmio_slot(unsigned index) {
     return make_error(ErrorCode::kInternal, "virtio-mmio window {} is outside the MMIO hole",
                       slot.window);
   }
-  for (const Reserved& reserved : kReserved) {
+  for (const FixedMmio& reserved : kFixedMmio) {
     if (slot.window.overlaps(reserved.range)) {
-      return make_error(ErrorCode::kInternal, "virtio-mmio window {} overlaps {}", slot.window,
+      return make_error(ErrorCode::kInternal, "virtio-mmio window {} overlaps the {}", slot.window,
                         reserved.name);
     }
   }
