@@ -68,25 +68,18 @@ bool gives_before(const VmView& a, const VmView& b) {
   return a.name < b.name;
 }
 
-// Over a target, take enough to land in the middle of the hysteresis band, not on the target
-// itself (as kswapd reclaims from the low to the high watermark): a VM whose RSS hovers at the
-// target would otherwise be nibbled at every round.
 uint64_t deficit_bytes(const hvmm::v1::HostPolicy& policy, const HostSample& sample,
                        std::string* why) {
   uint64_t deficit = 0;
   std::vector<std::string> reasons;
   if (policy.min_available_bytes() != 0 &&
       sample.mem_available_bytes < policy.min_available_bytes()) {
-    const auto aim = static_cast<uint64_t>(static_cast<double>(policy.min_available_bytes()) *
-                                           (1 + policy.hysteresis() / 2));
-    deficit = std::max(deficit, aim - sample.mem_available_bytes);
+    deficit = std::max(deficit, policy.min_available_bytes() - sample.mem_available_bytes);
     reasons.push_back(fmt::format("available {} < {}", human_size(sample.mem_available_bytes),
                                   human_size(policy.min_available_bytes())));
   }
   if (policy.max_vm_rss_bytes() != 0 && sample.vm_rss_bytes > policy.max_vm_rss_bytes()) {
-    const auto aim = static_cast<uint64_t>(static_cast<double>(policy.max_vm_rss_bytes()) *
-                                           (1 - policy.hysteresis() / 2));
-    deficit = std::max(deficit, sample.vm_rss_bytes - aim);
+    deficit = std::max(deficit, sample.vm_rss_bytes - policy.max_vm_rss_bytes());
     reasons.push_back(fmt::format("VM RSS {} > {}", human_size(sample.vm_rss_bytes),
                                   human_size(policy.max_vm_rss_bytes())));
   }

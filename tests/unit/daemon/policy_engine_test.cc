@@ -499,7 +499,7 @@ TEST(PolicyEngine, DryRunHoldsNothing) {
   EXPECT_EQ(model.vm("a").target, 0u);
 }
 
-// The VM RSS and pressure targets: a deficit down to the band's middle, one step for pressure, and
+// The VM RSS and pressure targets: a deficit of the RSS excess, one step for pressure, and
 // room only beyond the margins.
 TEST(PolicyEngine, RssAndPressureTargets) {
   hvmm::v1::HostPolicy policy = make_policy(0, 8 * kMiB);
@@ -507,8 +507,7 @@ TEST(PolicyEngine, RssAndPressureTargets) {
   policy.set_max_pressure_some_avg10(10);
   HostSample sample = available(0);
   sample.vm_rss_bytes = 1100 * kMiB;
-  // To the middle of the 10% band: 950 MiB.
-  EXPECT_EQ(deficit_bytes(policy, sample, nullptr), 150 * kMiB);
+  EXPECT_EQ(deficit_bytes(policy, sample, nullptr), 100 * kMiB);
   sample.vm_rss_bytes = 950 * kMiB;
   sample.pressure_available = true;
   sample.pressure_some_avg10 = 12;
