@@ -11,7 +11,7 @@
 #include <thread>
 
 #include "e2e_binaries.h"
-#include "health_check.h"
+#include "hvmm/daemon/client/health_check.h"
 
 namespace hvmm::e2e {
 
@@ -135,8 +135,8 @@ Result<void> HvmmdProcess::wait_serving(std::chrono::milliseconds timeout) {
                         status->describe());
     }
     if (std::filesystem::exists(socket_)) {
-      auto health = check_health(channel, std::chrono::milliseconds(1000));
-      if (health && *health == kHealthServing) {
+      auto health = client::check_health(channel, std::chrono::milliseconds(1000));
+      if (health && *health == client::kHealthServing) {
         return Ok();
       }
       last = health ? "health status " + std::to_string(*health) : health.error().message;
